@@ -1,0 +1,1 @@
+"""The REST control plane (FastAPI), mounted under /api."""

@@ -1,0 +1,86 @@
+"""Application factory: the whole REST API under /api."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from api.errors import install_error_handlers
+from api.routers import (
+    devices,
+    jobs,
+    media,
+    models,
+    pipelines,
+    projects,
+    sinks,
+    snapshots,
+    sources,
+    trainable_models,
+)
+from infra.database.engine import session_factory
+from infra.database.migrate import upgrade
+from infra.settings import Settings, get_settings
+from infra.storage import build_store
+
+log = logging.getLogger(__name__)
+
+# A health check answers (ok, detail); `serve` adds one per supervised component.
+HealthCheck = Callable[[], tuple[bool, str]]
+
+
+def create_app(settings: Settings | None = None, health_checks: dict[str, HealthCheck] | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+        upgrade(settings.resolved_database_url)
+        app.state.settings = settings
+        app.state.sessionmaker = session_factory(settings.resolved_database_url)
+        app.state.store = build_store(settings)
+        yield
+
+    app = FastAPI(
+        title="Geti Inspect API",
+        version="0.1.0",
+        description="Visual anomaly detection for factory inspection.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    checks: dict[str, HealthCheck] = dict(health_checks or {})
+
+    api = APIRouter(prefix="/api")
+
+    @api.get("/health", tags=["health"])
+    def health() -> JSONResponse:
+        components: dict[str, dict[str, object]] = {}
+        try:
+            with app.state.sessionmaker() as session:
+                session.execute(text("SELECT 1"))
+            components["database"] = {"ok": True, "detail": "reachable"}
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            components["database"] = {"ok": False, "detail": str(error)}
+        for name, check in checks.items():
+            try:
+                ok, detail = check()
+            except Exception as error:  # noqa: BLE001
+                ok, detail = False, str(error)
+            components[name] = {"ok": ok, "detail": detail}
+        healthy = all(component["ok"] for component in components.values())
+        body = {"status": "ok" if healthy else "unavailable", "components": components}
+        return JSONResponse(status_code=200 if healthy else 503, content=body)
+
+    for module in (projects, media, snapshots, models, trainable_models, jobs, sources, sinks, pipelines,
+                   devices):
+        api.include_router(module.router)
+    app.include_router(api)
+    return app

@@ -1,0 +1,48 @@
+"""FastAPI dependencies: database session, object store, settings, row lookups."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from infra.database.models import Base
+from infra.settings import Settings
+from infra.storage import ObjectStore
+
+RowT = TypeVar("RowT", bound=Base)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    session: Session = request.app.state.sessionmaker()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def get_store(request: Request) -> ObjectStore:
+    return request.app.state.store
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+StoreDep = Annotated[ObjectStore, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def get_or_404(session: Session, model: type[RowT], row_id: uuid.UUID) -> RowT:
+    row = session.get(model, row_id)
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"{model.__name__} {row_id} not found")
+    return row

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Response
+from sqlalchemy import select
+
+from api.deps import SessionDep, StoreDep, get_or_404
+from api.schemas.projects import ProjectCreate, ProjectOut, ProjectUpdate
+from infra.blob_gc import delete_unreferenced_blobs
+from infra.database.models import Media, Project, Snapshot, SnapshotItem
+
+router = APIRouter(tags=["projects"])
+
+
+@router.get("/projects", response_model=list[ProjectOut])
+def list_projects(session: SessionDep) -> list[Project]:
+    return list(session.scalars(select(Project).order_by(Project.created_at.desc())))
+
+
+@router.post("/projects", response_model=ProjectOut, status_code=201)
+def create_project(body: ProjectCreate, session: SessionDep) -> Project:
+    project = Project(name=body.name)
+    session.add(project)
+    session.flush()
+    return project
+
+
+@router.get("/projects/{project_id}", response_model=ProjectOut)
+def get_project(project_id: uuid.UUID, session: SessionDep) -> Project:
+    return get_or_404(session, Project, project_id)
+
+
+@router.patch("/projects/{project_id}", response_model=ProjectOut)
+def update_project(project_id: uuid.UUID, body: ProjectUpdate, session: SessionDep) -> Project:
+    project = get_or_404(session, Project, project_id)
+    project.name = body.name
+    session.flush()
+    return project
+
+
+@router.delete("/projects/{project_id}", status_code=204)
+def delete_project(project_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
+    project = get_or_404(session, Project, project_id)
+    hashes = set(session.scalars(select(Media.sha256).where(Media.project_id == project_id)))
+    hashes |= set(session.scalars(
+        select(SnapshotItem.sha256).join(Snapshot).where(Snapshot.project_id == project_id)
+    ))
+    session.delete(project)
+    session.commit()
+    # Blobs go only after the rows are gone, so a failure can orphan a blob but never a row.
+    delete_unreferenced_blobs(session, store, hashes)
+    store.delete_prefix(f"projects/{project_id}/")
+    return Response(status_code=204)

@@ -1,0 +1,52 @@
+"""Platform configuration: every field can be set from an ``INSPECT_*`` environment variable."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="INSPECT_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./data")
+    # Any SQLAlchemy URL; empty means SQLite inside data_dir.
+    database_url: str = ""
+
+    # Object storage: "local" (a folder under data_dir) or "s3".
+    storage_backend: str = Field(default="local", pattern="^(local|s3)$")
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "geti-inspect"
+    s3_prefix: str = ""
+    s3_region: str | None = None
+
+    # Uploads: the whole multipart request may not exceed this many bytes (413 otherwise).
+    max_upload_bytes: int = 256 * 1024 * 1024
+    thumbnail_size: int = 256
+
+    # Orchestration and tracking (the supervised stack started by `serve`).
+    prefect_port: int = 4200
+    mlflow_port: int = 5000
+    prefect_api_url: str | None = None  # external Prefect API: nothing is started locally
+    mlflow_tracking_uri: str | None = None  # external MLflow server: nothing is started locally
+    min_normal_images: int = 8
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'inspect.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

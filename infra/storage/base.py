@@ -1,0 +1,59 @@
+"""The storage interface every backend implements."""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+# Keys are built by the platform (hashes, UUIDs, fixed names); anything else is refused so that
+# no client-supplied text can become a path.
+_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class StorageKeyError(ValueError):
+    """A key that is not a clean relative path of safe parts."""
+
+
+def validate_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or any(not _KEY_PART.match(part) or part in {".", ".."} for part in parts):
+        raise StorageKeyError(f"invalid storage key: {key!r}")
+    return key
+
+
+class ObjectStore(ABC):
+    """Flat key → bytes store; keys use '/' separators."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes) -> None: ...
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """Raise FileNotFoundError when the key is absent."""
+
+    @abstractmethod
+    def exists(self, key: str) -> bool: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the key; absent keys are not an error."""
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[str]: ...
+
+    def put_file(self, key: str, path: Path) -> None:
+        self.put(key, Path(path).read_bytes())
+
+    def get_file(self, key: str, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(self.get(key))
+        return path
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = list(self.list(prefix))
+        for key in keys:
+            self.delete(key)
+        return len(keys)

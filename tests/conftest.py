@@ -1,0 +1,74 @@
+"""Shared fixtures: a real app on a temporary data dir, the MTD data slice, service probes."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from api.app import create_app
+from infra.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MTD_DIR = REPO_ROOT.parent / "shared" / "data" / "mtd"
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def png_bytes(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (120, 130, 140)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def postgres_url() -> str | None:
+    """INSPECT_TEST_POSTGRES_URL when set, else a loopback server with trust auth when one answers."""
+    url = os.environ.get("INSPECT_TEST_POSTGRES_URL")
+    if url:
+        return url
+    if port_open("127.0.0.1", 5432):
+        return "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    return None
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", max_upload_bytes=5 * 1024 * 1024)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def project(client: TestClient) -> dict:
+    response = client.post("/api/projects", json={"name": "Line 1"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+@pytest.fixture(scope="session")
+def mtd_dir() -> Path:
+    if not MTD_DIR.is_dir():
+        pytest.skip(f"MTD data not found at {MTD_DIR}")
+    return MTD_DIR
