@@ -1,3 +1,149 @@
-from fastapi import APIRouter
+"""Project media: upload (decoded and verified), list, download, thumbnails, delete.
+
+Blobs are content-addressed: identical bytes are stored once and shared by every media row and
+snapshot that names their hash; a blob goes only when nothing refers to it any more.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
+from api.media_ingest import ImageRejected, decode_image, display_filename
+from api.schemas.media import MediaLabel, MediaOut, MediaPage, UploadError, UploadResult
+from api.upload_limit import UploadLimitRoute
+from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
+from infra.database.models import Media, Project
+from infra.storage import ObjectStore, blob_key, put_blob
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["media"])
+
+# Served bytes never change for a given media id (the blob is content-addressed).
+_BLOB_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}
+
+
+@router.get("/projects/{project_id}/media", response_model=MediaPage)
+def list_media(
+    project_id: uuid.UUID,
+    session: SessionDep,
+    label: MediaLabel | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> MediaPage:
+    get_or_404(session, Project, project_id)
+    query = select(Media).where(Media.project_id == project_id)
+    if label is not None:
+        query = query.where(Media.label == label)
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    # The id breaks created_at ties so that paging is stable.
+    rows = session.scalars(query.order_by(Media.created_at.desc(), Media.id.desc()).limit(limit).offset(offset))
+    return MediaPage(items=[MediaOut.model_validate(row) for row in rows], total=total, limit=limit, offset=offset)
+
+
+def upload_media(
+    project_id: uuid.UUID,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    files: Annotated[list[UploadFile], File(description="Image files (PNG, JPEG, BMP, TIFF, WEBP)")],
+    label: Annotated[MediaLabel, Form()],
+) -> UploadResult:
+    get_or_404(session, Project, project_id)
+    stored: list[Media] = []
+    errors: list[UploadError] = []
+    written: set[str] = set()
+    try:
+        for upload in files:
+            filename = display_filename(upload.filename)
+            data = upload.file.read()
+            try:
+                image = decode_image(data, settings.thumbnail_size)
+            except ImageRejected as error:
+                errors.append(UploadError(filename=filename, detail=str(error)))
+                continue
+            digest = put_blob(store, data)
+            written.add(digest)
+            if not store.exists(thumbnail_key(digest)):
+                store.put(thumbnail_key(digest), image.thumbnail_png)
+            media = Media(project_id=project_id, filename=filename, label=label, sha256=digest,
+                          content_type=image.content_type, size_bytes=len(data), width=image.width,
+                          height=image.height)
+            session.add(media)
+            session.flush()
+            stored.append(media)
+        if not stored:
+            raise HTTPException(status_code=422, detail={
+                "message": "no file was stored: none is a decodable image",
+                "errors": [error.model_dump() for error in errors],
+            })
+        session.commit()
+    except BaseException:
+        session.rollback()
+        _discard_blobs(session, store, written)
+        raise
+    items = [MediaOut.model_validate(media) for media in stored]
+    return UploadResult(uploaded=len(items), failed=len(errors), items=items, errors=errors)
+
+
+router.add_api_route(
+    "/projects/{project_id}/media", upload_media, methods=["POST"], status_code=201, response_model=UploadResult,
+    route_class_override=UploadLimitRoute,
+    responses={413: {"description": "The request is larger than the upload limit"},
+               422: {"description": "Bad label, or no file is a decodable image"}},
+)
+
+
+def _discard_blobs(session: Session, store: ObjectStore, hashes: set[str]) -> None:
+    """Undo the blobs of a failed upload, keeping any that existing rows already use."""
+    try:
+        delete_unreferenced_blobs(session, store, hashes)
+    except Exception:  # the original error matters more than a failed cleanup
+        log.exception("could not clean up blobs of a failed upload: %s", sorted(hashes))
+
+
+@router.get("/media/{media_id}", response_class=Response,
+            responses={200: {"content": {"image/*": {}}, "description": "The original image bytes"}})
+def get_media(media_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
+    media = get_or_404(session, Media, media_id)
+    data = _read(store, blob_key(media.sha256))
+    return Response(content=data, media_type=media.content_type, headers={**_BLOB_HEADERS, "ETag": f'"{media.sha256}"'})
+
+
+@router.get("/media/{media_id}/thumbnail", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "PNG thumbnail"}})
+def get_thumbnail(media_id: uuid.UUID, session: SessionDep, store: StoreDep, settings: SettingsDep) -> Response:
+    media = get_or_404(session, Media, media_id)
+    key = thumbnail_key(media.sha256)
+    try:
+        data = store.get(key)
+    except FileNotFoundError:
+        # Thumbnails are derived data: rebuild one that is missing from the original.
+        data = decode_image(_read(store, blob_key(media.sha256)), settings.thumbnail_size).thumbnail_png
+        store.put(key, data)
+    return Response(content=data, media_type="image/png", headers=_BLOB_HEADERS)
+
+
+def _read(store: ObjectStore, key: str) -> bytes:
+    try:
+        return store.get(key)
+    except FileNotFoundError as error:
+        raise HTTPException(status_code=404, detail="media content is missing from storage") from error
+
+
+@router.delete("/media/{media_id}", status_code=204)
+def delete_media(media_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
+    media = get_or_404(session, Media, media_id)
+    digest = media.sha256
+    session.delete(media)
+    session.commit()
+    # The row goes first: a failure here can orphan a blob, never leave a row without its blob.
+    delete_unreferenced_blobs(session, store, [digest])
+    return Response(status_code=204)

@@ -22,6 +22,13 @@ class LocalStore(ObjectStore):
             raise ValueError(f"key escapes the storage root: {key!r}")
         return path
 
+    def _file(self, key: str) -> Path:
+        # A key that is only a "folder" of other keys is absent, as on S3 (not IsADirectoryError).
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        return path
+
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,12 +50,12 @@ class LocalStore(ObjectStore):
         os.replace(tmp, target)
 
     def get(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
+        return self._file(key).read_bytes()
 
     def get_file(self, key: str, path: Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(self._path(key), path)
+        shutil.copyfile(self._file(key), path)
         return path
 
     def exists(self, key: str) -> bool:

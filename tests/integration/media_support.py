@@ -1,0 +1,31 @@
+"""Helpers shared by the media tests: uploading through the API and looking at what got stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from fastapi.testclient import TestClient
+
+
+def upload(client: TestClient, project_id: str, files: list[tuple[str, bytes]],
+           label: str = "normal") -> httpx.Response:
+    parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
+    return client.post(f"/api/projects/{project_id}/media", files=parts, data={"label": label})
+
+
+def stored_files(client: TestClient) -> list[str]:
+    """Every object key in the app's store (blobs, thumbnails, anything else)."""
+    return sorted(client.app.state.store.list())
+
+
+def files_on_disk(storage_root: Path) -> list[str]:
+    """Every file under a local storage folder, including any temporary or stray file."""
+    return sorted(path.relative_to(storage_root).as_posix() for path in storage_root.rglob("*") if path.is_file())
+
+
+def mtd_images(mtd_dir: Path, defect: str, count: int) -> list[tuple[str, bytes]]:
+    """The first `count` real grayscale JPEGs of one MTD class, sorted by name."""
+    paths = sorted((mtd_dir / f"MT_{defect}" / "Imgs").glob("*.jpg"))[:count]
+    assert len(paths) == count, f"not enough MT_{defect} images"
+    return [(path.name, path.read_bytes()) for path in paths]
