@@ -1,3 +1,85 @@
-from fastapi import APIRouter
+"""Pipelines: a model, a source and a sink of one project, plus threshold and frame rate."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Response
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.deps import SessionDep, get_or_404
+from api.routers._guards import config_error
+from api.schemas.pipelines import PipelineCreate, PipelineOut, PipelinePatch
+from infra.configs import PipelineConfig
+from infra.database.models import Base, Model, Pipeline, Project, Sink, Source
 
 router = APIRouter(tags=["pipelines"])
+
+_REFERENCES: dict[str, type[Base]] = {"model_id": Model, "source_id": Source, "sink_id": Sink}
+
+
+def _check_references(session: Session, project_id: uuid.UUID, ids: dict[str, uuid.UUID]) -> None:
+    """404 for an unknown model/source/sink; 422 for one of another project (all rows looked up first)."""
+    rows = {field: get_or_404(session, _REFERENCES[field], row_id) for field, row_id in ids.items()}
+    foreign = [f"{field} {row.id}" for field, row in rows.items() if row.project_id != project_id]
+    if foreign:
+        raise HTTPException(
+            status_code=422,
+            detail=f"{', '.join(foreign)} belong(s) to another project than the pipeline ({project_id})",
+        )
+
+
+def _merged_config(stored: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return PipelineConfig.model_validate({**stored, **changes}).model_dump(mode="json")
+    except ValidationError as error:
+        raise config_error(error) from None
+
+
+@router.get("/projects/{project_id}/pipelines", response_model=list[PipelineOut])
+def list_pipelines(project_id: uuid.UUID, session: SessionDep) -> list[Pipeline]:
+    get_or_404(session, Project, project_id)
+    query = select(Pipeline).where(Pipeline.project_id == project_id).order_by(Pipeline.created_at.desc())
+    return list(session.scalars(query))
+
+
+@router.post("/projects/{project_id}/pipelines", response_model=PipelineOut, status_code=201)
+def create_pipeline(project_id: uuid.UUID, body: PipelineCreate, session: SessionDep) -> Pipeline:
+    get_or_404(session, Project, project_id)
+    _check_references(session, project_id,
+                      {"model_id": body.model_id, "source_id": body.source_id, "sink_id": body.sink_id})
+    pipeline = Pipeline(project_id=project_id, name=body.name, model_id=body.model_id, source_id=body.source_id,
+                        sink_id=body.sink_id, config=body.config.model_dump(mode="json"))
+    session.add(pipeline)
+    session.flush()
+    return pipeline
+
+
+@router.get("/pipelines/{pipeline_id}", response_model=PipelineOut)
+def get_pipeline(pipeline_id: uuid.UUID, session: SessionDep) -> Pipeline:
+    return get_or_404(session, Pipeline, pipeline_id)
+
+
+@router.patch("/pipelines/{pipeline_id}", response_model=PipelineOut)
+def update_pipeline(pipeline_id: uuid.UUID, body: PipelinePatch, session: SessionDep) -> Pipeline:
+    pipeline = get_or_404(session, Pipeline, pipeline_id)
+    changes = body.model_dump(exclude_none=True)
+    if not changes:
+        raise HTTPException(status_code=422, detail="nothing to update")
+    references = {field: changes[field] for field in _REFERENCES if field in changes}
+    _check_references(session, pipeline.project_id, references)
+    if "config" in changes:
+        pipeline.config = _merged_config(pipeline.config, changes.pop("config"))
+    for field, value in changes.items():
+        setattr(pipeline, field, value)
+    session.flush()
+    return pipeline
+
+
+@router.delete("/pipelines/{pipeline_id}", status_code=204)
+def delete_pipeline(pipeline_id: uuid.UUID, session: SessionDep) -> Response:
+    session.delete(get_or_404(session, Pipeline, pipeline_id))
+    return Response(status_code=204)

@@ -1,3 +1,16 @@
-from fastapi import APIRouter
+"""Sources: cameras, streams, video files and image folders that feed pipelines."""
 
-router = APIRouter(tags=["sources"])
+from api.routers._configured import ConfiguredResource, build_router
+from api.schemas.sources import SourceCreate, SourceOut, SourcePatch
+from infra.configs import SOURCE_CONFIGS
+from infra.database.models import Pipeline, Source
+
+router = build_router(ConfiguredResource(
+    row=Source,
+    singular="source",
+    configs=SOURCE_CONFIGS,
+    create_schema=SourceCreate,
+    patch_schema=SourcePatch,
+    out_schema=SourceOut,
+    pipeline_column=Pipeline.source_id,
+))
