@@ -9,6 +9,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
+from infra.database.engine import transaction
 from infra.database.models import Base
 from infra.settings import Settings
 from infra.storage import ObjectStore
@@ -17,15 +18,8 @@ RowT = TypeVar("RowT", bound=Base)
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    session: Session = request.app.state.sessionmaker()
-    try:
+    with transaction(request.app.state.sessionmaker) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_store(request: Request) -> ObjectStore:

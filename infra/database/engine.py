@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 
 from sqlalchemy import Engine, create_engine, event
@@ -36,9 +36,9 @@ def session_factory(url: str) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(url: str) -> Iterator[Session]:
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A unit of work: committed on success, rolled back on any error."""
-    session = session_factory(url)()
+    session = factory()
     try:
         yield session
         session.commit()
@@ -47,3 +47,7 @@ def session_scope(url: str) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def session_scope(url: str) -> AbstractContextManager[Session]:
+    return transaction(session_factory(url))

@@ -53,24 +53,22 @@ class Media(Timestamped, Base):
     project: Mapped[Project] = relationship(back_populates="media")
 
 
-class Source(Timestamped, Base):
+class Configured(Timestamped):
+    """A typed, configured project resource: the shape shared by sources and sinks."""
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    type: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(255))
+    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Source(Configured, Base):
     __tablename__ = "sources"
 
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
-    type: Mapped[str] = mapped_column(String(32))
-    name: Mapped[str] = mapped_column(String(255))
-    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
-
-class Sink(Timestamped, Base):
+class Sink(Configured, Base):
     __tablename__ = "sinks"
-
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
-    type: Mapped[str] = mapped_column(String(32))
-    name: Mapped[str] = mapped_column(String(255))
-    config: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Snapshot(Base):
