@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from api.errors import install_error_handlers
 from api.routers import (
+    active_pipelines,
     devices,
     jobs,
     media,
@@ -22,6 +23,8 @@ from api.routers import (
     snapshots,
     sources,
     trainable_models,
+    training,
+    webrtc,
 )
 from infra.database.engine import session_factory
 from infra.database.migrate import upgrade
@@ -79,8 +82,8 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         body = {"status": "ok" if healthy else "unavailable", "components": components}
         return JSONResponse(status_code=200 if healthy else 503, content=body)
 
-    for module in (projects, media, snapshots, models, trainable_models, jobs, sources, sinks, pipelines,
-                   devices):
+    for module in (projects, media, snapshots, models, trainable_models, training, jobs, sources, sinks, pipelines,
+                   devices, active_pipelines, webrtc):
         api.include_router(module.router)
     app.include_router(api)
     return app

@@ -1,4 +1,4 @@
-"""Delete content-addressed blobs once no media row or snapshot refers to them."""
+"""Delete content-addressed blobs once no media row, snapshot or capture refers to them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from infra.database.models import Media, SnapshotItem
+from infra.database.models import Capture, Media, SnapshotItem
 from infra.storage import ObjectStore, blob_key
 
 
@@ -21,6 +21,7 @@ def delete_unreferenced_blobs(session: Session, store: ObjectStore, hashes: Iter
         return 0
     in_use = set(session.scalars(select(Media.sha256).where(Media.sha256.in_(candidates))))
     in_use |= set(session.scalars(select(SnapshotItem.sha256).where(SnapshotItem.sha256.in_(candidates))))
+    in_use |= set(session.scalars(select(Capture.sha256).where(Capture.sha256.in_(candidates))))
     unused = candidates - in_use
     for digest in unused:
         store.delete(blob_key(digest))

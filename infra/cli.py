@@ -33,5 +33,18 @@ def serve(
     run_platform(settings)
 
 
+@app.command()
+def worker(
+    pool: Annotated[list[str], typer.Option(help="Work pool(s) to serve (repeatable)")] = ["training"],  # noqa: B006
+    data_dir: Annotated[Path | None, typer.Option(help="Local data folder for logs and caches")] = None,
+) -> None:
+    """Run Prefect worker(s) only, against INSPECT_PREFECT_API_URL (adds a machine to the platform)."""
+    settings = Settings(**({"data_dir": data_dir} if data_dir is not None else {}))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from infra.serve import run_workers
+
+    run_workers(settings, pool)
+
+
 if __name__ == "__main__":
     app()

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None  # external MLflow server: nothing is started locally
     min_normal_images: int = 8
 
+    # Live pipelines: each flow run serves a small control endpoint (captures, WebRTC signalling) that the
+    # API calls. It binds this host on a random port; a worker on another machine binds an interface the
+    # API can reach and, where that address differs (NAT, 0.0.0.0), advertises the reachable one.
+    pipeline_control_host: str = "127.0.0.1"
+    pipeline_control_advertise_host: str | None = None
+
     @property
     def resolved_data_dir(self) -> Path:
         return self.data_dir.expanduser().resolve()

@@ -14,6 +14,7 @@ from PIL import Image
 
 from api.app import create_app
 from infra.settings import Settings
+from tests.platform_fixtures import platform, platform_client  # noqa: F401 - session-wide Prefect + MLflow
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MTD_DIR = REPO_ROOT.parent / "shared" / "data" / "mtd"

@@ -1,3 +1,53 @@
-from fastapi import APIRouter
+"""Jobs: the project's Prefect flow runs, read and cancelled through the Prefect API."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from sqlalchemy import update
+
+from api.deps import SessionDep, get_or_404
+from api.routers._jobs import OrchestratorDep, orchestration_errors
+from api.schemas.jobs import JobOut
+from infra.database.models import Model, Project, Snapshot
+from infra.orchestration import Job, JobStatus, JobType
+from infra.orchestration.reconcile import settle_rows
 
 router = APIRouter(tags=["jobs"])
+
+
+@router.get("/projects/{project_id}/jobs", response_model=list[JobOut])
+def list_jobs(
+    project_id: uuid.UUID,
+    session: SessionDep,
+    orchestrator: OrchestratorDep,
+    job_type: Annotated[JobType | None, Query(alias="type")] = None,
+    status: JobStatus | None = None,
+) -> list[Job]:
+    get_or_404(session, Project, project_id)
+    with orchestration_errors():
+        jobs = orchestrator.list_jobs(project_id, job_type, status)
+    settle_rows(session, jobs)
+    return jobs
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDep) -> Job:
+    with orchestration_errors():
+        job = orchestrator.get_job(job_id)
+    settle_rows(session, [job])
+    return job
+
+
+@router.delete("/jobs/{job_id}", status_code=204)
+def cancel_job(job_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDep) -> Response:
+    """The run ends cancelled within seconds; the rows it was producing end failed at once."""
+    with orchestration_errors():
+        orchestrator.cancel(job_id)
+    session.execute(update(Model).where(Model.job_id == job_id, Model.status == "training")
+                    .values(status="failed", error="cancelled"))
+    session.execute(update(Snapshot).where(Snapshot.job_id == job_id, Snapshot.status == "pending")
+                    .values(status="failed", error="cancelled"))
+    return Response(status_code=204)

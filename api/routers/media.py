@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
-from api.media_ingest import ImageRejected, decode_image, display_filename
+from api.media_ingest import DecodedImage, ImageRejected, decode_image, display_filename
 from api.schemas.media import MediaLabel, MediaOut, MediaPage, UploadError, UploadResult
 from api.upload_limit import UploadLimitRoute
 from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
@@ -48,6 +48,18 @@ def list_media(
     return MediaPage(items=[MediaOut.model_validate(row) for row in rows], total=total, limit=limit, offset=offset)
 
 
+def add_media(session: Session, store: ObjectStore, project_id: uuid.UUID, filename: str, label: str,
+              image: DecodedImage, digest: str, size_bytes: int) -> Media:
+    """The media row (flushed, not committed) of an image whose blob is stored; adds its thumbnail."""
+    if not store.exists(thumbnail_key(digest)):
+        store.put(thumbnail_key(digest), image.thumbnail_png)
+    media = Media(project_id=project_id, filename=filename, label=label, sha256=digest,
+                  content_type=image.content_type, size_bytes=size_bytes, width=image.width, height=image.height)
+    session.add(media)
+    session.flush()
+    return media
+
+
 def upload_media(
     project_id: uuid.UUID,
     session: SessionDep,
@@ -71,14 +83,7 @@ def upload_media(
                 continue
             digest = put_blob(store, data)
             written.add(digest)
-            if not store.exists(thumbnail_key(digest)):
-                store.put(thumbnail_key(digest), image.thumbnail_png)
-            media = Media(project_id=project_id, filename=filename, label=label, sha256=digest,
-                          content_type=image.content_type, size_bytes=len(data), width=image.width,
-                          height=image.height)
-            session.add(media)
-            session.flush()
-            stored.append(media)
+            stored.append(add_media(session, store, project_id, filename, label, image, digest, len(data)))
         if not stored:
             raise HTTPException(status_code=422, detail={
                 "message": "no file was stored: none is a decodable image",
@@ -87,7 +92,7 @@ def upload_media(
         session.commit()
     except BaseException:
         session.rollback()
-        _discard_blobs(session, store, written)
+        discard_blobs(session, store, written)
         raise
     items = [MediaOut.model_validate(media) for media in stored]
     return UploadResult(uploaded=len(items), failed=len(errors), items=items, errors=errors)
@@ -101,7 +106,7 @@ router.add_api_route(
 )
 
 
-def _discard_blobs(session: Session, store: ObjectStore, hashes: set[str]) -> None:
+def discard_blobs(session: Session, store: ObjectStore, hashes: set[str]) -> None:
     """Undo the blobs of a failed upload, keeping any that existing rows already use."""
     try:
         delete_unreferenced_blobs(session, store, hashes)

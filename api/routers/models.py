@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from api.deps import SessionDep, StoreDep, get_or_404
 from api.routers._guards import ensure_unused
+from api.routers._jobs import OrchestratorDep, orchestration_errors
+from api.schemas.jobs import JobAccepted
 from api.schemas.models import ModelOut
 from infra.database.models import Model, Pipeline, Project
+from infra.model_files import COMPRESSIONS, EXPORT_FORMATS, archive_key, export_name
+from infra.orchestration import JobType
 
 router = APIRouter(tags=["models"])
 
@@ -35,3 +42,30 @@ def delete_model(model_id: uuid.UUID, session: SessionDep, store: StoreDep) -> R
     # Files go only after the row is gone: a failure can orphan files, never leave a row without them.
     store.delete_prefix(f"models/{model_id}/")
     return Response(status_code=204)
+
+
+@router.get("/models/{model_id}/export", response_class=Response,
+            responses={200: {"content": {"application/zip": {}}, "description": "The model archive"},
+                       202: {"model": JobAccepted, "description": "An export job makes the archive"}})
+def export_model(model_id: uuid.UUID, session: SessionDep, store: StoreDep, orchestrator: OrchestratorDep,
+                 export_format: Annotated[Literal[EXPORT_FORMATS], Query(alias="format")],  # type: ignore[valid-type]
+                 compression: Literal[COMPRESSIONS] | None = None) -> Response:  # type: ignore[valid-type]
+    """The zip archive when it exists; otherwise (or while it is being made) 202 with the export job."""
+    model = get_or_404(session, Model, model_id)
+    if compression is not None and export_format != "openvino":
+        raise HTTPException(status_code=422, detail="compression applies to the openvino format only")
+    if model.status != "ready":
+        raise HTTPException(status_code=409, detail=f"Model {model_id} is {model.status}, not ready")
+    key = archive_key(model_id, export_format, compression)
+    if store.exists(key):
+        filename = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model.name}-{export_name(export_format, compression)}.zip")
+        return Response(store.get(key), media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    tags = [f"model:{model_id}", f"export:{export_name(export_format, compression)}"]
+    with orchestration_errors():
+        active = [job for job in orchestrator.list_jobs(model.project_id, JobType.EXPORT, extra_tags=tags)
+                  if not job.finished]
+        job_id = active[0].id if active else orchestrator.submit(
+            JobType.EXPORT, model.project_id,
+            {"model_id": str(model_id), "format": export_format, "compression": compression}, tags)
+    return JSONResponse(status_code=202, content=JobAccepted(job_id=job_id).model_dump(mode="json"))

@@ -11,7 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, get_or_404
+from api.routers._active import ensure_pipeline_idle
 from api.routers._guards import config_error
+from api.routers._jobs import OrchestratorDep
 from api.schemas.pipelines import PipelineCreate, PipelineOut, PipelinePatch
 from infra.configs import PipelineConfig
 from infra.database.models import Base, Model, Pipeline, Project, Sink, Source
@@ -80,6 +82,8 @@ def update_pipeline(pipeline_id: uuid.UUID, body: PipelinePatch, session: Sessio
 
 
 @router.delete("/pipelines/{pipeline_id}", status_code=204)
-def delete_pipeline(pipeline_id: uuid.UUID, session: SessionDep) -> Response:
-    session.delete(get_or_404(session, Pipeline, pipeline_id))
+def delete_pipeline(pipeline_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDep) -> Response:
+    pipeline = get_or_404(session, Pipeline, pipeline_id)
+    ensure_pipeline_idle(session, orchestrator, pipeline_id, "deleting it")  # 409 while it runs
+    session.delete(pipeline)
     return Response(status_code=204)

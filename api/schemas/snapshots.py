@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import uuid
 
+from pydantic import BaseModel, Field
+
 from api.schemas.common import ApiModel, UtcDatetime
 
 
@@ -14,3 +16,7 @@ class SnapshotOut(ApiModel):
     job_id: uuid.UUID | None
     error: str | None
     created_at: UtcDatetime
+
+
+class SnapshotCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=255)

@@ -1,0 +1,57 @@
+"""Shared by the routers that start or read jobs: the Prefect client and its HTTP errors."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request
+from sqlalchemy.orm import Session
+
+from infra.database.models import Base
+from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable, Orchestrator
+
+_lock = threading.Lock()
+
+
+def get_orchestrator(request: Request) -> Orchestrator:
+    """One Prefect client per app, made on first use: the API starts (and serves data) while Prefect is down."""
+    state = request.app.state
+    with _lock:
+        if getattr(state, "orchestrator", None) is None:
+            state.orchestrator = Orchestrator.from_settings(state.settings)
+    return state.orchestrator
+
+
+OrchestratorDep = Annotated[Orchestrator, Depends(get_orchestrator)]
+
+
+@contextmanager
+def orchestration_errors() -> Iterator[None]:
+    """Prefect unreachable → 503; unknown job → 404; cancelling a finished job → 409."""
+    try:
+        yield
+    except JobNotFound as error:
+        raise HTTPException(status_code=404, detail=str(error)) from error
+    except JobFinished as error:
+        raise HTTPException(status_code=409, detail=str(error)) from error
+    except OrchestrationUnavailable as error:
+        raise HTTPException(status_code=503, detail=f"Job orchestration unavailable: {error}") from error
+
+
+def submit_or_withdraw(session: Session, orchestrator: Orchestrator, rows: Sequence[Base], job_type: JobType,
+                       project_id: uuid.UUID, parameters: dict[str, Any], extra_tags: Sequence[str] = ()) -> uuid.UUID:
+    """Submit the job producing `rows` (already committed, so the flow can read them).
+
+    When Prefect refuses, the rows are deleted again and the client gets a 503: nothing half-written.
+    """
+    try:
+        return orchestrator.submit(job_type, project_id, parameters, extra_tags)
+    except OrchestrationUnavailable as error:
+        for row in rows:
+            session.delete(row)
+        session.commit()
+        raise HTTPException(status_code=503, detail=f"Job orchestration unavailable: {error}") from error

@@ -1,0 +1,198 @@
+"""Active pipelines: live flow runs of the `inference` deployment, their captures and their player page.
+
+The API keeps no state of its own here: the row (written by the running flow every second) and
+the flow run in Prefect are the truth, so active pipelines survive an API restart. Reads settle
+rows whose run ended without recording it (crashed, killed, cancelled before it started).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from importlib import resources
+from typing import Annotated
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from sqlalchemy import select
+
+from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
+from api.media_ingest import ImageRejected, decode_image
+from api.routers._active import control_call, ensure_pipeline_idle, refresh, running_row
+from api.routers._jobs import OrchestratorDep, submit_or_withdraw
+from api.routers.media import add_media, discard_blobs
+from api.schemas.active_pipelines import (
+    ActivePipelineCreate,
+    ActivePipelineOut,
+    ActivePipelineStarted,
+    ActiveStatus,
+    CaptureOut,
+)
+from api.schemas.media import MediaLabel
+from infra.active_pipelines import ACTIVE, FINAL, HEARTBEAT_STALE_S, heartbeat_age, transition
+from infra.database.models import ActivePipeline, Capture, Model, Pipeline
+from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable
+from infra.storage import blob_key, put_blob
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["active-pipelines"])
+
+# The browser page that plays an active pipeline's WebRTC stream through this API's signalling routes.
+# It ships as a static file of the runtime package; only the file is read, no runtime code is run.
+PLAYER_PAGE = ("pipelines", "static/player.html")
+
+
+def _out(row: ActivePipeline) -> ActivePipelineOut:
+    """The row as the API shows it; a running pipeline that stopped heart-beating says so."""
+    out = ActivePipelineOut.model_validate(row)
+    age = heartbeat_age(row)
+    if row.status == "running" and age is not None and age > HEARTBEAT_STALE_S and out.message is None:
+        out.message = f"no heartbeat for {age:.0f} s"
+    return out
+
+
+@router.post("/active-pipelines", status_code=201, response_model=ActivePipelineStarted)
+def start_pipeline(body: ActivePipelineCreate, session: SessionDep, orchestrator: OrchestratorDep) -> ActivePipeline:
+    """Submit a run of the `inference` deployment; the row turns running once the pipeline serves frames."""
+    pipeline = get_or_404(session, Pipeline, body.pipeline_id)
+    ensure_pipeline_idle(session, orchestrator, pipeline.id, "starting it again")
+    model = session.get(Model, pipeline.model_id)
+    if model is None or model.status != "ready":
+        status = model.status if model is not None else "missing"
+        raise HTTPException(status_code=409, detail=f"model {pipeline.model_id} is {status}, not ready")
+    row = ActivePipeline(pipeline_id=pipeline.id, status="starting")
+    session.add(row)
+    session.commit()
+    row.flow_run_id = submit_or_withdraw(session, orchestrator, [row], JobType.INFERENCE, pipeline.project_id,
+                                         {"active_pipeline_id": str(row.id)})
+    session.commit()
+    return row
+
+
+@router.get("/active-pipelines", response_model=list[ActivePipelineOut])
+def list_active_pipelines(
+    session: SessionDep,
+    orchestrator: OrchestratorDep,
+    pipeline_id: uuid.UUID | None = None,
+    status: ActiveStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[ActivePipelineOut]:
+    """Newest first, finished ones included (with how they ended)."""
+    query = select(ActivePipeline).order_by(ActivePipeline.created_at.desc(), ActivePipeline.id.desc())
+    if pipeline_id is not None:
+        query = query.where(ActivePipeline.pipeline_id == pipeline_id)
+    # Settle the (few) still-active rows first, so that the status filter sees how they really are.
+    refresh(session, orchestrator, list(session.scalars(query.where(ActivePipeline.status.in_(ACTIVE)))))
+    if status is not None:
+        query = query.where(ActivePipeline.status == status)
+    return [_out(row) for row in session.scalars(query.limit(limit))]
+
+
+@router.get("/active-pipelines/{active_id}", response_model=ActivePipelineOut)
+def get_active_pipeline(active_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDep) -> ActivePipelineOut:
+    row = get_or_404(session, ActivePipeline, active_id)
+    refresh(session, orchestrator, [row])
+    return _out(row)
+
+
+@router.delete("/active-pipelines/{active_id}", status_code=204)
+def stop_pipeline(active_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDep) -> Response:
+    """Cancel the flow run: the pipeline flushes its sinks and ends `stopped` within seconds."""
+    row = get_or_404(session, ActivePipeline, active_id)
+    refresh(session, orchestrator, [row])
+    if row.status in FINAL:
+        raise HTTPException(status_code=409, detail=f"active pipeline {active_id} is already {row.status}")
+    previous = row.status
+    # Recorded before the cancel so that the flow, on its SIGTERM, knows this was a stop and not a crash.
+    transition(session, row.id, "stopping", only_from=(previous,))
+    session.commit()
+    if row.flow_run_id is None:
+        transition(session, row.id, "stopped")
+        return Response(status_code=204)
+    try:
+        orchestrator.cancel(row.flow_run_id)
+    except (JobFinished, JobNotFound):
+        refresh(session, orchestrator, [row])  # it ended meanwhile: settle from its final state
+    except OrchestrationUnavailable as error:
+        transition(session, row.id, previous, only_from=("stopping",))
+        session.commit()
+        raise HTTPException(status_code=503, detail=f"Job orchestration unavailable: {error}") from error
+    return Response(status_code=204)
+
+
+@router.post("/active-pipelines/{active_id}/capture", status_code=201, response_model=CaptureOut)
+def capture_frame(
+    active_id: uuid.UUID,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    orchestrator: OrchestratorDep,
+    add_to_dataset: bool = False,
+    label: MediaLabel | None = None,
+) -> CaptureOut:
+    """Store the newest annotated frame; with add_to_dataset, its frame also becomes project media.
+
+    The media label is `label`, or the pipeline's own verdict when none is given.
+    """
+    if label is not None and not add_to_dataset:
+        raise HTTPException(status_code=422, detail="label applies only with add_to_dataset=true")
+    row = running_row(session, active_id)
+    with control_call(session, orchestrator, row) as control:
+        frame = control.capture()
+    dataset_png = frame.raw_png or frame.png
+    try:
+        dataset_image = decode_image(dataset_png, settings.thumbnail_size) if add_to_dataset else None
+    except ImageRejected as error:
+        raise HTTPException(status_code=502, detail=f"the pipeline sent an unusable frame: {error}") from error
+    written: set[str] = set()
+    try:
+        digest = put_blob(store, frame.png)
+        written.add(digest)
+        capture = Capture(active_pipeline_id=row.id, sha256=digest, anomaly_score=frame.anomaly_score,
+                          timestamp=frame.timestamp)
+        session.add(capture)
+        session.flush()
+        media_id = None
+        if dataset_image is not None:
+            dataset_digest = put_blob(store, dataset_png)
+            written.add(dataset_digest)
+            project_id = get_or_404(session, Pipeline, row.pipeline_id).project_id
+            filename = f"capture-{frame.timestamp:%Y%m%dT%H%M%S}-{frame.frame_index}.png"
+            media_id = add_media(session, store, project_id, filename, label or frame.label, dataset_image,
+                                 dataset_digest, len(dataset_png)).id
+        session.commit()
+    except BaseException:
+        session.rollback()
+        discard_blobs(session, store, written)
+        raise
+    return CaptureOut(id=capture.id, timestamp=capture.timestamp, anomaly_score=capture.anomaly_score,
+                      image_url=f"/api/captures/{capture.id}.png", label=frame.label, media_id=media_id)
+
+
+@router.get("/captures/{capture_id}.png", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "The captured annotated frame"}})
+def get_capture_image(capture_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
+    capture = get_or_404(session, Capture, capture_id)
+    try:
+        data = store.get(blob_key(capture.sha256))
+    except FileNotFoundError as error:
+        raise HTTPException(status_code=404, detail="capture image is missing from storage") from error
+    return Response(content=data, media_type="image/png",
+                    headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
+
+
+@router.get("/player", response_class=HTMLResponse)
+def player_page() -> HTMLResponse:
+    """A minimal page that plays an active pipeline's live stream: /api/player?pipeline_id=<active id>."""
+    package, path = PLAYER_PAGE
+    page = resources.files(package).joinpath(path).read_text(encoding="utf-8")
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/active-pipelines/{active_id}/view", response_class=RedirectResponse, status_code=307)
+def view_pipeline(active_id: uuid.UUID, session: SessionDep) -> RedirectResponse:
+    """The player page for this active pipeline."""
+    get_or_404(session, ActivePipeline, active_id)
+    return RedirectResponse(f"/api/player?{urlencode({'pipeline_id': str(active_id)})}", status_code=307)

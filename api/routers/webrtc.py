@@ -1,0 +1,36 @@
+"""WebRTC signalling for the live view, proxied to the active pipeline's control endpoint.
+
+Media flows directly between the browser and the pipeline process; the API only relays the
+offer/answer and ICE candidates, so it never carries video.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from api.deps import SessionDep
+from api.routers._active import control_call, running_row
+from api.routers._jobs import OrchestratorDep
+from api.schemas.webrtc import WebRtcAnswer, WebRtcCandidate, WebRtcOffer
+
+router = APIRouter(tags=["webrtc"])
+
+
+@router.post("/webrtc/offer", response_model=WebRtcAnswer)
+def offer(body: WebRtcOffer, session: SessionDep, orchestrator: OrchestratorDep) -> dict[str, Any]:
+    """Answer a viewer's SDP offer; the answer carries the pipeline's ICE candidates already."""
+    row = running_row(session, body.pipeline_id)
+    with control_call(session, orchestrator, row) as control:
+        return control.offer(body.sdp, body.type)
+
+
+@router.post("/webrtc/candidate")
+def candidate(body: WebRtcCandidate, session: SessionDep, orchestrator: OrchestratorDep) -> dict[str, Any]:
+    """Relay one ICE candidate of the viewer (trickle ICE; optional, the offer may hold them all)."""
+    row = running_row(session, body.pipeline_id)
+    relayed = body.model_dump(exclude={"pipeline_id", "usernameFragment"}, exclude_none=True)
+    with control_call(session, orchestrator, row) as control:
+        control.candidate(relayed)
+    return {}

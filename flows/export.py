@@ -1,0 +1,80 @@
+"""Export flow: package a trained model as a zip archive in object storage.
+
+The archive key is fixed per (model, format, compression), so the API answers 200 once it exists
+and a repeated request never redoes the work.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import uuid
+import zipfile
+from pathlib import Path
+
+from prefect import flow
+
+from flows.common import JobProgress, confirm_cancellation, flow_settings
+from infra.database.engine import session_scope
+from infra.database.models import Model
+from infra.model_files import archive_key, checkpoint_key, download_folder, export_name, openvino_prefix
+from infra.storage import build_store
+
+log = logging.getLogger(__name__)
+
+
+class ExportFlowError(RuntimeError):
+    pass
+
+
+def zip_folder(folder: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as bundle:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                bundle.write(path, path.relative_to(folder).as_posix())
+    return archive
+
+
+@flow(name="export-model", log_prints=True)
+def export_model(model_id: str, format: str, compression: str | None = None) -> str:  # noqa: A002 - API name
+    """Build `models/{id}/exports/<format>[-<compression>].zip` from the stored IR and checkpoint."""
+    with confirm_cancellation():
+        return _export(model_id, format, compression)
+
+
+def _export(model_id: str, format: str, compression: str | None) -> str:  # noqa: A002
+    settings = flow_settings()
+    store = build_store(settings)
+    key = archive_key(model_id, format, compression)
+    progress = JobProgress(f"Exporting model {model_id} as {export_name(format, compression)}")
+    if store.exists(key):
+        progress.done()
+        return key
+    with session_scope(settings.resolved_database_url) as session:
+        model = session.get(Model, uuid.UUID(model_id))
+        if model is None or model.status != "ready":
+            raise ExportFlowError(f"model {model_id} is not ready (missing or still training)")
+        architecture, parameters = model.architecture, dict(model.parameters or {})
+    with tempfile.TemporaryDirectory(prefix="geti-inspect-export-") as tmp:
+        work = Path(tmp)
+        progress.update(0.05, stage="download")
+        if format == "openvino" and compression is None:
+            # Training stored this very IR (batch 1, verified): package it as it is.
+            out_dir = work / "out"
+            download_folder(store, openvino_prefix(model_id), out_dir)
+        else:
+            from flows.training.export import export  # torch and anomalib: only when re-exporting
+
+            checkpoint = store.get_file(checkpoint_key(model_id), work / "model.ckpt")
+            progress.update(0.2, stage="export")
+            out_dir = export(checkpoint, architecture, parameters, format, compression, work / "out",
+                             data_dir=settings.resolved_data_dir)
+        progress.update(0.9, stage="upload")
+        store.put_file(key, zip_folder(out_dir, work / "archive.zip"))
+    with session_scope(settings.resolved_database_url) as session:
+        if session.get(Model, uuid.UUID(model_id)) is None:  # deleted meanwhile: leave no orphan archive
+            store.delete(key)
+            raise ExportFlowError(f"model {model_id} was deleted during the export")
+    log.info("stored %s", key)
+    progress.done()
+    return key

@@ -1,0 +1,68 @@
+"""Snapshot flow: freeze a project's current media into an immutable manifest.
+
+A snapshot item keeps the blob hash, label and filename, so deleting media later never breaks a
+snapshot (the blob stays while an item refers to it).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from prefect import flow
+from prefect.exceptions import TerminationSignal
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from flows.common import JobProgress, confirm_cancellation, flow_settings
+from infra.database.engine import session_scope
+from infra.database.models import Media, Snapshot, SnapshotItem
+
+log = logging.getLogger(__name__)
+
+
+class SnapshotError(RuntimeError):
+    pass
+
+
+def freeze_snapshot(session: Session, snapshot_id: uuid.UUID) -> int:
+    """Copy the project's current media into the snapshot's items; returns the item count.
+
+    Running it again on a ready snapshot changes nothing (a retried flow run is harmless).
+    """
+    snapshot = session.get(Snapshot, snapshot_id)
+    if snapshot is None:
+        raise SnapshotError(f"snapshot {snapshot_id} does not exist")
+    if snapshot.status == "ready":
+        return snapshot.media_count or 0
+    media = session.scalars(select(Media).where(Media.project_id == snapshot.project_id)
+                            .order_by(Media.created_at, Media.id)).all()
+    session.add_all(SnapshotItem(snapshot_id=snapshot.id, media_id=item.id, filename=item.filename,
+                                 label=item.label, sha256=item.sha256) for item in media)
+    snapshot.media_count = len(media)
+    snapshot.status = "ready"
+    snapshot.error = None
+    return len(media)
+
+
+def mark_snapshot_failed(database_url: str, snapshot_id: uuid.UUID, reason: str) -> None:
+    with session_scope(database_url) as session:
+        session.execute(update(Snapshot).where(Snapshot.id == snapshot_id, Snapshot.status != "ready")
+                        .values(status="failed", error=reason[:2000]))
+
+
+@flow(name="create-snapshot", log_prints=True)
+def create_snapshot(snapshot_id: str) -> int:
+    settings = flow_settings()
+    progress = JobProgress("Freezing the project's media")
+    progress.update(0.0, stage="snapshot")
+    try:
+        with confirm_cancellation(), session_scope(settings.resolved_database_url) as session:
+            count = freeze_snapshot(session, uuid.UUID(snapshot_id))
+    except BaseException as error:
+        reason = "cancelled" if isinstance(error, TerminationSignal) else str(error) or type(error).__name__
+        mark_snapshot_failed(settings.resolved_database_url, uuid.UUID(snapshot_id), reason)
+        raise
+    log.info("snapshot %s holds %d media", snapshot_id, count)
+    progress.done(media_count=count)
+    return count

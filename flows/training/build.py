@@ -1,0 +1,53 @@
+"""Build an anomalib model from catalog parameters: one construction path for training and re-export.
+
+Rebuilding a model for export from a checkpoint goes through the same function, so the
+pre-processing baked into the exported graph (resize, the backbone's normalisation) is always
+the one the model was trained with.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from anomalib.models.components import AnomalibModule
+from torchvision.transforms.v2 import Compose, Normalize, Transform
+
+from infra.anomaly import backbones
+from infra.anomaly.catalog import get_architecture, model_kwargs
+
+DEFAULT_IMAGE_SIZE = (256, 256)
+
+
+def _normalise_for_backbone(transform: Transform, backbone: str) -> None:
+    """Use the statistics the backbone was trained with (anomalib always applies ImageNet's)."""
+    mean, std = backbones.normalisation(backbone)
+    steps = transform.transforms if isinstance(transform, Compose) else [transform]
+    for step in steps:
+        if isinstance(step, Normalize):
+            step.mean, step.std = list(mean), list(std)
+
+
+def build_model(
+    architecture: str,
+    resolved: dict[str, Any],
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+) -> AnomalibModule:
+    """The anomalib model for fully resolved parameters (see ``catalog.validate_parameters``)."""
+    arch = get_architecture(architecture)
+    cls = arch.model_class
+    pre_processor = cls.configure_pre_processor(image_size=tuple(image_size))
+    backbone = resolved.get("backbone")
+    if backbone and pre_processor.transform is not None:
+        _normalise_for_backbone(pre_processor.transform, backbone)
+        # The exported graph uses a copy made at construction, so construct again with the new values.
+        pre_processor = type(pre_processor)(transform=pre_processor.transform)
+    return cls(**model_kwargs(arch.name, resolved), pre_processor=pre_processor)
+
+
+def load_weights(model: AnomalibModule, checkpoint: Path) -> AnomalibModule:
+    """Load a Lightning checkpoint's state into a freshly built model (memory banks included)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["state_dict"])
+    return model.eval()

@@ -1,0 +1,195 @@
+"""Export a trained model to the files a user downloads: OpenVINO IR, ONNX, or PyTorch.
+
+OpenVINO and ONNX graphs take ONE image (batch 1) of any height and width: the model's own
+resize is part of the graph. anomalib's default export traces PatchCore with a batch of 2 and
+freezes that batch (its nearest-neighbour search loops over fixed-size chunks), so the shapes
+are always given explicitly here. :func:`verify_openvino` runs a single image through an IR.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from anomalib.deploy import CompressionType
+from anomalib.models.components import AnomalibModule
+from torch.export import Dim
+
+from flows.training.build import DEFAULT_IMAGE_SIZE, build_model, load_weights
+from infra.anomaly import backbones
+from infra.anomaly.catalog import validate_parameters
+
+FORMATS = ("openvino", "onnx", "pytorch")
+COMPRESSIONS = ("fp16", "int8")
+MODEL_NAME = "model"
+# The opset torch.onnx (dynamo) emits natively; asking for an older one triggers a failing down-conversion.
+ONNX_OPSET = 18
+
+
+class ExportError(RuntimeError):
+    """The model could not be exported, or the exported file does not run."""
+
+
+class CompressionNotAvailable(ExportError):
+    """The requested compression cannot be done with what is installed here."""
+
+
+def _dynamic_image_shape() -> tuple[dict[int, Any]]:
+    """Batch fixed at 1; height and width free (the graph resizes to the training size itself)."""
+    return ({2: Dim("height", min=32, max=4096), 3: Dim("width", min=32, max=4096)},)
+
+
+def _compression_type(fmt: str, compression: str | None) -> CompressionType | None:
+    if compression is None:
+        return None
+    if compression not in COMPRESSIONS:
+        raise ExportError(f"unknown compression {compression!r}; expected one of {', '.join(COMPRESSIONS)}")
+    if fmt != "openvino":
+        raise ExportError(f"compression {compression!r} applies to the openvino format only, not {fmt!r}")
+    if compression == "int8":
+        import importlib.util
+
+        if importlib.util.find_spec("nncf") is None:
+            raise CompressionNotAvailable("int8 compression needs NNCF (pip install nncf), which is not installed")
+        # Weight-only INT8 (nncf.compress_weights): needs no calibration images.
+        return CompressionType.INT8
+    return CompressionType.FP16
+
+
+def load_model(
+    checkpoint: Path,
+    architecture: str,
+    parameters: dict[str, Any],
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    data_dir: Path | None = None,
+) -> AnomalibModule:
+    """Rebuild a trained model from its checkpoint and the resolved training parameters."""
+    if data_dir is not None:
+        backbones.activate_hub_cache(data_dir)  # building the backbone loads its pretrained weights first
+    resolved = validate_parameters(architecture, parameters)
+    return load_weights(build_model(architecture, resolved, image_size), Path(checkpoint))
+
+
+def export(
+    source: Path | AnomalibModule,
+    architecture: str,
+    parameters: dict[str, Any],
+    fmt: str,
+    compression: str | None,
+    out_dir: Path,
+    *,
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    data_dir: Path | None = None,
+) -> Path:
+    """Write the files of one format into ``out_dir`` (created, must not hold older files) and return it.
+
+    ``source`` is a trained model or its Lightning checkpoint. openvino: ``model.xml`` + ``model.bin``
+    (optionally fp16 / int8-weight compressed); onnx: ``model.onnx``; pytorch: ``model.pt`` (anomalib's
+    torch export, for ``TorchInferencer``) + ``model.ckpt`` (the Lightning checkpoint) when known.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    compression_type = _compression_type(fmt, compression)
+    checkpoint = None if isinstance(source, AnomalibModule) else Path(source)
+    model = source if checkpoint is None else load_model(checkpoint, architecture, parameters, image_size, data_dir)
+    model = model.eval()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+        try:
+            produced = _export_files(model, fmt, compression_type, Path(tmp), tuple(image_size))
+        except (ExportError, MemoryError):
+            raise
+        except Exception as error:  # noqa: BLE001 - anomalib/torch/openvino raise many kinds
+            raise ExportError(f"{fmt} export of {architecture} failed: {error}") from error
+        # Everything next to the produced file belongs to it (ONNX keeps large weights in model.onnx.data).
+        for path in sorted(produced.parent.iterdir()):
+            if path.is_file():
+                shutil.move(str(path), out_dir / path.name)
+    if fmt == "pytorch" and checkpoint is not None and checkpoint.resolve() != (out_dir / "model.ckpt").resolve():
+        shutil.copyfile(checkpoint, out_dir / "model.ckpt")
+    return out_dir
+
+
+def _export_files(
+    model: AnomalibModule,
+    fmt: str,
+    compression_type: CompressionType | None,
+    tmp: Path,
+    image_size: tuple[int, int],
+) -> Path:
+    """The main file written (in a folder of its own under ``tmp``)."""
+    with torch.no_grad():
+        if fmt == "pytorch":
+            return model.to_torch(export_root=tmp, model_file_name=MODEL_NAME)
+        if fmt == "onnx":
+            return model.to_onnx(
+                export_root=tmp,
+                model_file_name=MODEL_NAME,
+                input_size=image_size,
+                dynamic_shapes=_dynamic_image_shape(),
+                opset_version=ONNX_OPSET,
+            )
+        return model.to_openvino(
+            export_root=tmp,
+            model_file_name=MODEL_NAME,
+            input_size=image_size,
+            compression_type=compression_type,
+            onnx_kwargs={"dynamic_shapes": _dynamic_image_shape(), "opset_version": ONNX_OPSET},
+        )
+
+
+def load_image(path: Path, image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE) -> np.ndarray:
+    """An image file as the exported graphs take it: float32 RGB in [0, 1], shape (1, 3, H, W)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        rgb = image.convert("RGB").resize((image_size[1], image_size[0]), Image.Resampling.BILINEAR)
+    array = np.asarray(rgb, dtype=np.float32) / 255.0
+    return np.ascontiguousarray(array.transpose(2, 0, 1)[None])
+
+
+def verify_openvino(
+    xml: Path,
+    image: np.ndarray,
+    expected_score: float | None = None,
+    tolerance: float = 0.02,
+) -> float:
+    """Run one image (batch 1) through an IR on the CPU and return its anomaly score.
+
+    Raises :class:`ExportError` when the IR does not take a single image, produces no finite
+    score, or disagrees with ``expected_score`` (the PyTorch model's) by more than ``tolerance``.
+    Runs in f32: the CPU would otherwise pick bf16 and differ in the third decimal.
+    """
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(xml))
+    batch = model.input(0).get_partial_shape()[0]
+    if batch.is_static and batch.get_length() != 1:
+        raise ExportError(f"exported IR takes a batch of {batch.get_length()}, not a single image")
+    compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    try:
+        outputs = compiled(image)
+    except Exception as error:  # noqa: BLE001 - openvino's own runtime errors
+        raise ExportError(f"exported IR failed on a single {tuple(image.shape)} image: {error}") from error
+    by_name = {name: value for port, value in outputs.items() for name in port.get_names()}
+    if "pred_score" not in by_name:
+        raise ExportError(f"exported IR has no pred_score output (outputs: {sorted(by_name)})")
+    score = float(np.asarray(by_name["pred_score"]).reshape(-1)[0])
+    if not np.isfinite(score):
+        raise ExportError(f"exported IR produced a non-finite score {score}")
+    if expected_score is not None and abs(score - expected_score) > tolerance:
+        raise ExportError(f"exported IR scores {score:.4f} where the trained model scores {expected_score:.4f}")
+    return score
+
+
+def torch_score(model: AnomalibModule, image: np.ndarray) -> float:
+    """The trained model's own score for one image (the reference for :func:`verify_openvino`)."""
+    with torch.no_grad():
+        output = model.eval()(torch.from_numpy(image))
+    return float(output.pred_score.reshape(-1)[0])

@@ -1,0 +1,199 @@
+"""Training flow: snapshot → dataset folder → anomalib fit/test/export → storage + MLflow → model ready.
+
+The model row exists from submission (status "training"). It ends "ready" with metrics only once
+its IR and checkpoint are in object storage and its MLflow version is registered; on failure or
+cancellation everything this run wrote is removed again and the row ends "failed" with the reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from prefect.exceptions import TerminationSignal
+from sqlalchemy import select, update
+
+from flows.common import JobProgress, cancel_requested, confirm_cancellation, current_job_id, flow_settings
+from flows.snapshot import freeze_snapshot
+from infra.database.engine import session_scope
+from infra.database.models import Model, Snapshot, SnapshotItem
+from infra.model_files import checkpoint_key, model_prefix, openvino_prefix, upload_folder
+from infra.settings import Settings
+from infra.storage import ObjectStore, blob_key, build_store
+from infra.tracking import ModelRun, tracking_uri
+
+log = logging.getLogger(__name__)
+
+# Share of the progress bar per stage; training reports its own fraction inside its share.
+DATA_SHARE, TRAIN_END = 0.05, 0.85
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class TrainingFlowError(RuntimeError):
+    pass
+
+
+class ModelWithdrawn(TrainingFlowError):
+    """The model row was cancelled or deleted while the job ran: its results must go."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: uuid.UUID
+    project_id: uuid.UUID
+    name: str
+    architecture: str
+    parameters: dict[str, Any]
+    snapshot_id: uuid.UUID
+
+
+def _load_spec(settings: Settings, model_id: uuid.UUID) -> ModelSpec:
+    with session_scope(settings.resolved_database_url) as session:
+        model = session.get(Model, model_id)
+        if model is None:
+            raise TrainingFlowError(f"model {model_id} does not exist (deleted before training started?)")
+        if model.snapshot_id is None:
+            raise TrainingFlowError(f"model {model_id} has no snapshot to train on")
+        return ModelSpec(model.id, model.project_id, model.name, model.architecture, dict(model.parameters or {}),
+                         model.snapshot_id)
+
+
+def dataset_items(session: Any, snapshot_id: uuid.UUID) -> list[tuple[str, str, str]]:
+    """(unique safe file name, label, blob hash) per snapshot item, in a stable order."""
+    from flows.training.dataset import DatasetItem
+
+    items = session.scalars(select(SnapshotItem).where(SnapshotItem.snapshot_id == snapshot_id)
+                            .order_by(SnapshotItem.id)).all()
+    return [DatasetItem(f"{index:05d}-{_UNSAFE_CHARS.sub('_', item.filename).lstrip('._-') or 'image'}"[:200],
+                        item.label, item.sha256) for index, item in enumerate(items)]
+
+
+def _fetch_blob(store: ObjectStore):  # noqa: ANN202 - a closure over the store
+    def fetch(sha256: str) -> bytes:
+        try:
+            return store.get(blob_key(sha256))
+        except FileNotFoundError as error:
+            raise TrainingFlowError(f"image {sha256[:12]}… of the snapshot is missing from storage") from error
+
+    return fetch
+
+
+def _mark_ready(settings: Settings, spec: ModelSpec, metrics: dict[str, Any], run: ModelRun) -> None:
+    """Only a row still "training" becomes ready: a cancel or delete in the meantime wins."""
+    with session_scope(settings.resolved_database_url) as session:
+        result = session.execute(
+            update(Model).where(Model.id == spec.id, Model.status == "training")
+            .values(status="ready", metrics=metrics, error=None, mlflow_run_id=run.run_id,
+                    mlflow_model_name=run.model_name, mlflow_model_version=run.version))
+        if result.rowcount != 1:
+            raise ModelWithdrawn(f"model {spec.id} was cancelled or deleted while training")
+
+
+def _mark_failed(settings: Settings, model_id: uuid.UUID, reason: str) -> None:
+    with session_scope(settings.resolved_database_url) as session:
+        session.execute(update(Model).where(Model.id == model_id, Model.status == "training")
+                        .values(status="failed", error=reason[:2000]))
+
+
+def _failure_reason(error: BaseException) -> str:
+    if isinstance(error, ModelWithdrawn) or (isinstance(error, TerminationSignal) and cancel_requested()):
+        return "cancelled"
+    if isinstance(error, TerminationSignal):
+        return "interrupted: the worker running the job was stopped"
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
+    return {key: float(value) for key, value in metrics.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)}
+
+
+@flow(name="train-model", log_prints=True)
+def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
+    """Train the model row `model_id` on its snapshot (frozen first when `freeze`)."""
+    with confirm_cancellation():
+        return _train_model(uuid.UUID(model_id), freeze)
+
+
+def _train_model(model_id: uuid.UUID, freeze: bool) -> dict[str, float]:
+    from flows.training.dataset import materialise
+    from flows.training.trainer import ProgressEvent, train
+
+    settings = flow_settings()
+    spec = _load_spec(settings, model_id)
+    store = build_store(settings)
+    progress = JobProgress(f"Training {spec.architecture} model {spec.name!r}")
+    run: ModelRun | None = None
+    try:
+        with session_scope(settings.resolved_database_url) as session:
+            if freeze:
+                progress.update(0.0, stage="snapshot")
+                freeze_snapshot(session, spec.snapshot_id)
+            snapshot = session.get(Snapshot, spec.snapshot_id)
+            if snapshot is None or snapshot.status != "ready":
+                raise TrainingFlowError(f"snapshot {spec.snapshot_id} is not ready")
+            items = dataset_items(session, spec.snapshot_id)
+        with tempfile.TemporaryDirectory(prefix="geti-inspect-train-") as tmp:
+            work = Path(tmp)
+            progress.update(0.01, stage="dataset")
+            materialise(items, _fetch_blob(store), work / "dataset")
+            progress.update(DATA_SHARE, stage="preparing")
+            run = ModelRun(tracking_uri(settings), spec.project_id, spec.id, run_name=spec.name,
+                           tags={"geti_inspect.job_id": str(current_job_id()), "architecture": spec.architecture})
+            run.log_params({"architecture": spec.architecture, **spec.parameters, "snapshot_id": str(spec.snapshot_id)})
+
+            def on_progress(event: ProgressEvent) -> None:
+                fields = {key: value for key, value in event.to_dict().items() if key != "progress"}
+                progress.update(DATA_SHARE + (TRAIN_END - DATA_SHARE) * event.progress, **fields)
+
+            result = train(work / "dataset", spec.architecture, spec.parameters, work / "run",
+                           on_progress=on_progress, data_dir=settings.resolved_data_dir)
+            run.log_params({"dataset": result.dataset, "image_size": list(result.image_size)})
+            for epoch_metrics in result.history:
+                run.log_metrics(_numeric(epoch_metrics), step=int(epoch_metrics.get("epoch", 0)))
+            metrics = _numeric(result.metrics)
+            timings = {f"time_{key}": value for key, value in _numeric(result.timings).items()}
+            run.log_metrics({**metrics, **timings})
+            progress.update(TRAIN_END, stage="saving", **metrics, **timings)
+            upload_folder(store, result.openvino_dir, openvino_prefix(spec.id))
+            store.put_file(checkpoint_key(spec.id), result.checkpoint)
+            run.log_artifacts(result.openvino_dir, "openvino")
+            run.log_artifact(result.checkpoint, "checkpoint")
+            progress.update(0.95, stage="registering")
+            run.register("openvino", description=f"{spec.architecture} model {spec.name!r} ({spec.id})")
+            run.finish()
+            _mark_ready(settings, spec, metrics, run)
+    except BaseException as error:
+        reason = _failure_reason(error)
+        log.error("training of model %s failed: %s", spec.id, reason)
+        _clean_up(store, spec.id, run, cancelled=reason == "cancelled")
+        _mark_failed(settings, spec.id, reason)
+        raise
+    progress.done()
+    return metrics
+
+
+def _clean_up(store: ObjectStore, model_id: uuid.UUID, run: ModelRun | None, cancelled: bool) -> None:
+    """Leave nothing half-written: no stored files, no registered version; a cancelled run is deleted."""
+    try:
+        store.delete_prefix(model_prefix(model_id))
+    except Exception:  # noqa: BLE001 - cleanup must not hide the original error
+        log.exception("could not delete the stored files of model %s", model_id)
+    if run is None:
+        return
+    try:
+        if cancelled:
+            run.discard("KILLED")
+        else:
+            if run.version is not None:
+                run.client.delete_model_version(run.model_name, run.version)
+                run.version = None
+            run.finish("FAILED")
+    except Exception:  # noqa: BLE001
+        log.exception("could not clean up MLflow run %s", run.run_id)

@@ -1,0 +1,296 @@
+"""Train one anomaly model on a materialised dataset: fit, test, export, verify.
+
+Pure library code (no Prefect, no MLflow): the training flow calls :func:`train`, forwards the
+:class:`ProgressEvent` stream to its progress artifact, passes ``should_stop`` for cancellation,
+and logs the :class:`TrainingResult`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from anomalib.callbacks.checkpoint import ModelCheckpoint
+from anomalib.engine import Engine
+from anomalib.models.components import MemoryBankMixin
+from lightning.pytorch import Callback, Trainer, seed_everything
+
+from flows.training.build import DEFAULT_IMAGE_SIZE, build_model
+from flows.training.coreset import fast_coreset
+from flows.training.dataset import ANOMALOUS, NORMAL, build_datamodule, read_layout
+from flows.training.export import export, load_image, torch_score, verify_openvino
+from infra.anomaly import backbones
+from infra.anomaly.catalog import MAX_EPOCHS, availability, get_architecture, validate_parameters
+
+log = logging.getLogger(__name__)
+
+# Share of overall progress per stage; fitting dominates every architecture.
+STAGE_SPANS: dict[str, tuple[float, float]] = {
+    "preparing": (0.0, 0.05),
+    "fitting": (0.05, 0.80),
+    "testing": (0.80, 0.90),
+    "exporting": (0.90, 1.0),
+}
+# anomalib metric names -> ours (AUROC first: F1 depends on a threshold chosen on few images).
+METRIC_NAMES = {
+    "image_AUROC": "image_auroc",
+    "image_F1Score": "image_f1",
+    "pixel_AUROC": "pixel_auroc",
+    "pixel_F1Score": "pixel_f1",
+}
+# PatchCore: the batches only extract features; the coreset selection after them is most of the fit.
+PATCHCORE_BATCH_SHARE = 0.3
+
+
+class TrainingCancelled(Exception):  # noqa: N818 - reads as what happened
+    """``should_stop`` asked to stop; nothing half-finished is returned."""
+
+
+class ArchitectureUnavailable(RuntimeError):  # noqa: N818
+    """The architecture cannot train on this machine (e.g. it needs downloads and there is no internet)."""
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    stage: str  # preparing | fitting | testing | exporting
+    progress: float  # overall, 0..1, never decreases
+    epoch: int | None = None  # 1-based, during fitting
+    max_epochs: int | None = None
+    loss: float | None = None  # last training loss, for models that have one
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+@dataclass
+class TrainingResult:
+    architecture: str
+    parameters: dict[str, Any]  # fully resolved (what the model was built with)
+    metrics: dict[str, float]  # image_auroc, image_f1 and, with masks, pixel_auroc, pixel_f1
+    history: list[dict[str, float]]  # one entry per epoch: loss and validation metrics
+    checkpoint: Path
+    openvino_dir: Path  # model.xml + model.bin, batch 1, verified on one image
+    timings: dict[str, float]  # fit_s, test_s, export_s
+    dataset: dict[str, Any]  # image counts and whether the test anomalies are synthetic
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
+    openvino_score: float | None = None  # the verification image's score from the IR
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["checkpoint"] = str(self.checkpoint)
+        data["openvino_dir"] = str(self.openvino_dir)
+        data["image_size"] = list(self.image_size)
+        return data
+
+
+class _Reporter:
+    """Turns (stage, fraction of stage) into monotonic overall progress and checks for cancellation."""
+
+    def __init__(
+        self,
+        on_progress: Callable[[ProgressEvent], None] | None,
+        should_stop: Callable[[], bool] | None,
+    ) -> None:
+        self.on_progress = on_progress
+        self.should_stop = should_stop
+        self.progress = 0.0
+
+    def check(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise TrainingCancelled("training cancelled")
+
+    def __call__(self, stage: str, fraction: float = 0.0, **fields: Any) -> None:
+        self.check()
+        start, end = STAGE_SPANS[stage]
+        self.progress = max(self.progress, start + (end - start) * min(max(fraction, 0.0), 1.0))
+        if self.on_progress is not None:
+            self.on_progress(ProgressEvent(stage=stage, progress=round(self.progress, 4), **fields))
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        if isinstance(value, int | float):
+            out[key] = float(value)
+    return out
+
+
+def _epoch_loss(metrics: dict[str, float]) -> float | None:
+    for key in ("train_loss_epoch", "train_loss", "loss"):
+        if key in metrics:
+            return metrics[key]
+    return None
+
+
+class _ProgressCallback(Callback):
+    """Lightning hooks -> progress events, the per-epoch history, and cancellation checks."""
+
+    def __init__(self, report: _Reporter, max_epochs: int, batch_share: float) -> None:
+        self.report = report
+        self.max_epochs = max_epochs
+        self.batch_share = batch_share
+        self.history: list[dict[str, float]] = []
+        self.last_loss: float | None = None
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        # Memory-bank models (PaDiM, PatchCore, ...) return a constant placeholder: they have no loss.
+        if not isinstance(pl_module, MemoryBankMixin) and isinstance(loss, torch.Tensor) and loss.numel() == 1:
+            self.last_loss = float(loss.detach())
+        batches = max(int(trainer.num_training_batches or 1), 1)
+        done = (trainer.current_epoch + (batch_idx + 1) / batches) / self.max_epochs
+        self.report(
+            "fitting",
+            done * self.batch_share,
+            epoch=trainer.current_epoch + 1,
+            max_epochs=self.max_epochs,
+            loss=self.last_loss,
+        )
+
+    def on_train_epoch_end(self, trainer: Trainer, pl_module: Any) -> None:
+        entry: dict[str, float] = {"epoch": float(trainer.current_epoch + 1)}
+        loss = _epoch_loss(_scalars(trainer.callback_metrics))
+        if loss is not None:
+            entry["loss"] = loss
+        self.history.append(entry)
+
+    def on_validation_end(self, trainer: Trainer, pl_module: Any) -> None:
+        if trainer.sanity_checking or not self.history:
+            return
+        for key, value in _scalars(trainer.callback_metrics).items():
+            if key in METRIC_NAMES:
+                self.history[-1][f"val_{METRIC_NAMES[key]}"] = value
+
+    def on_test_batch_end(
+        self, trainer: Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        total = trainer.num_test_batches[dataloader_idx] if trainer.num_test_batches else 1
+        self.report("testing", (batch_idx + 1) / max(int(total), 1))
+
+
+def _verification_image(root: Path) -> Path:
+    for sub in (ANOMALOUS, NORMAL):
+        folder = root / sub
+        if folder.is_dir():
+            files = sorted(path for path in folder.iterdir() if path.is_file())
+            if files:
+                return files[0]
+    raise FileNotFoundError(f"no image under {root}")
+
+
+def train(
+    dataset_root: Path,
+    architecture: str,
+    parameters: dict[str, Any] | None,
+    work_dir: Path,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    *,
+    data_dir: Path | None = None,
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    seed: int = 42,
+    holdout_ratio: float = 0.25,
+    batch_size: int = 8,
+) -> TrainingResult:
+    """Fit ``architecture`` on ``dataset_root`` (see ``dataset.materialise``), test, export the IR.
+
+    ``data_dir`` holds the Hugging Face cache with the offline backbone weights (defaults to the
+    platform data dir). Raises ``ParameterError`` for bad parameters, ``WeightsUnavailableError``
+    when the backbone's weights cannot be loaded, :class:`ArchitectureUnavailable`,
+    :class:`TrainingCancelled`, ``DatasetError`` or ``ExportError``.
+    """
+    report = _Reporter(on_progress, should_stop)
+    report("preparing", 0.0)
+    dataset_root, work_dir = Path(dataset_root), Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    if data_dir is None:
+        from infra.settings import get_settings
+
+        data_dir = get_settings().resolved_data_dir
+    cache_dir = backbones.activate_hub_cache(Path(data_dir))
+
+    arch = get_architecture(architecture)
+    resolved = validate_parameters(arch.name, parameters, cache_dir=cache_dir)
+    available, reason = availability(arch, cache_dir)
+    if not available:
+        raise ArchitectureUnavailable(f"{arch.offering.display_name}: {reason}")
+    if resolved.get("backbone"):
+        backbones.ensure_weights(resolved["backbone"], cache_dir)
+
+    seed_everything(seed, workers=True, verbose=False)
+    layout = read_layout(dataset_root)
+    datamodule = build_datamodule(
+        dataset_root, holdout_ratio=holdout_ratio, train_batch_size=batch_size, eval_batch_size=batch_size, seed=seed
+    )
+    model = build_model(arch.name, resolved, image_size)
+    is_patchcore = arch.name == "patchcore"
+    max_epochs = int(resolved[MAX_EPOCHS])
+    progress = _ProgressCallback(report, max_epochs, PATCHCORE_BATCH_SHARE if is_patchcore else 1.0)
+    engine = Engine(
+        max_epochs=max_epochs,
+        # Without a checkpoint callback anomalib adds one that writes every epoch; we save once, at the end.
+        callbacks=[progress, ModelCheckpoint(dirpath=work_dir / "lightning", save_top_k=0, save_last=False)],
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        default_root_dir=work_dir / "lightning",
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    report("preparing", 1.0)
+
+    def coreset_progress(done: int, total: int) -> None:
+        report("fitting", PATCHCORE_BATCH_SHARE + (1 - PATCHCORE_BATCH_SHARE) * done / total)
+
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    with fast_coreset(model, progress=coreset_progress) if is_patchcore else nullcontext():
+        engine.fit(model=model, datamodule=datamodule)
+    timings["fit_s"] = round(time.perf_counter() - started, 3)
+    report("fitting", 1.0)
+
+    started = time.perf_counter()
+    results = engine.test(model=model, datamodule=datamodule, verbose=False)
+    timings["test_s"] = round(time.perf_counter() - started, 3)
+    metrics = {METRIC_NAMES[key]: value for key, value in _scalars(results[0]).items() if key in METRIC_NAMES}
+    checkpoint = work_dir / "model.ckpt"
+    engine.trainer.save_checkpoint(checkpoint)
+    report("exporting", 0.0)
+
+    started = time.perf_counter()
+    openvino_dir = export(model, arch.name, resolved, "openvino", None, work_dir / "openvino", image_size=image_size)
+    report("exporting", 0.7)
+    image = load_image(_verification_image(dataset_root), image_size)
+    ov_score = verify_openvino(openvino_dir / "model.xml", image, expected_score=torch_score(model, image))
+    timings["export_s"] = round(time.perf_counter() - started, 3)
+    report("exporting", 1.0)
+
+    test_data = datamodule.test_data
+    return TrainingResult(
+        architecture=arch.name,
+        parameters=resolved,
+        metrics=metrics,
+        history=progress.history,
+        checkpoint=checkpoint,
+        openvino_dir=openvino_dir,
+        timings=timings,
+        dataset={
+            "normal": layout.normal,
+            "anomalous": layout.anomalous,
+            "masks": layout.masks,
+            "train_images": len(datamodule.train_data),
+            "test_images": len(test_data),
+            "synthetic_anomalies": layout.anomalous == 0,
+        },
+        image_size=tuple(image_size),
+        openvino_score=ov_score,
+    )

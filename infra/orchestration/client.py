@@ -1,0 +1,227 @@
+"""Submit, read and cancel jobs through the Prefect API.
+
+One explicit client per API process (no global PREFECT_API_URL needed), so tests and
+`serve` can point at any Prefect server. Submission is what `run_deployment(name,
+parameters, timeout=0, tags=...)` does, without its global-settings lookup.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
+from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
+from prefect.states import Cancelling
+
+from infra.orchestration.jobs import (
+    DEPLOYMENTS,
+    Job,
+    JobStatus,
+    JobType,
+    project_tag,
+    state_types_for,
+    status_of,
+    tag_value,
+    type_tag,
+)
+from infra.settings import Settings
+
+PAGE = 200  # the Prefect API's largest page
+
+
+class OrchestrationUnavailable(RuntimeError):
+    """The Prefect API cannot be reached or refused a call (the API answers 503)."""
+
+
+class JobNotFound(LookupError):
+    pass
+
+
+class JobFinished(RuntimeError):
+    """A finished job cannot be cancelled."""
+
+
+def prefect_api_url(settings: Settings) -> str:
+    return settings.prefect_api_url or f"http://127.0.0.1:{settings.prefect_port}/api"
+
+
+class Orchestrator:
+    def __init__(self, api_url: str, timeout: float = 15.0) -> None:
+        self.api_url = api_url
+        self._client = SyncPrefectClient(api_url, httpx_settings={"timeout": timeout})
+        self._client.__enter__()
+        self._deployments: dict[JobType, uuid.UUID] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Orchestrator:
+        return cls(prefect_api_url(settings))
+
+    def close(self) -> None:
+        self._client.__exit__(None, None, None)
+
+    # -- submit / cancel -------------------------------------------------------------------
+
+    def submit(self, job_type: JobType, project_id: uuid.UUID | str, parameters: dict[str, Any],
+               extra_tags: Iterable[str] = ()) -> uuid.UUID:
+        """Create a flow run of the job type's deployment; returns the job id at once."""
+        tags = [project_tag(project_id), type_tag(job_type), *extra_tags]
+        with _unavailable_on_error():
+            run = self._client.create_flow_run_from_deployment(
+                self._deployment_id(job_type), parameters=parameters, tags=tags)
+        return run.id
+
+    def cancel(self, job_id: uuid.UUID) -> None:
+        """Ask the run to stop: a scheduled run is cancelled at once, a running one within seconds."""
+        run = self._read_run(job_id)
+        if status_of(run.state_type) in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+            raise JobFinished(f"job {job_id} already {status_of(run.state_type).value}")
+        with _unavailable_on_error():
+            self._client.set_flow_run_state(job_id, Cancelling(message="Cancelled through the API"))
+
+    # -- read ------------------------------------------------------------------------------
+
+    def get_job(self, job_id: uuid.UUID) -> Job:
+        run = self._read_run(job_id)
+        return self._jobs([run])[0]
+
+    def list_jobs(self, project_id: uuid.UUID | str | None = None, job_type: JobType | None = None,
+                  status: JobStatus | None = None, extra_tags: Iterable[str] = (), limit: int = PAGE) -> list[Job]:
+        """Newest first. Only runs tagged as platform jobs are listed."""
+        tags = [project_tag(project_id)] if project_id else []
+        tags += [type_tag(job_type)] if job_type else []
+        tags += list(extra_tags)
+        run_filter = FlowRunFilter(tags=FlowRunFilterTags(all_=tags) if tags else None)
+        if status is not None:
+            run_filter.state = FlowRunFilterState(type=FlowRunFilterStateType(any_=state_types_for(status)))
+        with _unavailable_on_error():
+            runs = self._client.read_flow_runs(flow_run_filter=run_filter, limit=limit,
+                                               sort=FlowRunSort.EXPECTED_START_TIME_DESC)
+        runs = [run for run in runs if _is_job(run)]
+        runs.sort(key=lambda run: run.created or run.expected_start_time, reverse=True)
+        return self._jobs(runs)
+
+    def jobs_by_id(self, job_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Job]:
+        ids = list(dict.fromkeys(job_ids))
+        runs: list[FlowRun] = []
+        for start in range(0, len(ids), PAGE):
+            with _unavailable_on_error():
+                runs += self._client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start:start + PAGE])), limit=PAGE)
+        return {job.id: job for job in self._jobs(runs)}
+
+    def healthy(self) -> tuple[bool, str]:
+        error = self._client.api_healthcheck()
+        return (error is None, "reachable" if error is None else f"unreachable: {error}")
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _deployment_id(self, job_type: JobType) -> uuid.UUID:
+        with self._lock:
+            if job_type not in self._deployments:
+                try:
+                    self._deployments[job_type] = self._client.read_deployment_by_name(DEPLOYMENTS[job_type]).id
+                except ObjectNotFound as error:
+                    raise OrchestrationUnavailable(
+                        f"deployment {DEPLOYMENTS[job_type]!r} is not registered with Prefect") from error
+            return self._deployments[job_type]
+
+    def _read_run(self, job_id: uuid.UUID) -> FlowRun:
+        with _unavailable_on_error():
+            try:
+                run = self._client.read_flow_run(job_id)
+            except ObjectNotFound as error:
+                raise JobNotFound(f"Job {job_id} not found") from error
+        if not _is_job(run):
+            raise JobNotFound(f"Job {job_id} not found")
+        return run
+
+    def _jobs(self, runs: list[FlowRun]) -> list[Job]:
+        progress = self._latest_artifact_data([run.id for run in runs], "progress")
+        metrics = self._latest_artifact_data([run.id for run in runs], "table")
+        return [_job_from_run(run, progress.get(run.id), metrics.get(run.id)) for run in runs]
+
+    def _latest_artifact_data(self, run_ids: list[uuid.UUID], artifact_type: str) -> dict[uuid.UUID, Any]:
+        """The newest artifact of a type per run: the progress bar, or the metrics table."""
+        latest: dict[uuid.UUID, Any] = {}
+        for start in range(0, len(run_ids), PAGE):
+            artifact_filter = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=run_ids[start:start + PAGE]),
+                                             type=ArtifactFilterType(any_=[artifact_type]))
+            offset = 0
+            while True:
+                with _unavailable_on_error():
+                    page = self._client.read_artifacts(artifact_filter=artifact_filter, sort=ArtifactSort.CREATED_DESC,
+                                                       limit=PAGE, offset=offset)
+                for artifact in page:
+                    latest.setdefault(artifact.flow_run_id, artifact.data)
+                if len(page) < PAGE:
+                    break
+                offset += PAGE
+        return latest
+
+
+def _is_job(run: FlowRun) -> bool:
+    """Snapshot, training and export runs are jobs; other flow runs (live pipelines) are not."""
+    return tag_value(run.tags, "job") in JobType._value2member_map_
+
+
+def _job_from_run(run: FlowRun, progress_data: Any, metrics_data: Any) -> Job:
+    status = status_of(run.state_type)
+    progress = min(max(float(progress_data or 0.0) / 100.0, 0.0), 1.0)
+    if status is JobStatus.COMPLETED:
+        progress = 1.0
+    job_type = tag_value(run.tags, "job")
+    project = tag_value(run.tags, "project")
+    return Job(
+        id=run.id,
+        type=JobType(job_type) if job_type in JobType._value2member_map_ else None,  # type: ignore[arg-type]
+        status=status,
+        project_id=uuid.UUID(project) if project else None,
+        progress=progress,
+        metrics=_table_row(metrics_data),
+        message=run.state.message if run.state else None,
+        created_at=run.created,
+        started_at=run.start_time,
+        finished_at=run.end_time if status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED) else None,
+    )
+
+
+def _table_row(data: Any) -> dict[str, Any]:
+    """Metrics live in a one-row table artifact (stored by Prefect as JSON text)."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError:
+            return {}
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        return dict(data[0])
+    return {}
+
+
+@contextmanager
+def _unavailable_on_error() -> Iterator[None]:
+    """Turn transport and server errors into OrchestrationUnavailable (lookups keep their own errors)."""
+    try:
+        yield
+    except (ObjectNotFound, JobNotFound, OrchestrationUnavailable):
+        raise
+    except (httpx.HTTPError, PrefectHTTPStatusError, OSError) as error:
+        raise OrchestrationUnavailable(f"Prefect API unavailable: {error}") from error

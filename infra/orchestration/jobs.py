@@ -1,0 +1,98 @@
+"""Jobs as the API sees them: a view of one Prefect flow run (its id is the job id)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from prefect.client.schemas.objects import StateType
+
+
+class JobType(StrEnum):
+    SNAPSHOT = "snapshot"
+    TRAINING = "training"
+    EXPORT = "export"
+    INFERENCE = "inference"  # a live pipeline: runs until it is stopped
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# Deployment ("<flow name>/<deployment name>", as in prefect.yaml) that runs each job type.
+DEPLOYMENTS: dict[JobType, str] = {
+    JobType.SNAPSHOT: "create-snapshot/snapshot",
+    JobType.TRAINING: "train-model/training",
+    JobType.EXPORT: "export-model/export",
+    JobType.INFERENCE: "run-pipeline/inference",
+}
+
+STATUS_BY_STATE: dict[StateType, JobStatus] = {
+    StateType.SCHEDULED: JobStatus.PENDING,
+    StateType.PENDING: JobStatus.PENDING,
+    StateType.PAUSED: JobStatus.PENDING,
+    StateType.RUNNING: JobStatus.RUNNING,
+    StateType.CANCELLING: JobStatus.RUNNING,
+    StateType.COMPLETED: JobStatus.COMPLETED,
+    StateType.FAILED: JobStatus.FAILED,
+    StateType.CRASHED: JobStatus.FAILED,
+    StateType.CANCELLED: JobStatus.CANCELLED,
+}
+
+FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+def state_types_for(status: JobStatus) -> list[StateType]:
+    return [state for state, mapped in STATUS_BY_STATE.items() if mapped is status]
+
+
+def status_of(state_type: StateType | None) -> JobStatus:
+    # A run without a state yet is about to be scheduled.
+    return STATUS_BY_STATE.get(state_type, JobStatus.PENDING) if state_type else JobStatus.PENDING
+
+
+def project_tag(project_id: uuid.UUID | str) -> str:
+    return f"project:{project_id}"
+
+
+def type_tag(job_type: JobType) -> str:
+    return f"job:{job_type.value}"
+
+
+def tag_value(tags: list[str], prefix: str) -> str | None:
+    for tag in tags:
+        if tag.startswith(f"{prefix}:"):
+            return tag.split(":", 1)[1]
+    return None
+
+
+@dataclass
+class Job:
+    id: uuid.UUID
+    type: JobType | None
+    status: JobStatus
+    project_id: uuid.UUID | None
+    progress: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    message: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def error(self) -> str | None:
+        """The reason a job did not complete (Prefect's state message)."""
+        if self.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            return self.message or self.status.value
+        return None

@@ -1,0 +1,112 @@
+"""Idempotent Prefect configuration applied at start: work pools, deployments, crash automation.
+
+Also the schedule helper used for scheduled retraining. Each call is safe to repeat against a
+server that already has the object.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.events.actions import ChangeFlowRunState
+from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
+from prefect.exceptions import ObjectNotFound
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CRASH_AUTOMATION = "geti-inspect: crash flow runs that stopped heart-beating"
+TERMINAL_EVENTS = {f"prefect.flow-run.{name}" for name in ("Completed", "Failed", "Cancelled", "Crashed")}
+
+
+def ensure_work_pools(client: SyncPrefectClient, names: list[str]) -> None:
+    """Create missing `process` work pools with Prefect's default job template."""
+    from prefect.workers.process import ProcessWorker
+
+    for name in names:
+        try:
+            client.read_work_pool(name)
+        except ObjectNotFound:
+            client.create_work_pool(WorkPoolCreate(
+                name=name, type="process", base_job_template=ProcessWorker.get_default_base_job_template()))
+            log.info("created work pool %r", name)
+
+
+def apply_deployments(api_url: str, project_dir: Path = REPO_ROOT, timeout: float = 180) -> None:
+    """`prefect deploy --all` from prefect.yaml (module entrypoints; upserts by name)."""
+    env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    result = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=project_dir,
+                            env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        output = f"{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        raise RuntimeError(f"prefect deploy failed ({result.returncode}):\n{output}")
+
+
+def ensure_crash_automation(client: SyncPrefectClient, within_seconds: float) -> uuid.UUID:
+    """Runs whose heartbeats stop (worker or machine died) turn CRASHED instead of RUNNING forever.
+
+    Flow processes heart-beat every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (minimum 30);
+    a run that emits neither a heartbeat nor a terminal event within `within_seconds` crashes.
+    """
+    automation = AutomationCore(
+        name=CRASH_AUTOMATION,
+        description="Geti Inspect: a job whose worker died ends failed instead of running forever.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *TERMINAL_EVENTS},
+            match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=timedelta(seconds=within_seconds),
+        ),
+        actions=[ChangeFlowRunState(
+            state=StateType.CRASHED,
+            message=f"No heartbeat for {within_seconds:.0f} s: the worker or its machine died")],
+    )
+    existing = client.read_automations_by_name(CRASH_AUTOMATION)
+    for found in existing:
+        trigger = found.trigger
+        if found.enabled and isinstance(trigger, EventTrigger) and trigger.within == automation.trigger.within:
+            return found.id
+    for found in existing:
+        client.delete_automation(found.id)
+    return client.create_automation(automation)
+
+
+def set_schedule(client: SyncPrefectClient, deployment_name: str, slug: str, cron: str, timezone: str,
+                 parameters: dict[str, Any], active: bool = True) -> uuid.UUID:
+    """Create or update the schedule `slug` of a deployment.
+
+    Parameters are always sent: updating a schedule without them wipes them (see facts).
+    """
+    deployment = client.read_deployment_by_name(deployment_name)
+    schedule = CronSchedule(cron=cron, timezone=timezone)
+    for existing in client.read_deployment_schedules(deployment.id):
+        if existing.slug == slug:
+            client.update_deployment_schedule(deployment.id, existing.id, active=active, schedule=schedule,
+                                              parameters=parameters, slug=slug)
+            return existing.id
+    created = client.create_deployment_schedules(deployment.id, [DeploymentScheduleCreate(
+        schedule=schedule, active=active, parameters=parameters, slug=slug)])
+    return created[0].id
+
+
+def remove_schedule(client: SyncPrefectClient, deployment_name: str, slug: str) -> bool:
+    deployment = client.read_deployment_by_name(deployment_name)
+    for existing in client.read_deployment_schedules(deployment.id):
+        if existing.slug == slug:
+            client.delete_deployment_schedule(deployment.id, existing.id)
+            return True
+    return False

@@ -1,0 +1,129 @@
+"""MLflow helpers: one experiment per project, one run per trained model, one registered model per project.
+
+MLflow is imported lazily: the API and the supervisor only need the addresses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from infra.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+_UNSAFE_KEY = re.compile(r"[^A-Za-z0-9_\-. /]")
+_MAX_PARAM = 6000  # MLflow's limit on a parameter value
+
+
+def tracking_uri(settings: Settings) -> str:
+    return settings.mlflow_tracking_uri or f"http://127.0.0.1:{settings.mlflow_port}"
+
+
+def experiment_name(project_id: uuid.UUID | str) -> str:
+    return f"geti-inspect/project-{project_id}"
+
+
+def registered_model_name(project_id: uuid.UUID | str) -> str:
+    return f"geti-inspect-project-{project_id}"
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested parameters as dotted keys (MLflow params are flat)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def metric_key(name: str) -> str:
+    return _UNSAFE_KEY.sub("_", name)
+
+
+class ModelRun:
+    """The MLflow run of one model: params, metrics, artifacts, the registered version."""
+
+    def __init__(self, uri: str, project_id: uuid.UUID | str, model_id: uuid.UUID | str, run_name: str,
+                 tags: dict[str, str] | None = None) -> None:
+        from mlflow import MlflowClient
+
+        self.client: MlflowClient = MlflowClient(tracking_uri=uri)
+        self.model_name = registered_model_name(project_id)
+        self.version: str | None = None
+        experiment = self.client.get_experiment_by_name(experiment_name(project_id))
+        experiment_id = (experiment.experiment_id if experiment is not None
+                         else self._create_experiment(experiment_name(project_id)))
+        run_tags = {"geti_inspect.project_id": str(project_id), "geti_inspect.model_id": str(model_id), **(tags or {})}
+        self.run = self.client.create_run(experiment_id, run_name=run_name, tags=run_tags)
+        self.run_id: str = self.run.info.run_id
+
+    def _create_experiment(self, name: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.create_experiment(name)
+        except MlflowException:  # created concurrently by another run
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        flat = flatten(params)
+        if flat:
+            self.client.log_batch(self.run_id, params=[Param(metric_key(key), str(value)[:_MAX_PARAM])
+                                                       for key, value in flat.items()])
+
+    def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+        from mlflow.utils.time import get_current_time_millis
+
+        now = get_current_time_millis()
+        batch = [Metric(metric_key(key), float(value), now, step or 0) for key, value in metrics.items()
+                 if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)]
+        if batch:
+            self.client.log_batch(self.run_id, metrics=batch)
+
+    def log_artifacts(self, local_dir: Path, artifact_path: str) -> None:
+        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
+
+    def log_artifact(self, local_file: Path, artifact_path: str) -> None:
+        self.client.log_artifact(self.run_id, str(local_file), artifact_path)
+
+    def register(self, artifact_path: str, description: str | None = None) -> str:
+        """Register the logged folder as a new model version.
+
+        Not `mlflow.register_model("runs:/...")`: for plain logged files it fails and leaves an
+        empty registered model behind (facts).
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.model_name)
+        except MlflowException:
+            # Another run may create it at the same moment: that is fine.
+            with contextlib.suppress(MlflowException):
+                self.client.create_registered_model(self.model_name, description="Geti Inspect models of one project")
+        version = self.client.create_model_version(self.model_name, source=f"{self.run.info.artifact_uri}/"
+                                                   f"{artifact_path}", run_id=self.run_id, description=description)
+        self.version = str(version.version)
+        return self.version
+
+    def finish(self, status: str = "FINISHED") -> None:
+        self.client.set_terminated(self.run_id, status=status)
+
+    def discard(self, status: str = "KILLED") -> None:
+        """Undo what this run left: the registered version and the run itself (soft delete; `mlflow gc` purges)."""
+        if self.version is not None:
+            self.client.delete_model_version(self.model_name, self.version)
+            self.version = None
+        self.client.set_terminated(self.run_id, status=status)
+        self.client.delete_run(self.run_id)

@@ -1,0 +1,127 @@
+"""Training through the HTTP API alone, on real MTD tiles: snapshot, train, track, export, infer.
+
+PaDiM with the offline mobilenetv2_100 weights on a small slice (40 good tiles, 16 defective):
+the job's progress only grows and ends at 1, the model ends ready with a meaningful image AUROC,
+MLflow holds the run and a registered version, and every export format downloads as a zip whose
+OpenVINO IR scores a single image.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.integration.media_support import mtd_images, upload
+from tests.platform_fixtures import wait_for
+
+pytestmark = pytest.mark.slow
+
+EXPECTED_FILES = {
+    ("openvino", None): {"model.xml", "model.bin"},
+    ("openvino", "fp16"): {"model.xml", "model.bin"},
+    ("onnx", None): {"model.onnx"},
+    ("pytorch", None): {"model.pt", "model.ckpt"},
+}
+
+
+def _follow(client, job_id: str, timeout: float = 300) -> tuple[dict, list[float]]:
+    """Poll a job to its end, recording every progress value seen."""
+    seen: list[float] = []
+
+    def finished() -> dict | None:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        seen.append(job["progress"])
+        return job if job["status"] in ("completed", "failed", "cancelled") else None
+
+    return wait_for(finished, timeout, interval=0.5, what=f"job {job_id}"), seen  # type: ignore[return-value]
+
+
+def _duration(job: dict) -> float:
+    from datetime import datetime
+
+    return (datetime.fromisoformat(job["finished_at"]) - datetime.fromisoformat(job["created_at"])).total_seconds()
+
+
+def _score(xml: bytes, weights: bytes, image: bytes) -> float:
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(xml, weights), "CPU")
+    pixels = np.asarray(Image.open(io.BytesIO(image)).convert("RGB").resize((256, 256)), dtype=np.float32) / 255.0
+    outputs = compiled(pixels.transpose(2, 0, 1)[None])
+    by_name = {name: value for output, value in outputs.items() for name in output.get_names()}
+    return float(np.asarray(by_name["pred_score"]).reshape(-1)[0])
+
+
+def test_train_padim_on_mtd_and_export_everything(platform, platform_client, mtd_dir):
+    client = platform_client
+    project_id = client.post("/api/projects", json={"name": "MTD e2e"}).json()["id"]
+    normal = mtd_images(mtd_dir, "Free", 40)
+    defects = mtd_images(mtd_dir, "Blowhole", 8) + mtd_images(mtd_dir, "Crack", 8)
+    assert upload(client, project_id, normal).status_code == 201
+    assert upload(client, project_id, defects, label="anomalous").status_code == 201
+
+    # No snapshot given: the job snapshots the current media first.
+    response = client.post(f"/api/projects/{project_id}/train", json={
+        "model_name": "PaDiM mobilenet", "architecture": "padim",
+        # 1/8 and 1/16 scale features: a 5x smaller model than with blocks.1 (1/4 scale), as accurate (facts).
+        "parameters": {"backbone": "mobilenetv2_100", "layers": ["blocks.2", "blocks.4"]}})
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    job, progress = _follow(client, accepted["job_id"])
+    print(f"training job: {_duration(job):.1f} s, metrics {job['metrics']}")
+    assert job["status"] == "completed", job
+    assert progress == sorted(progress) and progress[-1] == 1.0, progress
+    assert job["metrics"]["stage"] == "done" and job["metrics"]["image_auroc"] > 0.7
+
+    model = client.get(f"/api/models/{accepted['model_id']}").json()
+    print("metrics", model["metrics"])
+    assert model["status"] == "ready" and model["error"] is None
+    assert model["metrics"]["image_auroc"] > 0.7 and 0 <= model["metrics"]["image_f1"] <= 1
+    assert model["mlflow_run_id"] and model["mlflow_model_version"] == "1"
+    snapshot = client.get(f"/api/snapshots/{accepted['snapshot_id']}").json()
+    assert snapshot["status"] == "ready" and snapshot["media_count"] == 56
+
+    from mlflow import MlflowClient
+
+    from infra.tracking import tracking_uri
+
+    mlflow = MlflowClient(tracking_uri(platform.settings))
+    run = mlflow.get_run(model["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.data.params["backbone"] == "mobilenetv2_100"
+    assert run.data.metrics["image_auroc"] == pytest.approx(model["metrics"]["image_auroc"])
+    assert {item.path for item in mlflow.list_artifacts(run.info.run_id)} == {"openvino", "checkpoint"}
+    version = mlflow.get_model_version(model["mlflow_model_name"], model["mlflow_model_version"])
+    assert version.run_id == run.info.run_id and version.source.endswith("/openvino")
+
+    # Every format: 202 with a job until the archive exists, then 200 with the zip.
+    exports = {}
+    for fmt, compression in EXPECTED_FILES:
+        params = {"format": fmt, **({"compression": compression} if compression else {})}
+        first = client.get(f"/api/models/{model['id']}/export", params=params)
+        assert first.status_code == 202, first.text
+        again = client.get(f"/api/models/{model['id']}/export", params=params)
+        assert again.status_code == 200 or again.json()["job_id"] == first.json()["job_id"]
+        exports[(fmt, compression)] = (params, first.json()["job_id"])
+    for (fmt, compression), (params, job_id) in exports.items():
+        job, _ = _follow(client, job_id)
+        print(f"export {fmt} {compression}: {_duration(job):.1f} s")
+        assert job["status"] == "completed" and job["type"] == "export", job
+        download = client.get(f"/api/models/{model['id']}/export", params=params)
+        assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
+        archive = zipfile.ZipFile(io.BytesIO(download.content))
+        assert set(archive.namelist()) == EXPECTED_FILES[(fmt, compression)], archive.namelist()
+        if fmt == "openvino":
+            normal_score = _score(archive.read("model.xml"), archive.read("model.bin"), normal[-1][1])
+            crack_score = _score(archive.read("model.xml"), archive.read("model.bin"), defects[-1][1])
+            print(f"{fmt} {compression}: normal {normal_score:.3f}, crack {crack_score:.3f}")
+            assert math.isfinite(normal_score) and 0 <= normal_score <= 1 and 0 <= crack_score <= 1
+
+    bad = client.get(f"/api/models/{model['id']}/export", params={"format": "onnx", "compression": "int8"})
+    assert bad.status_code == 422
+    assert client.get(f"/api/models/{model['id']}/export", params={"format": "tflite"}).status_code == 422

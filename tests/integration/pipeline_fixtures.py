@@ -1,0 +1,76 @@
+"""Fixtures for the pipeline runtime tests, loaded as a plugin by each test module::
+
+    pytest_plugins = ["tests.integration.pipeline_fixtures"]
+
+so they are registered once per session and the session-scoped model is shared by every module.
+The model is trained on first use and kept in pytest's cache folder (``.pytest_cache``), keyed by
+the training recipe and library versions, so later sessions reuse it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import port_open
+from tests.integration.pipeline_helpers import (
+    AmqttBroker,
+    MjpegCamera,
+    MosquittoProcess,
+    WebhookReceiver,
+    frames_from,
+    mtd_images,
+    tiny_padim_key,
+    train_tiny_padim,
+    write_video,
+)
+
+
+@pytest.fixture(scope="session")
+def model_dir(mtd_dir: Path, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real anomalib PaDiM OpenVINO export (first use trains it: ~20-40 s on 2 cores)."""
+    name = f"tiny-padim-{tiny_padim_key()}"
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    folder = cache.mkdir(name) if cache is not None else tmp_path_factory.getbasetemp() / name
+    return train_tiny_padim(mtd_dir, folder)
+
+
+@pytest.fixture
+def mtd_video(mtd_dir: Path, tmp_path: Path) -> Path:
+    """12 frames: 8 MT_Free, 4 MT_Crack, 320x240, 25 fps."""
+    paths = mtd_images(mtd_dir, "MT_Free", 8) + mtd_images(mtd_dir, "MT_Crack", 4, start=4)
+    return write_video(tmp_path / "line.avi", frames_from(paths))
+
+
+@pytest.fixture
+def mjpeg_camera(mtd_dir: Path) -> Iterator[MjpegCamera]:
+    camera = MjpegCamera(frames_from(mtd_images(mtd_dir, "MT_Free", 6)))
+    camera.start()
+    yield camera
+    camera.stop()
+
+
+@pytest.fixture
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def mqtt_broker_port() -> Iterator[int]:
+    """The machine's broker on 1883 if it answers, else our own mosquitto, else amqtt in-process."""
+    if port_open("127.0.0.1", 1883):
+        yield 1883
+    elif shutil.which("mosquitto"):
+        broker = MosquittoProcess()
+        broker.start()
+        yield broker.port
+        broker.stop()
+    else:
+        amqtt_broker = AmqttBroker()
+        yield amqtt_broker.port
+        amqtt_broker.stop()

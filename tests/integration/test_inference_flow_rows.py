@@ -1,0 +1,84 @@
+"""The inference flow's database side on real SQLite: what it reads at start, what it writes each second."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from flows.inference import PipelineFlowError, StatusWriter, load_spec
+from infra.database.models import ActivePipeline, Model
+from infra.settings import Settings
+from tests.integration.pipeline_support import create_pipeline
+
+METRICS = {"frames_processed": 5, "anomalies_detected": 1, "avg_inference_time_ms": 20.0, "fps": 9.5,
+           "sink_errors": 0}
+
+
+def add_active(client: TestClient, pipeline_id: str, status: str = "starting") -> uuid.UUID:
+    with client.app.state.sessionmaker() as session:
+        row = ActivePipeline(pipeline_id=uuid.UUID(pipeline_id), status=status)
+        session.add(row)
+        session.commit()
+        return row.id
+
+
+def read(client: TestClient, active_id: uuid.UUID) -> ActivePipeline:
+    with client.app.state.sessionmaker() as session:
+        return session.get(ActivePipeline, active_id)
+
+
+def test_load_spec_reads_the_rows_of_a_starting_pipeline(client: TestClient, project: dict, settings: Settings) -> None:
+    pipeline = create_pipeline(client, project["id"], config={"threshold": 0.7, "fps": 5})
+    active_id = add_active(client, pipeline["id"])
+    spec = load_spec(settings.resolved_database_url, active_id)
+    assert spec is not None
+    assert str(spec.model_id) == pipeline["model_id"] and spec.source_type == "webcam"
+    assert spec.sink.type == "filesystem" and spec.config.threshold == 0.7 and spec.config.fps == 5
+
+    stopped = add_active(client, pipeline["id"], status="stopping")  # stopped before its run began
+    assert load_spec(settings.resolved_database_url, stopped) is None
+    with pytest.raises(PipelineFlowError, match="does not exist"):
+        load_spec(settings.resolved_database_url, uuid.uuid4())
+
+    with client.app.state.sessionmaker() as session:
+        session.get(Model, uuid.UUID(pipeline["model_id"])).status = "failed"
+        session.commit()
+    with pytest.raises(PipelineFlowError, match="failed, not ready"):
+        load_spec(settings.resolved_database_url, active_id)
+
+
+def test_status_writer_records_metrics_heartbeat_and_live_trouble(client: TestClient, project: dict,
+                                                                  settings: Settings) -> None:
+    active_id = add_active(client, create_pipeline(client, project["id"])["id"], status="running")
+    writer = StatusWriter(settings.resolved_database_url, active_id)
+
+    writer({"state": "running", "metrics": METRICS, "source": {"state": "connected", "error": None}})
+    row = read(client, active_id)
+    assert row.metrics == METRICS and row.heartbeat_at is not None and row.message is None
+    first_beat = row.heartbeat_at
+
+    writer({"state": "running", "metrics": METRICS,
+            "source": {"state": "reconnecting", "error": "connection refused"}})
+    row = read(client, active_id)
+    assert row.status == "running" and row.message == "source reconnecting: connection refused"
+    assert row.heartbeat_at >= first_beat
+
+    writer.note("model", "model X is training; still using Y")
+    writer({"state": "running", "metrics": METRICS, "source": {"state": "connected", "error": None}})
+    assert read(client, active_id).message == "model X is training; still using Y"
+    writer.note("model", None)
+    writer({"state": "running", "metrics": {**METRICS, "frames_processed": 9}, "source": {}})
+    row = read(client, active_id)
+    assert row.message is None and row.metrics["frames_processed"] == 9
+
+
+def test_status_writer_never_reopens_a_finished_pipeline(client: TestClient, project: dict,
+                                                         settings: Settings) -> None:
+    active_id = add_active(client, create_pipeline(client, project["id"])["id"], status="failed")
+    writer = StatusWriter(settings.resolved_database_url, active_id)
+    writer({"state": "running", "metrics": METRICS, "source": {"state": "reconnecting", "error": "down"}})
+    row = read(client, active_id)
+    assert row.status == "failed" and row.message is None  # final metrics land, the status stays
+    assert row.metrics == METRICS

@@ -1,0 +1,220 @@
+"""Jobs through the HTTP API against a real Prefect server, worker and MLflow (session platform)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+
+import pytest
+
+from tests.conftest import png_bytes
+from tests.integration.media_support import mtd_images, upload
+from tests.platform_fixtures import wait_for, wait_job
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def project(platform_client) -> dict:
+    response = platform_client.post("/api/projects", json={"name": f"jobs {uuid.uuid4().hex[:6]}"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def _images(count: int, offset: int = 0) -> list[tuple[str, bytes]]:
+    return [(f"img{offset + index}.png", png_bytes(color=(offset + index, 90, 200))) for index in range(count)]
+
+
+def test_snapshot_job_end_to_end(platform_client, project):
+    client, project_id = platform_client, project["id"]
+    assert upload(client, project_id, _images(3)).status_code == 201
+    assert upload(client, project_id, _images(2, offset=10), label="anomalous").status_code == 201
+
+    created = client.post(f"/api/projects/{project_id}/snapshots", json={"name": "Training set v1"})
+    assert created.status_code == 201, created.text
+    snapshot = created.json()
+    assert snapshot["status"] == "pending" and snapshot["media_count"] is None
+    job_id = snapshot["job_id"]
+
+    job = wait_job(client, job_id, {"completed", "failed"})
+    assert job["status"] == "completed", job
+    assert job["type"] == "snapshot" and job["project_id"] == project_id and job["progress"] == 1.0
+    assert job["metrics"]["media_count"] == 5 and job["error"] is None
+    assert job["created_at"].endswith("Z") and job["started_at"] and job["finished_at"]
+
+    ready = client.get(f"/api/snapshots/{snapshot['id']}").json()
+    assert ready["status"] == "ready" and ready["media_count"] == 5
+
+    listed = client.get(f"/api/projects/{project_id}/jobs").json()
+    assert [item["id"] for item in listed] == [job_id]
+    assert client.get(f"/api/projects/{project_id}/jobs", params={"type": "snapshot", "status": "completed"}).json()
+    assert client.get(f"/api/projects/{project_id}/jobs", params={"type": "training"}).json() == []
+    assert client.get(f"/api/projects/{project_id}/jobs", params={"status": "running"}).json() == []
+
+
+def test_job_errors(platform_client, project):
+    client = platform_client
+    assert client.get(f"/api/jobs/{uuid.uuid4()}").status_code == 404
+    assert client.delete(f"/api/jobs/{uuid.uuid4()}").status_code == 404
+    assert client.get(f"/api/projects/{uuid.uuid4()}/jobs").status_code == 404
+    for params in ({"type": "cooking"}, {"status": "sleeping"}):
+        response = client.get(f"/api/projects/{project['id']}/jobs", params=params)
+        assert response.status_code == 422 and "detail" in response.json()
+    assert client.post(f"/api/projects/{uuid.uuid4()}/snapshots", json={"name": "x"}).status_code == 404
+    assert client.post(f"/api/projects/{project['id']}/snapshots", json={"name": ""}).status_code == 422
+
+
+# -- training jobs: validation, failure, cancellation, a crashed worker ----------------------------
+
+# STFPM trains for many epochs: slow enough to cancel or crash mid-training on purpose.
+SLOW_TRAINING = {"architecture": "stfpm", "parameters": {"backbone": "mobilenetv2_100", "max_epochs": 300}}
+
+
+@pytest.fixture(scope="module")
+def mtd_project(platform_client, mtd_dir) -> dict:
+    """A project with 12 normal and 4 anomalous real tiles, and a ready snapshot of them."""
+    client = platform_client
+    project = client.post("/api/projects", json={"name": "MTD jobs"}).json()
+    assert upload(client, project["id"], mtd_images(mtd_dir, "Free", 12)).status_code == 201
+    assert upload(client, project["id"], mtd_images(mtd_dir, "Crack", 4), label="anomalous").status_code == 201
+    snapshot = client.post(f"/api/projects/{project['id']}/snapshots", json={"name": "all"}).json()
+    assert wait_job(client, snapshot["job_id"], {"completed", "failed"})["status"] == "completed"
+    return {**project, "snapshot_id": snapshot["id"]}
+
+
+def _train(client, project_id: str, **body) -> dict:
+    response = client.post(f"/api/projects/{project_id}/train", json={"model_name": "m", **body})
+    assert response.status_code == 202, response.text
+    accepted = response.json()
+    assert accepted["status"] == "pending" and accepted["job_id"]
+    model = client.get(f"/api/models/{accepted['model_id']}").json()
+    assert model["status"] == "training" and model["job_id"] == accepted["job_id"]
+    return accepted
+
+
+def _model_leftovers(platform, model_id: str) -> list[str]:
+    """Stored files and live MLflow runs/versions a model left behind."""
+    from mlflow import MlflowClient
+
+    from infra.tracking import tracking_uri
+
+    left = list(platform_store(platform).list(f"models/{model_id}/"))
+    mlflow = MlflowClient(tracking_uri(platform.settings))
+    runs = mlflow.search_runs(experiment_ids=[e.experiment_id for e in mlflow.search_experiments()],
+                              filter_string=f"tags.`geti_inspect.model_id` = '{model_id}'")
+    left += [f"mlflow run {run.info.run_id}" for run in runs]
+    left += [f"mlflow version {version.version}" for run in runs
+             for version in mlflow.search_model_versions(f"run_id = '{run.info.run_id}'")]
+    return left
+
+
+def platform_store(platform):
+    from infra.storage import build_store
+
+    return build_store(platform.settings)
+
+
+def test_training_is_refused_upfront(platform_client, mtd_project, project):
+    client, project_id = platform_client, mtd_project["id"]
+    cases = [
+        ({"architecture": "nonsense"}, 422, "unknown architecture"),
+        ({"architecture": "padim", "parameters": {"colour": 1}}, 422, "unknown parameter"),
+        ({"architecture": "padim", "parameters": {"max_epochs": "many"}}, 422, "max_epochs"),
+        ({"architecture": "padim", "snapshot_id": str(uuid.uuid4())}, 404, "not found"),
+    ]
+    for body, status, text in cases:
+        response = client.post(f"/api/projects/{project_id}/train", json=body)
+        assert response.status_code == status and text in response.json()["detail"], (body, response.text)
+    # Too few normal images: the (empty) project of the `project` fixture.
+    response = client.post(f"/api/projects/{project['id']}/train", json={"architecture": "padim"})
+    assert response.status_code == 422 and "at least 4 normal images" in response.json()["detail"]
+    assert client.post(f"/api/projects/{uuid.uuid4()}/train", json={"architecture": "padim"}).status_code == 404
+    assert client.get(f"/api/projects/{project_id}/models").json() == [], "a refused request left a model row"
+
+
+def test_failing_training_ends_failed_with_the_reason(platform, platform_client, mtd_dir):
+    client = platform_client
+    project = client.post("/api/projects", json={"name": "storage loss"}).json()
+    # Other tiles than mtd_project's: blobs are shared by content and one is about to be lost.
+    assert upload(client, project["id"], mtd_images(mtd_dir, "Free", 18)[12:]).status_code == 201
+    snapshot = client.post(f"/api/projects/{project['id']}/snapshots", json={"name": "s"}).json()
+    assert wait_job(client, snapshot["job_id"], {"completed", "failed"})["status"] == "completed"
+    # The bytes of one snapshot image are lost from object storage.
+    from infra.database.engine import session_scope
+    from infra.database.models import SnapshotItem
+    from infra.storage import blob_key
+
+    with session_scope(platform.settings.resolved_database_url) as session:
+        sha = session.query(SnapshotItem.sha256).filter_by(snapshot_id=uuid.UUID(snapshot["id"])).first()[0]
+    platform_store(platform).delete(blob_key(sha))
+
+    accepted = _train(client, project["id"], architecture="padim", snapshot_id=snapshot["id"],
+                      parameters={"backbone": "mobilenetv2_100"})
+    job = wait_job(client, accepted["job_id"], {"completed", "failed", "cancelled"})
+    assert job["status"] == "failed" and "missing from storage" in job["error"], job
+    model = client.get(f"/api/models/{accepted['model_id']}").json()
+    assert model["status"] == "failed" and "missing from storage" in model["error"]
+    assert _model_leftovers(platform, accepted["model_id"]) == []
+
+
+def _wait_training(client, job_id: str) -> dict:
+    def training() -> dict | None:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        assert job["status"] in ("pending", "running"), job
+        return job if job["status"] == "running" and "epoch" in job["metrics"] else None
+
+    return wait_for(training, 120, what="training to report an epoch")  # type: ignore[return-value]
+
+
+def test_cancel_a_running_training(platform, platform_client, mtd_project):
+    client = platform_client
+    accepted = _train(client, mtd_project["id"], snapshot_id=mtd_project["snapshot_id"], **SLOW_TRAINING)
+    running = _wait_training(client, accepted["job_id"])
+    assert 0 < running["progress"] < 1 and running["started_at"]
+
+    cancelled_at = time.monotonic()
+    assert client.delete(f"/api/jobs/{accepted['job_id']}").status_code == 204
+    assert client.get(f"/api/models/{accepted['model_id']}").json()["status"] == "failed"
+    job = wait_job(client, accepted["job_id"], {"cancelled", "failed", "completed"}, timeout=30)
+    print(f"cancelled {time.monotonic() - cancelled_at:.1f} s after DELETE")
+    assert job["status"] == "cancelled" and job["finished_at"], job["message"]
+    model = client.get(f"/api/models/{accepted['model_id']}").json()
+    assert model["status"] == "failed" and model["error"] == "cancelled"
+    wait_for(lambda: _model_leftovers(platform, accepted["model_id"]) == [], 15, what="cleanup of the model")
+    assert client.delete(f"/api/jobs/{accepted['job_id']}").status_code == 409
+    listed = client.get(f"/api/projects/{mtd_project['id']}/jobs", params={"status": "cancelled"}).json()
+    orch = client.app.state.orchestrator
+    print("DEBUG", [(st.type, st.name, st.message, st.timestamp) for st in orch._client.read_flow_run_states(uuid.UUID(accepted["job_id"]))])
+    print("DEBUG2", client.get(f"/api/projects/{mtd_project['id']}/jobs").json())
+    print("DEBUG3", client.get(f"/api/projects/{mtd_project['id']}/jobs", params={"status": "cancelled"}).json())
+    print("DEBUG4", client.get(f"/api/projects/{mtd_project['id']}/jobs", params={"status": "completed"}).json())
+    print("DEBUG5", client.get(f"/api/projects/{mtd_project['id']}/jobs", params={"type": "training"}).json())
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterId
+    from prefect.client.schemas.objects import StateType
+    print("DEBUG6", [r.state_type for r in orch._client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(accepted["job_id"])]), state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLED]))))])
+    assert accepted["job_id"] in [item["id"] for item in listed]
+
+
+def test_killed_worker_fails_the_job(platform, platform_client, mtd_project):
+    """The worker and its flow process die (a lost machine): heartbeats stop, the job ends failed."""
+    client = platform_client
+    accepted = _train(client, mtd_project["id"], snapshot_id=mtd_project["snapshot_id"], **SLOW_TRAINING)
+    _wait_training(client, accepted["job_id"])
+    worker = platform.stack.workers["training"]
+    flow_processes = worker.descendants()
+    assert flow_processes, "the flow process should run under the worker"
+    os.killpg(worker.pid, signal.SIGKILL)
+    for process in flow_processes:
+        process.kill()
+    killed_at = time.monotonic()
+
+    job = wait_job(client, accepted["job_id"], {"failed", "completed", "cancelled"}, timeout=150)
+    print(f"job failed {time.monotonic() - killed_at:.0f} s after the kill")
+    assert job["status"] == "failed" and "heartbeat" in job["error"], job
+    model = client.get(f"/api/models/{accepted['model_id']}").json()
+    assert model["status"] == "failed" and "heartbeat" in model["error"]
+    # The supervisor restarted the worker: the next job runs.
+    wait_for(lambda: worker.alive, 30, what="the worker to be restarted")
+    assert platform_client.get("/api/health").json()["components"]["worker:training"]["ok"]

@@ -1,0 +1,180 @@
+"""The player page plays a live pipeline in headless Chromium (skipped when Chromium is not installed).
+
+The REST API will serve the page and proxy ``/api/webrtc/*`` to the pipeline's control endpoint;
+here a small loopback server plays that part, so the page, the signalling and the runtime's
+WebRTC track are exercised by a real browser.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from pipelines.control import ControlServer
+from pipelines.runtime import PipelineRuntime
+from tests.conftest import free_port
+
+pytest_plugins = ["tests.integration.pipeline_fixtures"]
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(not shutil.which("chromium"), reason="headless Chromium is not installed"),
+]
+
+PLAYER = Path(__file__).resolve().parents[2] / "pipelines" / "static" / "player.html"
+
+
+class ApiStandIn:
+    """Serves the page at /player.html and forwards /api/webrtc/* to the control endpoint with its token."""
+
+    def __init__(self, control: ControlServer) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                body = PLAYER.read_bytes()
+                self.send_response(200 if self.path.startswith("/player.html") else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:  # noqa: N802
+                payload = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                payload.pop("pipeline_id", None)  # the API resolves it to the control endpoint
+                upstream = httpx.post(
+                    f"{control.url}{self.path.removeprefix('/api')}",
+                    json=payload,
+                    headers={"Authorization": f"Bearer {control.token}"},
+                    timeout=30,
+                )
+                self.send_response(upstream.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(upstream.content)))
+                self.end_headers()
+                self.wfile.write(upstream.content)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HeadlessChromium:
+    """Chromium with the DevTools protocol on loopback; ``evaluate`` runs JS in the page."""
+
+    def __init__(self, url: str) -> None:
+        self.port = free_port()
+        self.profile = tempfile.mkdtemp(prefix="chromium-")
+        self.process = subprocess.Popen(
+            [
+                "chromium",
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                f"--user-data-dir={self.profile}",
+                f"--remote-debugging-port={self.port}",
+                "--remote-allow-origins=*",
+                # Show real host candidates instead of mDNS names, which the server side cannot resolve here.
+                "--disable-features=WebRtcHideLocalIpsWithMdns",
+                url,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.socket_url = self._page_socket()
+        self._id = 0
+
+    def _page_socket(self) -> str:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                pages = [t for t in httpx.get(f"http://127.0.0.1:{self.port}/json/list").json() if t["type"] == "page"]
+                if pages:
+                    return pages[0]["webSocketDebuggerUrl"]
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("Chromium's DevTools endpoint did not come up")
+
+    def evaluate(self, expression: str) -> object:
+        from websockets.sync.client import connect
+
+        self._id += 1
+        with connect(self.socket_url, max_size=None) as socket:
+            socket.send(
+                json.dumps(
+                    {
+                        "id": self._id,
+                        "method": "Runtime.evaluate",
+                        "params": {"expression": expression, "returnByValue": True},
+                    }
+                )
+            )
+            while True:
+                message = json.loads(socket.recv(timeout=10))
+                if message.get("id") == self._id:
+                    return message["result"]["result"].get("value")
+
+    def close(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.fixture
+def live_pipeline(model_dir: Path, mtd_video: Path) -> Iterator[ControlServer]:
+    runtime = PipelineRuntime.from_config(
+        pipeline_id="pipe-1",
+        active_pipeline_id="run-1",
+        source_type="video_file",
+        source_name="Line 3",
+        source_config={"path": str(mtd_video)},
+        sinks=[],
+        model_dir=model_dir,
+        config={"threshold": 0.5, "fps": 15},
+    )
+    runtime.start()
+    control = ControlServer(runtime)
+    control.start()
+    yield control
+    control.stop()
+    runtime.stop()
+
+
+def test_the_player_page_plays_the_stream(live_pipeline: ControlServer) -> None:
+    api = ApiStandIn(live_pipeline)
+    browser = HeadlessChromium(f"{api.url}/player.html?pipeline_id=run-1&api={api.url}/api")
+    try:
+        deadline = time.monotonic() + 45
+        state = frames = width = None
+        while time.monotonic() < deadline:
+            state = browser.evaluate("document.body.dataset.state")
+            frames = int(browser.evaluate("document.getElementById('frames').textContent") or 0)
+            width = browser.evaluate("document.getElementById('video').videoWidth")
+            if state == "failed" or (state == "playing" and frames >= 5 and width):
+                break
+            time.sleep(0.3)
+        assert state == "playing", browser.evaluate("document.getElementById('status').textContent")
+        assert frames >= 5 and width == 320
+    finally:
+        browser.close()
+        api.close()

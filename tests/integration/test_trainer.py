@@ -1,0 +1,179 @@
+"""Training core on real MTD tiles, offline: fit, test, export every format, run the IR on one image."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import pytest
+import torch
+from huggingface_hub import constants
+
+from flows.training.dataset import DatasetError, DatasetItem, materialise
+from flows.training.export import ExportError, export, load_image
+from flows.training.trainer import ArchitectureUnavailable, ProgressEvent, TrainingCancelled, TrainingResult, train
+from infra.anomaly import backbones
+from infra.anomaly.backbones import WeightsUnavailableError
+
+pytestmark = pytest.mark.timeout(900)
+STAGES = ["preparing", "fitting", "testing", "exporting"]
+
+
+@pytest.fixture(scope="module")
+def offline() -> Iterator[None]:
+    """No Hugging Face hub, whatever this machine can reach; process-wide settings restored afterwards."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("HF_HUB_CACHE", constants.HF_HUB_CACHE)
+        patch.setattr(constants, "HF_HUB_CACHE", constants.HF_HUB_CACHE)
+        patch.setattr(constants, "HF_HUB_OFFLINE", constants.HF_HUB_OFFLINE)
+        backbones.hub_reachable.cache_clear()
+        yield
+    backbones.hub_reachable.cache_clear()
+
+
+def _slice(mtd_dir: Path, root: Path, normal: int, per_defect: int) -> Path:
+    """First ``normal`` MT_Free tiles + ``per_defect`` MT_Blowhole and MT_Crack tiles with their masks."""
+    good = sorted((mtd_dir / "MT_Free" / "Imgs").glob("*.jpg"))[:normal]
+    items = [DatasetItem(path.name, "normal", str(path)) for path in good]
+    for defect in ("MT_Blowhole", "MT_Crack"):
+        for path in sorted((mtd_dir / defect / "Imgs").glob("*.jpg"))[:per_defect]:
+            items.append(DatasetItem(path.name, "anomalous", str(path), str(path.with_suffix(".png"))))
+    layout = materialise(items, lambda ref: Path(ref).read_bytes(), root)
+    assert layout.has_masks
+    return root
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("platform-data")
+
+
+@pytest.fixture(scope="module")
+def padim(
+    mtd_dir: Path, tmp_path_factory: pytest.TempPathFactory, data_dir: Path, offline: None
+) -> tuple[TrainingResult, list[ProgressEvent]]:
+    # 44 normal tiles: 32 train + 12 held out; 12 defective tiles with masks.
+    root = _slice(mtd_dir, tmp_path_factory.mktemp("mtd") / "dataset", normal=44, per_defect=6)
+    events: list[ProgressEvent] = []
+    result = train(
+        root,
+        "padim",
+        {"backbone": "mobilenetv2_100"},
+        tmp_path_factory.mktemp("padim"),
+        on_progress=events.append,
+        data_dir=data_dir,
+        holdout_ratio=12 / 44,
+    )
+    return result, events
+
+
+def test_padim_learns_real_defects_offline(padim: tuple[TrainingResult, list[ProgressEvent]]) -> None:
+    result, events = padim
+    assert result.dataset["train_images"] == 32 and result.dataset["test_images"] == 24
+    assert result.parameters["layers"] == ["blocks.2", "blocks.4"] and result.parameters["n_features"] == 128
+    print("padim", result.metrics, result.timings)
+    assert result.metrics["image_auroc"] > 0.7, result.metrics  # random weights give ~0.5 on these tiles
+    assert result.metrics["pixel_auroc"] > 0.8, result.metrics
+    assert set(result.timings) == {"fit_s", "test_s", "export_s"}
+    assert result.history and result.history[0]["epoch"] == 1
+    assert result.checkpoint.is_file()
+
+    progress = [event.progress for event in events]
+    assert progress == sorted(progress) and progress[0] == 0.0 and progress[-1] == 1.0
+    stages = list(dict.fromkeys(event.stage for event in events))
+    assert stages == STAGES
+    assert all(event.loss is None for event in events)  # PaDiM has no loss (only a constant placeholder)
+
+
+def _run(path: Path, image: np.ndarray) -> dict[str, np.ndarray]:
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(path)), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return {name: value for port, value in compiled(image).items() for name in port.get_names()}
+
+
+def test_openvino_ir_scores_a_single_image(padim: tuple[TrainingResult, list[ProgressEvent]], mtd_dir: Path) -> None:
+    result, _ = padim
+    xml = result.openvino_dir / "model.xml"
+    assert xml.with_suffix(".bin").is_file()
+    shape = ov.Core().read_model(str(xml)).input(0).get_partial_shape()
+    assert shape[0].get_length() == 1 and shape[1].get_length() == 3  # one image, any height and width
+    crack = load_image(sorted((mtd_dir / "MT_Crack" / "Imgs").glob("*.jpg"))[-1])
+    outputs = _run(xml, crack)
+    assert outputs["pred_score"].size == 1 and 0.0 <= float(outputs["pred_score"].item()) <= 1.0
+    assert outputs["anomaly_map"].shape[-2:] == (256, 256)
+    # The graph resizes by itself: a raw-sized tile goes in as it is.
+    raw = load_image(sorted((mtd_dir / "MT_Crack" / "Imgs").glob("*.jpg"))[-1], image_size=(180, 300))
+    assert np.isfinite(_run(xml, raw)["pred_score"]).all()
+
+
+def test_every_format_exports_from_the_checkpoint(
+    padim: tuple[TrainingResult, list[ProgressEvent]], tmp_path: Path, data_dir: Path, mtd_dir: Path
+) -> None:
+    result, _ = padim
+    image = load_image(sorted((mtd_dir / "MT_Blowhole" / "Imgs").glob("*.jpg"))[-1])
+    reference = _run(result.openvino_dir / "model.xml", image)["pred_score"].item()
+
+    def rebuilt(fmt: str, compression: str | None = None) -> Path:
+        out_dir = tmp_path / f"{fmt}-{compression}"
+        return export(result.checkpoint, "padim", result.parameters, fmt, compression, out_dir, data_dir=data_dir)
+
+    onnx = rebuilt("onnx") / "model.onnx"
+    assert abs(_run(onnx, image)["pred_score"].item() - reference) < 1e-3
+
+    torch_dir = rebuilt("pytorch")
+    assert (torch_dir / "model.ckpt").is_file()
+    model = torch.load(torch_dir / "model.pt", map_location="cpu", weights_only=False)["model"].eval()
+    with torch.no_grad():
+        assert abs(model(torch.from_numpy(image)).pred_score.item() - reference) < 1e-3
+
+    fp32_bin = (result.openvino_dir / "model.bin").stat().st_size
+    for compression in ("fp16", "int8"):
+        folder = rebuilt("openvino", compression)
+        assert (folder / "model.bin").stat().st_size < 0.6 * fp32_bin, compression
+        assert abs(_run(folder / "model.xml", image)["pred_score"].item() - reference) < 0.05, compression
+
+    with pytest.raises(ExportError, match="openvino format only"):
+        rebuilt("onnx", "fp16")
+    with pytest.raises(ExportError, match="unknown export format"):
+        rebuilt("tflite")
+
+
+def test_patchcore_trains_with_the_fast_coreset(
+    mtd_dir: Path, tmp_path: Path, data_dir: Path, offline: None
+) -> None:
+    root = _slice(mtd_dir, tmp_path / "dataset", normal=16, per_defect=2)
+    events: list[ProgressEvent] = []
+    result = train(root, "patchcore", {"backbone": "mobilenetv2_100"}, tmp_path / "work", on_progress=events.append,
+                   data_dir=data_dir)
+    print("patchcore", result.metrics, result.timings)
+    assert result.dataset["train_images"] == 12
+    assert 0.0 <= result.metrics["image_auroc"] <= 1.0 and "pixel_auroc" in result.metrics
+    # Progress moved through the coreset selection (PatchCore's batches only cover the first 30% of fitting).
+    fitting = [event.progress for event in events if event.stage == "fitting"]
+    assert any(0.3 < (value - 0.05) / 0.75 < 1.0 for value in fitting)
+    # The IR takes exactly one image (anomalib's default export would freeze a batch of 2 for PatchCore).
+    shape = ov.Core().read_model(str(result.openvino_dir / "model.xml")).input(0).get_partial_shape()
+    assert shape[0].get_length() == 1
+    assert result.openvino_score is not None
+
+
+def test_cancellation_and_upfront_failures(mtd_dir: Path, tmp_path: Path, data_dir: Path, offline: None) -> None:
+    root = _slice(mtd_dir, tmp_path / "dataset", normal=8, per_defect=1)
+    events: list[ProgressEvent] = []
+    with pytest.raises(TrainingCancelled):
+        train(root, "padim", {}, tmp_path / "cancelled", on_progress=events.append,
+              should_stop=lambda: any(event.stage == "fitting" for event in events), data_dir=data_dir)
+    assert events[-1].stage == "fitting"
+
+    with pytest.raises(ArchitectureUnavailable, match="imagenette"):
+        train(root, "efficientad", {}, tmp_path / "efficientad", data_dir=data_dir)
+    # A backbone without weights fails before any training, never as a silently random network.
+    with pytest.raises(WeightsUnavailableError, match="resnet18"):
+        train(root, "padim", {"backbone": "resnet18"}, tmp_path / "resnet", data_dir=data_dir)
+    empty = tmp_path / "empty"
+    (empty / "anomalous").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="normal images"):
+        train(empty, "padim", {}, tmp_path / "empty-run", data_dir=data_dir)

@@ -1,0 +1,67 @@
+"""Job status comes from the Prefect state type; progress only moves forward."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+
+from prefect.client.schemas.objects import StateType
+
+from flows.common import JobProgress
+from infra.model_files import archive_key
+from infra.orchestration.client import _job_from_run
+from infra.orchestration.jobs import JobStatus, JobType, state_types_for, status_of
+
+EXPECTED = {
+    StateType.SCHEDULED: "pending", StateType.PENDING: "pending", StateType.PAUSED: "pending",
+    StateType.RUNNING: "running", StateType.CANCELLING: "running", StateType.COMPLETED: "completed",
+    StateType.FAILED: "failed", StateType.CRASHED: "failed", StateType.CANCELLED: "cancelled",
+}
+
+
+def test_every_state_type_maps_to_a_status_and_back():
+    assert {state: status_of(state).value for state in StateType} == EXPECTED
+    assert status_of(None) is JobStatus.PENDING
+    for status in JobStatus:
+        assert {status_of(state) for state in state_types_for(status)} == {status}
+
+
+def _run(state_type: StateType, message: str | None = None, tags=("project:p", "job:training")) -> SimpleNamespace:
+    project = uuid.uuid4()
+    return SimpleNamespace(id=uuid.uuid4(), state_type=state_type, state=SimpleNamespace(message=message),
+                           tags=[tag.replace("project:p", f"project:{project}") for tag in tags], created=None,
+                           start_time=None, end_time=None, project=project)
+
+
+def test_job_view_of_a_flow_run():
+    crashed = _job_from_run(_run(StateType.CRASHED, "No heartbeat for 90 s"), 40.0,
+                            '[{"stage": "training", "epoch": 2, "loss": 0.5}]')
+    assert crashed.status is JobStatus.FAILED and crashed.error == "No heartbeat for 90 s"
+    assert crashed.type is JobType.TRAINING and crashed.progress == 0.4
+    assert crashed.metrics == {"stage": "training", "epoch": 2, "loss": 0.5}
+    completed = _job_from_run(_run(StateType.COMPLETED, "All states completed."), 99.0, None)
+    assert completed.progress == 1.0 and completed.error is None and completed.metrics == {}
+    assert _job_from_run(_run(StateType.RUNNING), None, "not json").progress == 0.0
+
+
+def test_progress_outside_a_flow_run_is_monotonic_and_clamped():
+    progress = JobProgress("test")
+    progress.update(0.5, stage="training", epoch=1)
+    progress.update(0.3, epoch=2)
+    assert progress.value == 0.5 and progress.metrics == {"stage": "training", "epoch": 2}
+    progress.update(7.0)
+    assert progress.value == 1.0
+    progress.done(loss=float("nan"))
+    assert progress.metrics["stage"] == "done" and progress.metrics["loss"] is None
+
+
+def test_archive_keys_validate_format_and_compression():
+    model_id = uuid.uuid4()
+    assert archive_key(model_id, "openvino", "int8") == f"models/{model_id}/exports/openvino-int8.zip"
+    assert archive_key(model_id, "onnx") == f"models/{model_id}/exports/onnx.zip"
+    for bad in (("tflite", None), ("onnx", "fp16"), ("openvino", "fp8")):
+        try:
+            archive_key(model_id, *bad)
+        except ValueError:
+            continue
+        raise AssertionError(f"{bad} accepted")

@@ -1,0 +1,41 @@
+"""The worker-local model cache: one download per model, never a half-written folder."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from flows.model_cache import ModelCache, ModelFilesMissing
+from infra.model_files import openvino_prefix
+from infra.storage.local import LocalStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> LocalStore:
+    return LocalStore(tmp_path / "objects")
+
+
+def test_downloads_once_then_serves_the_cached_copy(store: LocalStore, tmp_path: Path) -> None:
+    model_id = uuid.uuid4()
+    store.put(openvino_prefix(model_id) + "model.xml", b"<xml/>")
+    store.put(openvino_prefix(model_id) + "model.bin", b"\x00\x01")
+    cache = ModelCache(store, tmp_path / "cache")
+
+    folder = cache.get(model_id)
+    assert folder == cache.path(model_id)
+    assert (folder / "model.xml").read_bytes() == b"<xml/>" and (folder / "model.bin").read_bytes() == b"\x00\x01"
+
+    store.delete(openvino_prefix(model_id) + "model.xml")  # a second get must not touch storage
+    assert cache.get(str(model_id)) == folder and (folder / "model.xml").exists()
+    assert [path.name for path in (tmp_path / "cache").iterdir()] == [str(model_id)]  # no staging folder left
+
+
+def test_a_model_without_files_fails_and_leaves_nothing(store: LocalStore, tmp_path: Path) -> None:
+    cache = ModelCache(store, tmp_path / "cache")
+    model_id = uuid.uuid4()
+    with pytest.raises(ModelFilesMissing, match=str(model_id)):
+        cache.get(model_id)
+    assert not cache.path(model_id).exists()
+    assert list((tmp_path / "cache").iterdir()) == []
