@@ -11,17 +11,13 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.client.schemas.objects import StateType
-from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
-from prefect.states import Cancelled
 
 from infra.settings import Settings
 
@@ -50,24 +46,6 @@ def cancel_requested() -> bool:
         log.exception("could not read the state of flow run %s", job_id)
         return False
     return state_type in (StateType.CANCELLING, StateType.CANCELLED)
-
-
-@contextmanager
-def confirm_cancellation() -> Iterator[None]:
-    """End a cancelled run CANCELLED even when Prefect's own hand-shake missed it.
-
-    The worker tells the flow process "cancel" over a loopback channel and expects an answer
-    within 1 s before its SIGTERM; on a busy machine the answer can come late, and Prefect then
-    records the SIGTERM as a crash. A run that is CANCELLING when the signal arrives is
-    cancelled: this sets that final state (Prefect refuses to turn a final state into CRASHED).
-    """
-    try:
-        yield
-    except TerminationSignal:
-        if cancel_requested():
-            with get_client(sync_client=True) as client:
-                client.set_flow_run_state(current_job_id(), Cancelled(message="Cancelled through the API"))
-        raise
 
 
 def _clean(value: Any) -> Any:

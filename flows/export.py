@@ -14,7 +14,7 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.common import JobProgress, confirm_cancellation, flow_settings
+from flows.common import JobProgress, flow_settings
 from infra.database.engine import session_scope
 from infra.database.models import Model
 from infra.model_files import archive_key, checkpoint_key, download_folder, export_name, openvino_prefix
@@ -38,11 +38,6 @@ def zip_folder(folder: Path, archive: Path) -> Path:
 @flow(name="export-model", log_prints=True)
 def export_model(model_id: str, format: str, compression: str | None = None) -> str:  # noqa: A002 - API name
     """Build `models/{id}/exports/<format>[-<compression>].zip` from the stored IR and checkpoint."""
-    with confirm_cancellation():
-        return _export(model_id, format, compression)
-
-
-def _export(model_id: str, format: str, compression: str | None) -> str:  # noqa: A002
     settings = flow_settings()
     store = build_store(settings)
     key = archive_key(model_id, format, compression)

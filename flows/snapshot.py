@@ -14,7 +14,7 @@ from prefect.exceptions import TerminationSignal
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from flows.common import JobProgress, confirm_cancellation, flow_settings
+from flows.common import JobProgress, flow_settings
 from infra.database.engine import session_scope
 from infra.database.models import Media, Snapshot, SnapshotItem
 
@@ -57,7 +57,7 @@ def create_snapshot(snapshot_id: str) -> int:
     progress = JobProgress("Freezing the project's media")
     progress.update(0.0, stage="snapshot")
     try:
-        with confirm_cancellation(), session_scope(settings.resolved_database_url) as session:
+        with session_scope(settings.resolved_database_url) as session:
             count = freeze_snapshot(session, uuid.UUID(snapshot_id))
     except BaseException as error:
         reason = "cancelled" if isinstance(error, TerminationSignal) else str(error) or type(error).__name__

@@ -92,6 +92,18 @@ class ModelRun:
         if batch:
             self.client.log_batch(self.run_id, metrics=batch)
 
+    def log_history(self, history: list[dict[str, float]]) -> None:
+        """Per-epoch metrics (each entry holds its `epoch`), in batches of MLflow's 1000-metric limit."""
+        from mlflow.entities import Metric
+        from mlflow.utils.time import get_current_time_millis
+
+        now = get_current_time_millis()
+        batch = [Metric(metric_key(key), float(value), now, int(entry.get("epoch", step)))
+                 for step, entry in enumerate(history) for key, value in entry.items()
+                 if key != "epoch" and math.isfinite(value)]
+        for start in range(0, len(batch), 1000):
+            self.client.log_batch(self.run_id, metrics=batch[start:start + 1000])
+
     def log_artifacts(self, local_dir: Path, artifact_path: str) -> None:
         self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)
 

@@ -1,14 +1,16 @@
 """k-center-greedy coreset selection for PatchCore: anomalib's exact selection, without its cost.
 
-anomalib's ``KCenterGreedy`` recomputes ``||f_i - c||`` for every patch on each of its
-thousands of iterations, allocating a fresh N x d temporary every time; with glibc that
-temporary is mmap'ed and unmapped per iteration, and the page faults make PatchCore's fit take
-minutes (see docs). Here each iteration costs one matrix-vector product over preallocated
-buffers: ``||f||^2 + ||c||^2 - 2 f.c`` screens which points the new centre can possibly get
-closer to (with a rigorous floating-point error bound), and only those few points get the exact
-distance, computed with the very expression anomalib uses. The minimum distances therefore stay
-bit-identical to anomalib's, and so do the selected indices — same random projection, same
-random start, same argmax tie-breaking.
+anomalib's ``KCenterGreedy`` recomputes ``|f - c|`` for every patch after each of its thousands
+of selections, allocating a fresh N x d temporary every time (with glibc each one is mmap'ed and
+unmapped: page faults make PatchCore's fit take minutes). The selection only ever needs the
+*farthest* point, so here the minimum distances are kept per block of points and a block is
+brought up to date only when it might hold the farthest point (its last known maximum is the
+largest; distances only shrink, so a stale maximum is an upper bound). Updating a block against
+all centres it has not seen is one small matrix product that screens which (point, centre) pairs
+can lower a distance, with a rigorous floating-point margin; those pairs get the exact distance,
+computed with the very expression anomalib uses. Distances, the argmax and its tie-breaking
+(first index) are therefore bit-identical to anomalib's, and so are the selected indices: same
+random projection, same random start.
 """
 
 from __future__ import annotations
@@ -22,6 +24,76 @@ from anomalib.models.components.dimensionality_reduction import SparseRandomProj
 
 _FLOAT32_UNIT_ROUNDOFF = 2.0**-24
 _PROGRESS_EVERY = 64
+BLOCK_ROWS = 512
+
+
+class _BlockedMinDistances:
+    """Each point's distance to its nearest selected centre, refreshed lazily block by block."""
+
+    def __init__(self, features: torch.Tensor, first: torch.Tensor, capacity: int, block_rows: int) -> None:
+        self.features = features
+        n, dims = features.shape
+        self.block_rows = block_rows
+        self.norms = features.double().pow(2).sum(dim=1).sqrt().float()
+        # |f - c|^2 = |f|^2 + |c|^2 - 2 f.c, computed in float32, is within ~(3 dims + 10) u (|f| + |c|)^2 of
+        # the squared distance anomalib computes (dot product in any summation order, the norms, anomalib's
+        # own rounding); tol is five times that, so a screened-out pair can never lower a distance.
+        self.tol = 16.0 * (dims + 16) * _FLOAT32_UNIT_ROUNDOFF
+        self.centers = torch.empty((capacity, dims), dtype=features.dtype)
+        self.center_norms = torch.empty(capacity, dtype=features.dtype)
+        self.count = 0
+        # The first centre updates every point, exactly as anomalib does.
+        self.min = torch.linalg.norm(features - features[first].squeeze(), ord=2, dim=1, keepdim=True).view(-1)
+        self._add_center(first)
+        blocks = (n + block_rows - 1) // block_rows
+        self.seen = [self.count] * blocks  # centres each block is up to date with
+        self.block_max = torch.empty(blocks, dtype=features.dtype)
+        self.block_argmax = [0] * blocks
+        for block in range(blocks):
+            self._summarise(block)
+
+    def _add_center(self, index: torch.Tensor) -> None:
+        self.centers[self.count] = self.features[index]
+        self.center_norms[self.count] = self.norms[index]
+        self.count += 1
+
+    def _rows(self, block: int) -> slice:
+        return slice(block * self.block_rows, min((block + 1) * self.block_rows, self.features.shape[0]))
+
+    def _summarise(self, block: int) -> None:
+        rows = self._rows(block)
+        value, at = torch.max(self.min[rows], dim=0)  # first index among equal maxima, like anomalib's max
+        self.block_max[block] = value
+        self.block_argmax[block] = rows.start + int(at)
+
+    def _refresh(self, block: int) -> None:
+        rows, start = self._rows(block), self.seen[block]
+        points, centers = self.features[rows], self.centers[start : self.count]
+        point_norms, center_norms = self.norms[rows].unsqueeze(1), self.center_norms[start : self.count].unsqueeze(0)
+        approx = point_norms.square() + center_norms.square() - 2.0 * (points @ centers.T)
+        approx -= self.tol * (point_norms + center_norms).square()
+        minimum = self.min[rows]
+        point, center = torch.nonzero(approx < (minimum.square() * (1.0 + self.tol)).unsqueeze(1), as_tuple=True)
+        if point.numel():
+            exact = torch.linalg.norm(points[point] - centers[center], ord=2, dim=1)
+            minimum.scatter_reduce_(0, point, exact, reduce="amin")
+        self.seen[block] = self.count
+        self._summarise(block)
+
+    def farthest(self) -> int:
+        """The index anomalib's ``torch.max`` over all (fully updated) distances would return."""
+        while True:
+            # First block among equal maxima: lower blocks hold lower indices, so ties resolve as in anomalib.
+            block = int(torch.argmax(self.block_max))
+            if self.seen[block] == self.count:
+                return self.block_argmax[block]
+            self._refresh(block)
+
+    def select(self, index: int) -> None:
+        """Make ``index`` a centre (its own distance becomes 0, as anomalib sets it)."""
+        self.min[index] = 0.0
+        self._summarise(index // self.block_rows)
+        self._add_center(torch.tensor(index))
 
 
 class FastKCenterGreedy:
@@ -33,8 +105,10 @@ class FastKCenterGreedy:
         sampling_ratio: float,
         threads: int | None = 1,
         progress: Callable[[int, int], None] | None = None,
+        block_rows: int = BLOCK_ROWS,
     ) -> None:
         self.embedding = embedding
+        self.block_rows = block_rows
         self.progress = progress  # called as progress(selected, total) every few dozen selections
         # The loop runs thousands of small vector ops; on a busy 2-core machine every multi-threaded
         # op waits for a descheduled worker thread, so one thread is both faster and steadier there.
@@ -68,52 +142,18 @@ class FastKCenterGreedy:
 
     def _select(self) -> list[int]:
         features = self._features()
-        n, dims = features.shape
-        idx = torch.randint(high=self.n_observations, size=(1,), device=features.device).squeeze()
-        selected = [int(idx)]
+        first = torch.randint(high=self.n_observations, size=(1,), device=features.device).squeeze()
+        selected = [int(first)]
         if self.coreset_size == 1:
             return selected
-
-        # The first centre: every distance, exactly as anomalib computes it.
-        min_distances = torch.linalg.norm(features - features[idx].squeeze(), ord=2, dim=1, keepdim=True)
-        flat_min = min_distances.view(-1)
-
-        # Screen: |f - c|^2 = |f|^2 + |c|^2 - 2 f.c from one matrix-vector product. Its float32 error
-        # (any summation order, a few extra roundings) stays below (dims + 16) * u * (|f| + |c|)^2 and
-        # anomalib's own rounding of |f - c| below 2 * (dims + 4) * u relative; ``tol`` covers both
-        # four times over, so a point outside the screen can never get a smaller computed distance.
-        tol = 4.0 * (dims + 16) * _FLOAT32_UNIT_ROUNDOFF
-        norms_sq = features.pow(2).sum(dim=1)
-        norms = norms_sq.sqrt()
-        # lhs = |f|^2 + |c|^2 - 2 f.c - tol (|f| + |c|)^2, split into per-point constants and per-centre terms.
-        lhs_base = norms_sq * (1.0 - tol)
-        # MKL's gemv streams a (dims, n) matrix several times faster than the (n, dims) one.
-        features_t = features.t().contiguous().t()
-        dots = torch.empty(n, dtype=features.dtype, device=features.device)
-        lhs = torch.empty_like(dots)
-        rhs = torch.empty_like(dots)
-        screen = torch.empty(n, dtype=torch.bool, device=features.device)
-
-        for position in range(1, self.coreset_size):
-            # anomalib: pick the farthest point, then zero its distance.
-            _, idx = torch.max(min_distances.squeeze(1), dim=0)
-            flat_min[idx] = 0.0
-            selected.append(int(idx))
-            if position == self.coreset_size - 1:
-                break
-            if self.progress is not None and position % _PROGRESS_EVERY == 0:
-                self.progress(position, self.coreset_size)
-            center = features[idx]
-            center_norm = float(norms[idx])
-            torch.mv(features_t, center, out=dots)
-            torch.add(lhs_base, dots, alpha=-2.0, out=lhs)
-            lhs.add_(norms, alpha=-2.0 * tol * center_norm).add_((1.0 - tol) * center_norm**2)
-            torch.mul(flat_min, flat_min, out=rhs).mul_(1.0 + tol)
-            torch.lt(lhs, rhs, out=screen)
-            candidates = torch.nonzero(screen).squeeze(1)
-            if candidates.numel():
-                exact = torch.linalg.norm(features[candidates] - center, ord=2, dim=1, keepdim=True)
-                min_distances[candidates] = torch.minimum(min_distances[candidates], exact)
+        distances = _BlockedMinDistances(features, first, self.coreset_size, self.block_rows)
+        while len(selected) < self.coreset_size:
+            index = distances.farthest()
+            selected.append(index)
+            if len(selected) < self.coreset_size:
+                distances.select(index)
+            if self.progress is not None and len(selected) % _PROGRESS_EVERY == 0:
+                self.progress(len(selected), self.coreset_size)
         return selected
 
     def sample_coreset(self) -> torch.Tensor:

@@ -102,8 +102,6 @@ def export(
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         try:
             produced = _export_files(model, fmt, compression_type, Path(tmp), tuple(image_size))
-        except (ExportError, MemoryError):
-            raise
         except Exception as error:  # noqa: BLE001 - anomalib/torch/openvino raise many kinds
             raise ExportError(f"{fmt} export of {architecture} failed: {error}") from error
         # Everything next to the produced file belongs to it (ONNX keeps large weights in model.onnx.data).

@@ -9,9 +9,15 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import tempfile
+import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +25,7 @@ from prefect import flow
 from prefect.exceptions import TerminationSignal
 from sqlalchemy import select, update
 
-from flows.common import JobProgress, cancel_requested, confirm_cancellation, current_job_id, flow_settings
+from flows.common import JobProgress, cancel_requested, current_job_id, flow_settings
 from flows.snapshot import freeze_snapshot
 from infra.database.engine import session_scope
 from infra.database.models import Model, Snapshot, SnapshotItem
@@ -51,6 +57,32 @@ class ModelSpec:
     architecture: str
     parameters: dict[str, Any]
     snapshot_id: uuid.UUID
+
+
+@contextmanager
+def prefect_keeps_sigterm() -> Iterator[None]:
+    """Keep Prefect's SIGTERM handler installed while Lightning trains.
+
+    Lightning wraps the current SIGTERM handler in its own for the duration of a fit. Prefect
+    acknowledges a cancel request only while its own handler is installed; otherwise the
+    worker's SIGTERM is recorded as a crash and a cancelled job would end "failed". Lightning's
+    handler only matters for multi-process launchers, which training here does not use.
+    """
+    from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
+
+    original = _SignalConnector.register_signal_handlers
+
+    def register(self: _SignalConnector) -> None:
+        before = signal.getsignal(signal.SIGTERM)
+        original(self)
+        if threading.current_thread() is threading.main_thread() and before is not None:
+            signal.signal(signal.SIGTERM, before)
+
+    _SignalConnector.register_signal_handlers = register  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        _SignalConnector.register_signal_handlers = original  # type: ignore[method-assign]
 
 
 def _load_spec(settings: Settings, model_id: uuid.UUID) -> ModelSpec:
@@ -117,16 +149,13 @@ def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
 @flow(name="train-model", log_prints=True)
 def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
     """Train the model row `model_id` on its snapshot (frozen first when `freeze`)."""
-    with confirm_cancellation():
-        return _train_model(uuid.UUID(model_id), freeze)
-
-
-def _train_model(model_id: uuid.UUID, freeze: bool) -> dict[str, float]:
+    marks = {"start": time.perf_counter()}
     from flows.training.dataset import materialise
     from flows.training.trainer import ProgressEvent, train
 
+    marks["imports"] = time.perf_counter()
     settings = flow_settings()
-    spec = _load_spec(settings, model_id)
+    spec = _load_spec(settings, uuid.UUID(model_id))
     store = build_store(settings)
     progress = JobProgress(f"Training {spec.architecture} model {spec.name!r}")
     run: ModelRun | None = None
@@ -143,6 +172,7 @@ def _train_model(model_id: uuid.UUID, freeze: bool) -> dict[str, float]:
             work = Path(tmp)
             progress.update(0.01, stage="dataset")
             materialise(items, _fetch_blob(store), work / "dataset")
+            marks["dataset"] = time.perf_counter()
             progress.update(DATA_SHARE, stage="preparing")
             run = ModelRun(tracking_uri(settings), spec.project_id, spec.id, run_name=spec.name,
                            tags={"geti_inspect.job_id": str(current_job_id()), "architecture": spec.architecture})
@@ -152,21 +182,26 @@ def _train_model(model_id: uuid.UUID, freeze: bool) -> dict[str, float]:
                 fields = {key: value for key, value in event.to_dict().items() if key != "progress"}
                 progress.update(DATA_SHARE + (TRAIN_END - DATA_SHARE) * event.progress, **fields)
 
-            result = train(work / "dataset", spec.architecture, spec.parameters, work / "run",
-                           on_progress=on_progress, data_dir=settings.resolved_data_dir)
+            marks["tracking"] = time.perf_counter()
+            with prefect_keeps_sigterm():
+                result = train(work / "dataset", spec.architecture, spec.parameters, work / "run",
+                               on_progress=on_progress, data_dir=settings.resolved_data_dir)
+            marks["train"] = time.perf_counter()
             run.log_params({"dataset": result.dataset, "image_size": list(result.image_size)})
-            for epoch_metrics in result.history:
-                run.log_metrics(_numeric(epoch_metrics), step=int(epoch_metrics.get("epoch", 0)))
+            run.log_history([_numeric(entry) for entry in result.history])
             metrics = _numeric(result.metrics)
-            timings = {f"time_{key}": value for key, value in _numeric(result.timings).items()}
-            run.log_metrics({**metrics, **timings})
-            progress.update(TRAIN_END, stage="saving", **metrics, **timings)
+            progress.update(TRAIN_END, stage="saving", **metrics)
             upload_folder(store, result.openvino_dir, openvino_prefix(spec.id))
             store.put_file(checkpoint_key(spec.id), result.checkpoint)
+            marks["storage"] = time.perf_counter()
             run.log_artifacts(result.openvino_dir, "openvino")
             run.log_artifact(result.checkpoint, "checkpoint")
             progress.update(0.95, stage="registering")
             run.register("openvino", description=f"{spec.architecture} model {spec.name!r} ({spec.id})")
+            marks["mlflow"] = time.perf_counter()
+            timings = {f"time_{key}": value for key, value in _numeric(result.timings).items()}
+            timings.update(_phase_times(marks))
+            run.log_metrics({**metrics, **timings})
             run.finish()
             _mark_ready(settings, spec, metrics, run)
     except BaseException as error:
@@ -175,8 +210,13 @@ def _train_model(model_id: uuid.UUID, freeze: bool) -> dict[str, float]:
         _clean_up(store, spec.id, run, cancelled=reason == "cancelled")
         _mark_failed(settings, spec.id, reason)
         raise
-    progress.done()
+    progress.done(**metrics, **timings)
     return metrics
+
+
+def _phase_times(marks: dict[str, float]) -> dict[str, float]:
+    """Seconds per phase of the flow (marks in order), for the job metrics and MLflow."""
+    return {f"time_{name}_s": round(marks[name] - marks[previous], 3) for previous, name in pairwise(marks)}
 
 
 def _clean_up(store: ObjectStore, model_id: uuid.UUID, run: ModelRun | None, cancelled: bool) -> None:

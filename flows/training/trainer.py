@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,6 @@ class TrainingResult:
     dataset: dict[str, Any]  # image counts and whether the test anomalies are synthetic
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
     openvino_score: float | None = None  # the verification image's score from the IR
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -177,6 +176,20 @@ class _ProgressCallback(Callback):
         self.report("testing", (batch_idx + 1) / max(int(total), 1))
 
 
+def _engine(progress: _ProgressCallback, max_epochs: int, root: Path) -> Engine:
+    return Engine(
+        max_epochs=max_epochs,
+        # Without a checkpoint callback anomalib adds one that writes every epoch; we save once, at the end.
+        callbacks=[progress, ModelCheckpoint(dirpath=root, save_top_k=0, save_last=False)],
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        default_root_dir=root,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+
+
 def _verification_image(root: Path) -> Path:
     for sub in (ANOMALOUS, NORMAL):
         folder = root / sub
@@ -235,17 +248,7 @@ def train(
     is_patchcore = arch.name == "patchcore"
     max_epochs = int(resolved[MAX_EPOCHS])
     progress = _ProgressCallback(report, max_epochs, PATCHCORE_BATCH_SHARE if is_patchcore else 1.0)
-    engine = Engine(
-        max_epochs=max_epochs,
-        # Without a checkpoint callback anomalib adds one that writes every epoch; we save once, at the end.
-        callbacks=[progress, ModelCheckpoint(dirpath=work_dir / "lightning", save_top_k=0, save_last=False)],
-        accelerator="cpu",
-        devices=1,
-        logger=False,
-        default_root_dir=work_dir / "lightning",
-        enable_progress_bar=False,
-        enable_model_summary=False,
-    )
+    engine = _engine(progress, max_epochs, work_dir / "lightning")
     report("preparing", 1.0)
 
     def coreset_progress(done: int, total: int) -> None:
@@ -269,6 +272,7 @@ def train(
     started = time.perf_counter()
     openvino_dir = export(model, arch.name, resolved, "openvino", None, work_dir / "openvino", image_size=image_size)
     report("exporting", 0.7)
+    # Always run the IR on one real image: a graph that only takes a batch of 2 must not reach users.
     image = load_image(_verification_image(dataset_root), image_size)
     ov_score = verify_openvino(openvino_dir / "model.xml", image, expected_score=torch_score(model, image))
     timings["export_s"] = round(time.perf_counter() - started, 3)

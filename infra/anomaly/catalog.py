@@ -331,6 +331,11 @@ def _introspect(offering: Offering) -> Architecture:
             enum_type=info.enum_type,
             as_tuple=info.as_tuple,
         )
+    if "backbone" in parameters:
+        # Finite in practice: the timm names the model's code accepts (see Offering.backbones).
+        spec = parameters["backbone"]
+        options = tuple(dict.fromkeys((spec.default, *(offering.backbones or GENERIC_BACKBONES))))
+        parameters["backbone"] = replace(spec, options=options, accepts=frozenset({"string"}), nullable=False)
     fixed_epochs = _fixed_epochs(cls)
     parameters[MAX_EPOCHS] = ParameterSpec(
         name=MAX_EPOCHS,
@@ -343,7 +348,7 @@ def _introspect(offering: Offering) -> Architecture:
         ),
         accepts=frozenset({"integer"}),
     )
-    architecture = Architecture(
+    return Architecture(
         offering=offering,
         model_class=cls,
         description=_description(cls),
@@ -352,12 +357,6 @@ def _introspect(offering: Offering) -> Architecture:
         fixed_epochs=fixed_epochs,
         fixed=fixed,
     )
-    if architecture.backbone_spec is not None:
-        spec = architecture.backbone_spec
-        accepted = offering.backbones or GENERIC_BACKBONES
-        options = tuple(dict.fromkeys((spec.default, *accepted)))
-        parameters["backbone"] = replace(spec, options=options, accepts=frozenset({"string"}), nullable=False)
-    return architecture
 
 
 @lru_cache(maxsize=1)

@@ -27,6 +27,7 @@ EXPECTED_FILES = {
     ("onnx", None): {"model.onnx"},
     ("pytorch", None): {"model.pt", "model.ckpt"},
 }
+OPTIONAL_FILES = {"model.onnx.data"}  # torch writes large ONNX weights beside the graph
 
 
 def _follow(client, job_id: str, timeout: float = 300) -> tuple[dict, list[float]]:
@@ -115,7 +116,7 @@ def test_train_padim_on_mtd_and_export_everything(platform, platform_client, mtd
         download = client.get(f"/api/models/{model['id']}/export", params=params)
         assert download.status_code == 200 and download.headers["content-type"] == "application/zip"
         archive = zipfile.ZipFile(io.BytesIO(download.content))
-        assert set(archive.namelist()) == EXPECTED_FILES[(fmt, compression)], archive.namelist()
+        assert set(archive.namelist()) - OPTIONAL_FILES == EXPECTED_FILES[(fmt, compression)], archive.namelist()
         if fmt == "openvino":
             normal_score = _score(archive.read("model.xml"), archive.read("model.bin"), normal[-1][1])
             crack_score = _score(archive.read("model.xml"), archive.read("model.bin"), defects[-1][1])

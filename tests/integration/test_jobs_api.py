@@ -185,15 +185,6 @@ def test_cancel_a_running_training(platform, platform_client, mtd_project):
     wait_for(lambda: _model_leftovers(platform, accepted["model_id"]) == [], 15, what="cleanup of the model")
     assert client.delete(f"/api/jobs/{accepted['job_id']}").status_code == 409
     listed = client.get(f"/api/projects/{mtd_project['id']}/jobs", params={"status": "cancelled"}).json()
-    orch = client.app.state.orchestrator
-    print("DEBUG", [(st.type, st.name, st.message, st.timestamp) for st in orch._client.read_flow_run_states(uuid.UUID(accepted["job_id"]))])
-    print("DEBUG2", client.get(f"/api/projects/{mtd_project['id']}/jobs").json())
-    print("DEBUG3", client.get(f"/api/projects/{mtd_project['id']}/jobs", params={"status": "cancelled"}).json())
-    print("DEBUG4", client.get(f"/api/projects/{mtd_project['id']}/jobs", params={"status": "completed"}).json())
-    print("DEBUG5", client.get(f"/api/projects/{mtd_project['id']}/jobs", params={"type": "training"}).json())
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType, FlowRunFilterId
-    from prefect.client.schemas.objects import StateType
-    print("DEBUG6", [r.state_type for r in orch._client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[uuid.UUID(accepted["job_id"])]), state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLED]))))])
     assert accepted["job_id"] in [item["id"] for item in listed]
 
 

@@ -177,3 +177,18 @@ def test_cancellation_and_upfront_failures(mtd_dir: Path, tmp_path: Path, data_d
     (empty / "anomalous").mkdir(parents=True)
     with pytest.raises(DatasetError, match="normal images"):
         train(empty, "padim", {}, tmp_path / "empty-run", data_dir=data_dir)
+
+
+def test_models_normalise_inputs_like_their_backbone_was_trained(data_dir: Path, offline: None) -> None:
+    from torchvision.transforms.v2 import Normalize
+
+    from flows.training.build import build_model
+    from infra.anomaly.catalog import validate_parameters
+
+    backbones.activate_hub_cache(data_dir)
+    for backbone, mean in (("tf_efficientnet_lite0", [0.5] * 3), ("mobilenetv2_100", [0.485, 0.456, 0.406])):
+        model = build_model("patchcore", validate_parameters("patchcore", {"backbone": backbone}))
+        # export_transform is what goes into the exported graph; transform is what training uses.
+        for transform in (model.pre_processor.transform, model.pre_processor.export_transform):
+            (normalize,) = [step for step in transform.transforms if isinstance(step, Normalize)]
+            assert normalize.mean == pytest.approx(mean), backbone

@@ -45,6 +45,16 @@ def test_same_indices_as_anomalib(embedding: torch.Tensor, ratio: float) -> None
     assert len(set(got)) == len(got) == int(len(embedding) * ratio)
 
 
+@pytest.mark.parametrize("block_rows", [1, 7, 64, 10_000])
+def test_block_size_never_changes_the_selection(block_rows: int) -> None:
+    base = _clustered(900, 24, seed=6)
+    embedding = torch.cat([base, base[:300], base[:50]])  # duplicates: exact ties, resolved by the first index
+    _seed(11)
+    expected = KCenterGreedy(embedding, 0.15).select_coreset_idxs()
+    _seed(11)
+    assert FastKCenterGreedy(embedding, 0.15, block_rows=block_rows).select_coreset_idxs() == expected
+
+
 def test_same_indices_for_unprojected_embeddings_and_tiny_coresets() -> None:
     embedding = torch.randn(500, 4, 6)  # ndim 3: anomalib skips the projection and flattens
     for ratio in (0.002, 0.01, 0.3):

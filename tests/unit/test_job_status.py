@@ -65,3 +65,38 @@ def test_archive_keys_validate_format_and_compression():
         except ValueError:
             continue
         raise AssertionError(f"{bad} accepted")
+
+
+def test_rows_of_finished_jobs_are_settled(tmp_path):
+    from infra.database.engine import session_scope
+    from infra.database.migrate import upgrade
+    from infra.database.models import Model, Project, Snapshot
+    from infra.orchestration.jobs import Job
+    from infra.orchestration.reconcile import settle_rows, waiting_job_ids
+
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    crashed, running, completed = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with session_scope(url) as session:
+        project = Project(name="p")
+        session.add(project)
+        session.flush()
+        session.add_all([
+            Model(project_id=project.id, name="crashed", architecture="padim", job_id=crashed),
+            Model(project_id=project.id, name="running", architecture="padim", job_id=running),
+            Model(project_id=project.id, name="done", architecture="padim", job_id=completed, status="ready"),
+            Snapshot(project_id=project.id, name="auto", job_id=crashed),
+        ])
+    jobs = [Job(crashed, JobType.TRAINING, JobStatus.FAILED, None, 0.3, message="No heartbeat for 90 s"),
+            Job(running, JobType.TRAINING, JobStatus.RUNNING, None, 0.5),
+            Job(completed, JobType.TRAINING, JobStatus.COMPLETED, None, 1.0)]
+    with session_scope(url) as session:
+        assert waiting_job_ids(session) == {crashed, running}
+        assert settle_rows(session, jobs) == 2
+    with session_scope(url) as session:
+        states = {model.name: (model.status, model.error) for model in session.query(Model)}
+        snapshot = session.query(Snapshot).one()
+        assert states == {"crashed": ("failed", "No heartbeat for 90 s"), "running": ("training", None),
+                          "done": ("ready", None)}
+        assert (snapshot.status, snapshot.error) == ("failed", "No heartbeat for 90 s")
+        assert settle_rows(session, jobs) == 0

@@ -1,0 +1,185 @@
+"""Training through the platform (a Prefect job) against anomalib's plain `Engine.fit` in one process.
+
+Starts the platform's stack (Prefect server + worker, MLflow) on free ports and a temporary data
+dir, uploads an MTD slice through the API, snapshots it, and per architecture:
+
+- **platform**: `POST /projects/{id}/train`, polled every 0.1 s: submit→running latency,
+  submit→completed wall time, the fit/test/export times the job reports, image AUROC;
+- **plain**: a fresh Python process *without* the worker's allocator (no tcmalloc preload) on the
+  very same dataset folder (same file names, same seeded split, same model construction), that
+  calls `Engine.fit` and `Engine.test` — anomalib's own coreset selection included.
+
+Prints a table. Defaults: the first 60 MT_Free tiles + 10 MT_Blowhole + 10 MT_Crack, PaDiM and
+PatchCore on mobilenetv2_100 (layers blocks.2 + blocks.4).
+
+    .venv/bin/python benchmarks/training.py
+    .venv/bin/python benchmarks/training.py --normal 200 --anomalous 60 --architectures patchcore
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+MTD_DIR = REPO_ROOT.parent / "shared" / "data" / "mtd"
+
+
+def plain_fit(dataset: Path, architecture: str, parameters: dict, data_dir: Path) -> dict:
+    """Runs in the child process: anomalib's Engine.fit/test, nothing of the platform's speed-ups."""
+    from anomalib.engine import Engine
+    from lightning.pytorch import seed_everything
+
+    from flows.training.build import build_model
+    from flows.training.dataset import build_datamodule
+    from infra.anomaly.backbones import activate_hub_cache
+    from infra.anomaly.catalog import validate_parameters
+
+    cache_dir = activate_hub_cache(data_dir)  # offline ImageNet weights, as the platform uses
+    resolved = validate_parameters(architecture, parameters, cache_dir=cache_dir)
+    seed_everything(42, workers=True, verbose=False)  # the trainer's seed and split
+    datamodule = build_datamodule(dataset, train_batch_size=8, eval_batch_size=8, seed=42)
+    model = build_model(architecture, resolved)
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = Engine(max_epochs=int(resolved["max_epochs"]), accelerator="cpu", devices=1, logger=False,
+                        default_root_dir=tmp, enable_progress_bar=False, enable_model_summary=False)
+        started = time.perf_counter()
+        engine.fit(model=model, datamodule=datamodule)
+        fit_s = time.perf_counter() - started
+        results = engine.test(model=model, datamodule=datamodule, verbose=False)[0]
+    return {"fit_s": fit_s, "image_auroc": float(results["image_AUROC"])}
+
+
+def run_plain(dataset: Path, architecture: str, parameters: dict, data_dir: Path) -> dict:
+    env = {key: value for key, value in os.environ.items() if key not in ("LD_PRELOAD", "TBB_ENABLE_SANITIZERS")}
+    out = subprocess.run([sys.executable, __file__, "--plain", architecture, "--dataset", str(dataset),
+                          "--parameters", json.dumps(parameters), "--data-dir", str(data_dir)],
+                         env=env, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"plain fit of {architecture} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def platform_job(client, project_id: str, snapshot_id: str, architecture: str, parameters: dict) -> dict:
+    submitted = time.monotonic()
+    response = client.post(f"/api/projects/{project_id}/train", json={
+        "model_name": f"bench {architecture}", "architecture": architecture, "parameters": parameters,
+        "snapshot_id": snapshot_id})
+    response.raise_for_status()
+    job_id = response.json()["job_id"]
+    running_at = None
+    while True:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        now = time.monotonic()
+        if running_at is None and job["status"] != "pending":
+            running_at = now
+        if job["status"] in ("completed", "failed", "cancelled"):
+            break
+        time.sleep(0.1)
+    if job["status"] != "completed":
+        raise RuntimeError(f"{architecture} job ended {job['status']}: {job['error']}")
+    metrics = job["metrics"]
+    return {"submit_to_running_s": running_at - submitted, "submit_to_completed_s": now - submitted,
+            "fit_s": metrics["time_fit_s"], "test_s": metrics["time_test_s"], "export_s": metrics["time_export_s"],
+            "image_auroc": metrics["image_auroc"],
+            "phases": {key.removeprefix("time_").removesuffix("_s"): value for key, value in metrics.items()
+                       if key.startswith("time_") and key.endswith("_s") and key not in
+                       ("time_fit_s", "time_test_s", "time_export_s")}}
+
+
+def mtd_files(normal: int, anomalous: int) -> tuple[list[Path], list[Path]]:
+    good = sorted((MTD_DIR / "MT_Free" / "Imgs").glob("*.jpg"))[:normal]
+    half = anomalous // 2
+    bad = (sorted((MTD_DIR / "MT_Blowhole" / "Imgs").glob("*.jpg"))[:anomalous - half]
+           + sorted((MTD_DIR / "MT_Crack" / "Imgs").glob("*.jpg"))[:half])
+    return good, bad
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--normal", type=int, default=60)
+    parser.add_argument("--anomalous", type=int, default=20)
+    parser.add_argument("--architectures", nargs="+", default=["padim", "patchcore"])
+    parser.add_argument("--backbone", default="mobilenetv2_100")
+    parser.add_argument("--layers", nargs="+", default=["blocks.2", "blocks.4"])
+    parser.add_argument("--plain", help=argparse.SUPPRESS)
+    parser.add_argument("--dataset", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--parameters", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.plain:
+        print(json.dumps(plain_fit(args.dataset, args.plain, json.loads(args.parameters), args.data_dir)))
+        return
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from flows.training.dataset import materialise
+    from flows.training.flow import dataset_items
+    from infra.database.engine import session_scope
+    from infra.settings import Settings
+    from infra.storage import blob_key, build_store
+    from infra.supervisor import Stack
+    from tests.conftest import free_port
+
+    good, bad = mtd_files(args.normal, args.anomalous)
+    with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
+        settings = Settings(data_dir=Path(tmp) / "data", prefect_port=free_port(), mlflow_port=free_port())
+        stack = Stack(settings)
+        started = time.monotonic()
+        stack.start()
+        print(f"stack ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
+        rows = []
+        try:
+            with TestClient(create_app(settings, health_checks=stack.health_checks())) as client:
+                project_id = client.post("/api/projects", json={"name": "benchmark"}).json()["id"]
+                for label, paths in (("normal", good), ("anomalous", bad)):
+                    files = [("files", (path.name, path.read_bytes(), "image/jpeg")) for path in paths]
+                    client.post(f"/api/projects/{project_id}/media", files=files, data={"label": label})
+                snapshot = client.post(f"/api/projects/{project_id}/snapshots", json={"name": "bench"}).json()
+                while client.get(f"/api/snapshots/{snapshot['id']}").json()["status"] == "pending":
+                    time.sleep(0.2)
+                # The plain run gets the very folder the training flow builds from the snapshot.
+                store = build_store(settings)
+                with session_scope(settings.resolved_database_url) as session:
+                    items = dataset_items(session, uuid.UUID(snapshot["id"]))
+                dataset = Path(tmp) / "dataset"
+                materialise(items, lambda sha: store.get(blob_key(sha)), dataset)
+                for architecture in args.architectures:
+                    parameters = {"backbone": args.backbone, "layers": args.layers}
+                    print(f"{architecture}: platform job...", file=sys.stderr)
+                    platform = platform_job(client, project_id, snapshot["id"], architecture, parameters)
+                    print(f"{architecture}: plain Engine.fit...", file=sys.stderr)
+                    plain = run_plain(dataset, architecture, parameters, settings.resolved_data_dir)
+                    rows.append((architecture, plain, platform))
+        finally:
+            stack.stop()
+
+    print(f"\nMTD slice: {len(good)} normal + {len(bad)} anomalous tiles; backbone {args.backbone} "
+          f"{'+'.join(args.layers)}; {os.cpu_count()} CPUs\n")
+    header = ("architecture", "plain fit s", "job fit s", "fit speed-up", "plain AUROC", "job AUROC",
+              "submit→running s", "submit→completed s", "job − fit s", "job − fit/test/export s")
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    for architecture, plain, job in rows:
+        work = job["fit_s"] + job["test_s"] + job["export_s"]
+        print(" | ".join([
+            architecture, f"{plain['fit_s']:.1f}", f"{job['fit_s']:.1f}", f"{plain['fit_s'] / job['fit_s']:.1f}x",
+            f"{plain['image_auroc']:.4f}", f"{job['image_auroc']:.4f}", f"{job['submit_to_running_s']:.1f}",
+            f"{job['submit_to_completed_s']:.1f}", f"{job['submit_to_completed_s'] - job['fit_s']:.1f}",
+            f"{job['submit_to_completed_s'] - work:.1f}"]))
+    print("\nInside the job (s): " + "; ".join(
+        f"{architecture}: " + ", ".join(f"{name} {value:.1f}" for name, value in job["phases"].items())
+        for architecture, _, job in rows))
+
+
+if __name__ == "__main__":
+    main()
