@@ -339,3 +339,19 @@ class MqttListener:
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
+
+
+def video_runtime(model_dir: Path, video: Path, fps: float = 15):  # -> PipelineRuntime (imported late, as above)
+    """A runtime on a looping test video with no sinks: the subject of the live-view tests."""
+    from pipelines.runtime import PipelineRuntime
+
+    return PipelineRuntime.from_config(
+        pipeline_id="pipe-1",
+        active_pipeline_id="run-1",
+        source_type="video_file",
+        source_name="Line 3",
+        source_config={"path": str(video)},
+        sinks=[],
+        model_dir=model_dir,
+        config={"threshold": 0.5, "fps": fps},
+    )

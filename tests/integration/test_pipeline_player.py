@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from pipelines.control import ControlServer
-from pipelines.runtime import PipelineRuntime
 from tests.conftest import free_port
+from tests.integration.pipeline_helpers import video_runtime
 
 pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = [
@@ -142,16 +142,7 @@ class HeadlessChromium:
 
 @pytest.fixture
 def live_pipeline(model_dir: Path, mtd_video: Path) -> Iterator[ControlServer]:
-    runtime = PipelineRuntime.from_config(
-        pipeline_id="pipe-1",
-        active_pipeline_id="run-1",
-        source_type="video_file",
-        source_name="Line 3",
-        source_config={"path": str(mtd_video)},
-        sinks=[],
-        model_dir=model_dir,
-        config={"threshold": 0.5, "fps": 15},
-    )
+    runtime = video_runtime(model_dir, mtd_video)
     runtime.start()
     control = ControlServer(runtime)
     control.start()

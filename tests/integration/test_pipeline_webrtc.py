@@ -16,6 +16,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from pipelines.control import ControlServer
 from pipelines.runtime import PipelineRuntime
+from tests.integration.pipeline_helpers import video_runtime
 
 pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = pytest.mark.timeout(120)
@@ -23,16 +24,7 @@ pytestmark = pytest.mark.timeout(120)
 
 @pytest.fixture
 def runtime(model_dir: Path, mtd_video: Path) -> Iterator[PipelineRuntime]:
-    runtime = PipelineRuntime.from_config(
-        pipeline_id="pipe-1",
-        active_pipeline_id="run-1",
-        source_type="video_file",
-        source_name="Line 3",
-        source_config={"path": str(mtd_video)},
-        sinks=[],
-        model_dir=model_dir,
-        config={"threshold": 0.5, "fps": 15},
-    )
+    runtime = video_runtime(model_dir, mtd_video)
     yield runtime
     runtime.stop()
 
