@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import uuid
 from typing import Annotated, Literal
@@ -18,7 +20,9 @@ from api.schemas.models import ModelOut
 from infra.database.models import Model, Pipeline, Project
 from infra.model_files import COMPRESSIONS, EXPORT_FORMATS, archive_key, export_name
 from infra.orchestration import JobType
+from infra.orchestration.client import JobFinished, JobNotFound, OrchestrationUnavailable
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["models"])
 
 
@@ -34,11 +38,20 @@ def get_model(model_id: uuid.UUID, session: SessionDep) -> Model:
 
 
 @router.delete("/models/{model_id}", status_code=204)
-def delete_model(model_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
+def delete_model(model_id: uuid.UUID, session: SessionDep, store: StoreDep, orchestrator: OrchestratorDep) -> Response:
     model = get_or_404(session, Model, model_id)
     ensure_unused(session, Pipeline.model_id, model_id, "Model")
+    training_job = model.job_id if model.status == "training" else None
     session.delete(model)
     session.commit()
+    if training_job is not None:
+        # Stop the compute too. Without a cancel the flow still finds its row gone before it marks it
+        # ready and removes what it wrote, so this is best effort.
+        with contextlib.suppress(JobFinished, JobNotFound):
+            try:
+                orchestrator.cancel(training_job)
+            except OrchestrationUnavailable:
+                log.warning("could not cancel training job %s of deleted model %s", training_job, model_id)
     # Files go only after the row is gone: a failure can orphan files, never leave a row without them.
     store.delete_prefix(f"models/{model_id}/")
     return Response(status_code=204)

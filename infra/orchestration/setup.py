@@ -43,6 +43,16 @@ def ensure_work_pools(client: SyncPrefectClient, names: list[str]) -> None:
             log.info("created work pool %r", name)
 
 
+def pool_modules(pool: str, project_dir: Path = REPO_ROOT) -> list[str]:
+    """Modules of the flows that prefect.yaml deploys to `pool` (what a warm worker pre-imports)."""
+    import yaml
+
+    config = yaml.safe_load((project_dir / "prefect.yaml").read_text())
+    entrypoints = [deployment["entrypoint"] for deployment in config.get("deployments") or []
+                   if (deployment.get("work_pool") or {}).get("name") == pool]
+    return list(dict.fromkeys(entrypoint.partition(":")[0] for entrypoint in entrypoints))
+
+
 def apply_deployments(api_url: str, project_dir: Path = REPO_ROOT, timeout: float = 180) -> None:
     """`prefect deploy --all` from prefect.yaml (module entrypoints; upserts by name)."""
     env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}

@@ -20,7 +20,14 @@ import httpx
 from prefect.client.orchestration import SyncPrefectClient
 
 from infra.orchestration.client import prefect_api_url
-from infra.orchestration.setup import REPO_ROOT, apply_deployments, ensure_crash_automation, ensure_work_pools
+from infra.orchestration.setup import (
+    REPO_ROOT,
+    apply_deployments,
+    ensure_crash_automation,
+    ensure_work_pools,
+    pool_modules,
+)
+from infra.orchestration.warm_worker import WARM_MODULES_ENV
 from infra.settings import Settings
 from infra.supervisor.environment import prefect_client_env, worker_env
 from infra.supervisor.process import ChildSpec, ManagedProcess, RestartPolicy, stop_processes
@@ -210,9 +217,10 @@ class Stack:
 
 def worker_spec(settings: Settings, pool: str, log_dir: Path | None, *, prefect_api: str, mlflow_uri: str,
                 options: StackOptions) -> ChildSpec:
-    """`prefect worker start` for a pool; its environment reaches every flow process it starts."""
+    """`prefect worker start` for a pool (the warm worker); its environment reaches every flow process it starts."""
     env = worker_env(settings, prefect_api, mlflow_uri, query_seconds=options.worker_query_seconds,
                      heartbeat_seconds=options.heartbeat_seconds)
-    return ChildSpec(f"worker-{pool}", [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
-                                        "--name", f"{os.uname().nodename}-{pool}-{os.getpid()}"],
+    env[WARM_MODULES_ENV] = ",".join(pool_modules(pool)) if settings.worker_warm_start else ""
+    return ChildSpec(f"worker-{pool}", [sys.executable, "-m", "infra.orchestration.warm_worker", "worker", "start",
+                                        "--pool", pool, "--name", f"{os.uname().nodename}-{pool}-{os.getpid()}"],
                      env, cwd=REPO_ROOT, log_path=log_dir / f"worker-{pool}.log" if log_dir else None, term_grace_s=2)

@@ -188,6 +188,18 @@ def test_cancel_a_running_training(platform, platform_client, mtd_project):
     assert accepted["job_id"] in [item["id"] for item in listed]
 
 
+def test_deleting_a_model_in_training_cancels_its_job(platform, platform_client, mtd_project):
+    client = platform_client
+    accepted = _train(client, mtd_project["id"], snapshot_id=mtd_project["snapshot_id"], **SLOW_TRAINING)
+    _wait_training(client, accepted["job_id"])
+
+    assert client.delete(f"/api/models/{accepted['model_id']}").status_code == 204
+    assert client.get(f"/api/models/{accepted['model_id']}").status_code == 404
+    job = wait_job(client, accepted["job_id"], {"cancelled", "failed", "completed"}, timeout=30)
+    assert job["status"] == "cancelled", job
+    wait_for(lambda: _model_leftovers(platform, accepted["model_id"]) == [], 15, what="cleanup of the model")
+
+
 def test_killed_worker_fails_the_job(platform, platform_client, mtd_project):
     """The worker and its flow process die (a lost machine): heartbeats stop, the job ends failed."""
     client = platform_client
