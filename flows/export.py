@@ -20,6 +20,8 @@ from infra.database.models import Model
 from infra.model_files import archive_key, checkpoint_key, download_folder, export_name, openvino_prefix
 from infra.storage import build_store
 
+WARM_START_IMPORTS = ("flows.training.export",)  # see infra/orchestration/warm_engine.py
+
 log = logging.getLogger(__name__)
 
 

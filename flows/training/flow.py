@@ -27,8 +27,6 @@ from sqlalchemy import select, update
 
 from flows.common import JobProgress, cancel_requested, current_job_id, flow_settings
 from flows.snapshot import freeze_snapshot
-from flows.training.dataset import DatasetItem, materialise
-from flows.training.trainer import ProgressEvent, train
 from infra.database.engine import session_scope
 from infra.database.models import Model, Snapshot, SnapshotItem
 from infra.model_files import checkpoint_key, model_prefix, openvino_prefix, upload_folder
@@ -37,6 +35,10 @@ from infra.storage import ObjectStore, blob_key, build_store
 from infra.tracking import ModelRun, tracking_uri
 
 log = logging.getLogger(__name__)
+
+# torch and anomalib load inside the flow (`prefect deploy` imports this module); warm workers
+# import them ahead of the run (infra/orchestration/warm_engine.py).
+WARM_START_IMPORTS = ("flows.training.trainer", "flows.training.dataset")
 
 # Share of the progress bar per stage; training reports its own fraction inside its share.
 DATA_SHARE, TRAIN_END = 0.05, 0.85
@@ -100,6 +102,8 @@ def _load_spec(settings: Settings, model_id: uuid.UUID) -> ModelSpec:
 
 def dataset_items(session: Any, snapshot_id: uuid.UUID) -> list[tuple[str, str, str]]:
     """(unique safe file name, label, blob hash) per snapshot item, in a stable order."""
+    from flows.training.dataset import DatasetItem
+
     items = session.scalars(select(SnapshotItem).where(SnapshotItem.snapshot_id == snapshot_id)
                             .order_by(SnapshotItem.id)).all()
     return [DatasetItem(f"{index:05d}-{_UNSAFE_CHARS.sub('_', item.filename).lstrip('._-') or 'image'}"[:200],
@@ -150,6 +154,10 @@ def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
 def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
     """Train the model row `model_id` on its snapshot (frozen first when `freeze`)."""
     marks = {"start": time.perf_counter()}
+    from flows.training.dataset import materialise
+    from flows.training.trainer import ProgressEvent, train
+
+    marks["imports"] = time.perf_counter()
     settings = flow_settings()
     spec = _load_spec(settings, uuid.UUID(model_id))
     store = build_store(settings)

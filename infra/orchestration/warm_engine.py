@@ -23,12 +23,20 @@ log = logging.getLogger(__name__)
 
 
 def preload(modules: list[str]) -> None:
-    """Import what the runs will need; a module that fails is left for the run to report."""
-    for name in modules:
+    """Import what the runs will need; a module that fails is left for the run to report.
+
+    A flow module keeps its heavy imports inside the flow function (deployments and the API import
+    it cheaply) and names them in `WARM_START_IMPORTS`; those are imported here too.
+    """
+    pending = list(modules)
+    while pending:
+        name = pending.pop(0)
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(name)
         except Exception:  # noqa: BLE001 - the flow run itself will fail with the real error
             log.exception("warm engine could not preload %s", name)
+            continue
+        pending.extend(getattr(module, "WARM_START_IMPORTS", ()))
 
 
 def run_engine(environment: dict[str, str], cwd: str) -> None:

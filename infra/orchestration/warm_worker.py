@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
+import psutil
 from prefect.flows import load_flow_from_flow_run
 from prefect.runner._flow_run_executor import FlowRunExecutionResult, FlowRunExecutorContext
 from prefect.runner._process_manager import ProcessHandle
@@ -40,6 +41,22 @@ if TYPE_CHECKING:
 
 # Comma-separated modules the spare imports; set by the supervisor from prefect.yaml. Empty: no spare.
 WARM_MODULES_ENV = "GETI_INSPECT_WARM_MODULES"
+
+
+def waiting_spares(worker_pid: int) -> list[psutil.Process]:
+    """The worker's spare engine processes: the waiting one and any that now runs a flow it was handed."""
+    spares = []
+    try:
+        children = psutil.Process(worker_pid).children()
+    except psutil.Error:
+        return []
+    for child in children:
+        try:
+            if "infra.orchestration.warm_engine" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
+                spares.append(child)
+        except psutil.Error:
+            continue
+    return spares
 
 
 class SpareEngine:

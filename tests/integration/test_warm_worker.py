@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from infra.orchestration.setup import pool_modules
+from infra.orchestration.warm_worker import waiting_spares
 from tests.conftest import png_bytes
 from tests.integration.media_support import upload
 from tests.platform_fixtures import wait_for, wait_job
@@ -23,15 +24,7 @@ def small_project(platform_client) -> dict:
 
 
 def _spares(platform) -> list[psutil.Process]:
-    """Spare engine processes of the training worker that are still waiting for a run."""
-    spares = []
-    for process in platform.stack.workers["training"].descendants():
-        try:
-            if "infra.orchestration.warm_engine" in process.cmdline() and process.status() != psutil.STATUS_ZOMBIE:
-                spares.append(process)
-        except psutil.Error:
-            continue
-    return spares
+    return waiting_spares(platform.stack.workers["training"].pid)
 
 
 def _snapshot_job(client, project_id: str) -> dict:
