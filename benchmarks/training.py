@@ -143,6 +143,7 @@ def main() -> None:
     from api.app import create_app
     from flows.training.dataset import materialise
     from flows.training.flow import dataset_items
+    from infra.anomaly.catalog import architecture_names
     from infra.database.engine import session_scope
     from infra.settings import Settings
     from infra.storage import blob_key, build_store
@@ -155,6 +156,7 @@ def main() -> None:
         stack = Stack(settings)
         started = time.monotonic()
         stack.start()
+        architecture_names()  # `serve` loads the model catalog while the stack starts
         print(f"stack ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
         rows = []
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from types import FrameType
 
 import uvicorn
 
+from infra.anomaly.catalog import architecture_names
 from infra.settings import Settings
 from infra.supervisor import ManagedProcess, Stack, stop_processes
 from infra.supervisor.settler import RowSettler
@@ -56,10 +58,15 @@ def run_platform(settings: Settings) -> None:
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings)
     settler = RowSettler(settings)
+    # anomalib's model classes take ~10 s to import: load them while the stack starts, not on the
+    # first training request. Joined before the API serves, so no request imports concurrently.
+    catalog = threading.Thread(target=architecture_names, name="model-catalog", daemon=True)
+    catalog.start()
     try:
         with termination_as_interrupt():
             stack.start()
             settler.start()
+            catalog.join()
             app = create_app(settings, health_checks=stack.health_checks())
             log.info("API:        http://%s:%d/api  (docs: /api/docs)", settings.host, settings.port)
             log.info("Prefect UI: %s", stack.prefect_ui_url)
