@@ -16,6 +16,7 @@ on the spot, which costs what a cold `python -m prefect.engine` costs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -84,10 +85,12 @@ class SpareEngine:
 
     async def close(self) -> None:
         spare, self._spare = self._spare, None
-        if spare is not None and spare.returncode is None:
-            await spare.aclose()  # closing stdin makes a waiting spare exit on its own
-            spare.terminate()
-            await spare.wait()
+        if spare is None:
+            return
+        if spare.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                spare.terminate()
+        await spare.aclose()
 
 
 class WarmEngineStarter:
@@ -128,10 +131,8 @@ class WarmEngineStarter:
                 self._control_channel.unregister(flow_run.id)
             raise
         task_status.started(ProcessHandle(process))
-        try:
-            await process.wait()
-        finally:
-            await self._spares.refill()
+        await process.wait()
+        await self._spares.refill()  # not when cancelled: the worker is stopping
 
 
 # Subclassing re-registers the "process" worker type to this class, which is the point.
