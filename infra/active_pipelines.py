@@ -20,10 +20,10 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from infra.database.models import ActivePipeline, utcnow
+from infra.database.models import LIVE_STATUSES, ActivePipeline, utcnow
 from infra.orchestration.jobs import Job, JobStatus
 
-ACTIVE = ("starting", "running", "stopping")
+ACTIVE = LIVE_STATUSES
 FINAL = ("stopped", "failed")
 # The flow writes a heartbeat every second; this much silence means it is not working right now.
 HEARTBEAT_STALE_S = 10.0

@@ -16,6 +16,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.media_ingest import ImageRejected, decode_image
@@ -64,7 +65,11 @@ def start_pipeline(body: ActivePipelineCreate, session: SessionDep, orchestrator
         raise HTTPException(status_code=409, detail=f"model {pipeline.model_id} is {status}, not ready")
     row = ActivePipeline(pipeline_id=pipeline.id, status="starting")
     session.add(row)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError as error:  # another start of this pipeline won the race
+        session.rollback()
+        raise HTTPException(status_code=409, detail=f"pipeline {pipeline.id} is already being started") from error
     row.flow_run_id = submit_or_withdraw(session, orchestrator, [row], JobType.INFERENCE, pipeline.project_id,
                                          {"active_pipeline_id": str(row.id)})
     session.commit()

@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, Uuid
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -131,10 +131,17 @@ class Pipeline(Timestamped, Base):
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+LIVE_STATUSES = ("starting", "running", "stopping")  # an active pipeline whose flow run may still work
+LIVE_STATUSES_SQL = f"status IN ({', '.join(repr(status) for status in LIVE_STATUSES)})"
+
+
 class ActivePipeline(Base):
     """A running (or finished) flow run of the inference deployment."""
 
     __tablename__ = "active_pipelines"
+    # At most one live run per pipeline, also when two starts race past the API's idle check.
+    __table_args__ = (Index("uq_active_pipelines_live", "pipeline_id", unique=True,
+                            sqlite_where=text(LIVE_STATUSES_SQL), postgresql_where=text(LIVE_STATUSES_SQL)),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     pipeline_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"), index=True)

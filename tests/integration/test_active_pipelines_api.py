@@ -68,6 +68,16 @@ def test_a_pipeline_that_already_runs_cannot_start_again(client: TestClient, pip
     assert len(client.get("/api/active-pipelines").json()) == 1
 
 
+def test_two_racing_starts_make_one_run(client: TestClient, pipeline: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both requests passed the idle check before either inserted its row; the database lets one in.
+    monkeypatch.setattr("api.routers.active_pipelines.ensure_pipeline_idle", lambda *args: None)
+    add_row(client, pipeline["id"], "starting")
+    response = client.post("/api/active-pipelines", json={"pipeline_id": pipeline["id"]})
+    assert response.status_code == 409
+    assert "already being started" in response.json()["detail"]
+    assert len(client.get("/api/active-pipelines").json()) == 1
+
+
 def test_start_leaves_nothing_behind_when_prefect_is_down(client: TestClient, pipeline: dict) -> None:
     add_row(client, pipeline["id"], "stopped")  # earlier runs do not block a new one
     response = client.post("/api/active-pipelines", json={"pipeline_id": pipeline["id"]})

@@ -37,7 +37,8 @@ def test_load_spec_reads_the_rows_of_a_starting_pipeline(client: TestClient, pro
     assert str(spec.model_id) == pipeline["model_id"] and spec.source_type == "webcam"
     assert spec.sink.type == "filesystem" and spec.config.threshold == 0.7 and spec.config.fps == 5
 
-    stopped = add_active(client, pipeline["id"], status="stopping")  # stopped before its run began
+    other = create_pipeline(client, project["id"])  # one live row per pipeline
+    stopped = add_active(client, other["id"], status="stopping")  # stopped before its run began
     assert load_spec(settings.resolved_database_url, stopped) is None
     with pytest.raises(PipelineFlowError, match="does not exist"):
         load_spec(settings.resolved_database_url, uuid.uuid4())

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
 
-from infra.database.engine import build_engine
+from infra.database.engine import build_engine, session_scope
 from infra.database.migrate import alembic_config, downgrade, upgrade
-from infra.database.models import Base
+from infra.database.models import ActivePipeline, Base, Model, Pipeline, Project, Sink, Source
 from tests.integration.databases import fresh_postgres_database, sqlite_url
 
 
@@ -73,3 +76,43 @@ def test_upgrade_downgrade_upgrade(empty_database):
 def test_models_and_migrations_are_in_sync(empty_database):
     upgrade(empty_database)
     assert schema_differences(empty_database) == []
+
+
+def _pipeline_with_runs(url: str, statuses: list[str]) -> tuple[uuid.UUID, list[uuid.UUID]]:
+    """A pipeline (with its project, model, source, sink) and active rows of `statuses`, oldest first."""
+    with session_scope(url) as session:
+        project = Project(name="line")
+        session.add(project)
+        session.flush()
+        parts = [Model(project_id=project.id, name="m", architecture="padim", status="ready"),
+                 Source(project_id=project.id, type="video_file", name="s"),
+                 Sink(project_id=project.id, type="filesystem", name="k")]
+        session.add_all(parts)
+        session.flush()
+        pipeline = Pipeline(project_id=project.id, name="p", model_id=parts[0].id, source_id=parts[1].id,
+                            sink_id=parts[2].id)
+        session.add(pipeline)
+        session.flush()
+        start = datetime(2026, 1, 1, tzinfo=UTC)
+        rows = [ActivePipeline(pipeline_id=pipeline.id, status=status, created_at=start + timedelta(seconds=index))
+                for index, status in enumerate(statuses)]
+        session.add_all(rows)
+        session.flush()
+        return pipeline.id, [row.id for row in rows]
+
+
+def test_one_live_run_per_pipeline(empty_database):
+    # Rows the double-start race left before the index existed: the newest live one stays.
+    upgrade(empty_database, "0001_initial")
+    pipeline_id, (older, newer, stopped) = _pipeline_with_runs(empty_database, ["running", "starting", "stopped"])
+
+    upgrade(empty_database)
+
+    with session_scope(empty_database) as session:
+        statuses = {row.id: (row.status, row.message) for row in session.scalars(select(ActivePipeline))}
+    assert statuses[older] == ("failed", "superseded by a later start of the same pipeline")
+    assert statuses[newer] == ("starting", None) and statuses[stopped] == ("stopped", None)
+    with pytest.raises(IntegrityError), session_scope(empty_database) as session:
+        session.add(ActivePipeline(pipeline_id=pipeline_id, status="running"))
+    with session_scope(empty_database) as session:  # finished runs do not count
+        session.add_all([ActivePipeline(pipeline_id=pipeline_id, status=status) for status in ("stopped", "failed")])
