@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None  # external MLflow server: nothing is started locally
     min_normal_images: int = 8
     # Workers keep a spare flow process with the flows' imports (torch, anomalib) done: jobs start in
-    # about a second instead of spending 10-20 s importing. Costs one idle process (~0.5 GB) per worker.
+    # about a second instead of spending 10-20 s importing. Costs one idle process per worker (~0.8 GB training).
     worker_warm_start: bool = True
 
     # Live pipelines: each flow run serves a small control endpoint (captures, WebRTC signalling) that the
