@@ -18,7 +18,7 @@ from api.routers._jobs import OrchestratorDep, orchestration_errors
 from api.schemas.jobs import JobAccepted
 from api.schemas.models import ModelOut
 from infra.database.models import Model, Pipeline, Project
-from infra.model_files import COMPRESSIONS, EXPORT_FORMATS, archive_key, export_name
+from infra.model_files import COMPRESSIONS, EXPORT_FORMATS, archive_key, export_name, model_prefix
 from infra.orchestration import JobType
 from infra.orchestration.client import JobFinished, JobNotFound, OrchestrationUnavailable
 
@@ -53,7 +53,7 @@ def delete_model(model_id: uuid.UUID, session: SessionDep, store: StoreDep, orch
             except OrchestrationUnavailable:
                 log.warning("could not cancel training job %s of deleted model %s", training_job, model_id)
     # Files go only after the row is gone: a failure can orphan files, never leave a row without them.
-    store.delete_prefix(f"models/{model_id}/")
+    store.delete_prefix(model_prefix(model_id))
     return Response(status_code=204)
 
 

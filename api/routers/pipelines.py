@@ -10,11 +10,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import SessionDep, get_or_404
+from api.deps import SessionDep, StoreDep, get_or_404
 from api.routers._active import ensure_pipeline_idle
 from api.routers._guards import config_error
 from api.routers._jobs import OrchestratorDep
 from api.schemas.pipelines import PipelineCreate, PipelineOut, PipelinePatch
+from infra.blob_gc import capture_hashes, delete_unreferenced_blobs
 from infra.configs import PipelineConfig
 from infra.database.models import Base, Model, Pipeline, Project, Sink, Source
 
@@ -82,8 +83,12 @@ def update_pipeline(pipeline_id: uuid.UUID, body: PipelinePatch, session: Sessio
 
 
 @router.delete("/pipelines/{pipeline_id}", status_code=204)
-def delete_pipeline(pipeline_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDep) -> Response:
+def delete_pipeline(pipeline_id: uuid.UUID, session: SessionDep, store: StoreDep, orchestrator: OrchestratorDep
+                    ) -> Response:
     pipeline = get_or_404(session, Pipeline, pipeline_id)
     ensure_pipeline_idle(session, orchestrator, pipeline_id, "deleting it")  # 409 while it runs
+    captured = capture_hashes(session, Pipeline.id == pipeline_id)
     session.delete(pipeline)
+    session.commit()
+    delete_unreferenced_blobs(session, store, captured)  # its captures' PNGs, unless a media row uses one
     return Response(status_code=204)

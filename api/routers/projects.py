@@ -7,8 +7,9 @@ from sqlalchemy import select
 
 from api.deps import SessionDep, StoreDep, get_or_404
 from api.schemas.projects import ProjectCreate, ProjectOut, ProjectUpdate
-from infra.blob_gc import delete_unreferenced_blobs
-from infra.database.models import Media, Project, Snapshot, SnapshotItem
+from infra.blob_gc import capture_hashes, delete_unreferenced_blobs
+from infra.database.models import Media, Model, Pipeline, Project, Snapshot, SnapshotItem
+from infra.model_files import model_prefix
 
 router = APIRouter(tags=["projects"])
 
@@ -46,9 +47,13 @@ def delete_project(project_id: uuid.UUID, session: SessionDep, store: StoreDep) 
     hashes |= set(session.scalars(
         select(SnapshotItem.sha256).join(Snapshot).where(Snapshot.project_id == project_id)
     ))
+    hashes |= capture_hashes(session, Pipeline.project_id == project_id)
+    model_ids = list(session.scalars(select(Model.id).where(Model.project_id == project_id)))
     session.delete(project)
     session.commit()
-    # Blobs go only after the rows are gone, so a failure can orphan a blob but never a row.
+    # Files go only after the rows are gone, so a failure can orphan a file but never a row.
     delete_unreferenced_blobs(session, store, hashes)
+    for model_id in model_ids:
+        store.delete_prefix(model_prefix(model_id))
     store.delete_prefix(f"projects/{project_id}/")
     return Response(status_code=204)

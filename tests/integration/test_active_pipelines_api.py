@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from infra.database.models import ActivePipeline, Capture
 from infra.settings import Settings
-from tests.conftest import free_port
+from infra.storage import blob_key, put_blob
+from tests.conftest import free_port, png_bytes
 from tests.integration.pipeline_support import create_pipeline, insert_model
 
 
@@ -187,3 +188,28 @@ def test_capture_images_and_the_player_page_need_known_ids(client: TestClient, p
     page = client.get(view.headers["location"])
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "RTCPeerConnection" in page.text and "/webrtc/offer" in page.text and "pipeline_id" in page.text
+
+
+def _capture(client: TestClient, pipeline_id: str, png: bytes) -> str:
+    """A stored capture of a finished run of the pipeline; returns its blob hash."""
+    digest = put_blob(client.app.state.store, png)
+    with client.app.state.sessionmaker() as session:
+        session.add(Capture(active_pipeline_id=uuid.UUID(add_row(client, pipeline_id, "stopped")), sha256=digest,
+                            anomaly_score=0.9))
+        session.commit()
+    return digest
+
+
+def test_deleting_a_pipeline_or_its_project_deletes_its_captures(client: TestClient, pipeline: dict) -> None:
+    store = client.app.state.store
+    first = _capture(client, pipeline["id"], png_bytes(color=(200, 10, 10)))
+    assert client.delete(f"/api/pipelines/{pipeline['id']}").status_code == 204
+    assert not store.exists(blob_key(first))
+
+    project_id = pipeline["project_id"]
+    again = create_pipeline(client, project_id)
+    second = _capture(client, again["id"], png_bytes(color=(10, 200, 10)))
+    store.put(f"models/{again['model_id']}/openvino/model.xml", b"<xml/>")
+    assert client.delete(f"/api/projects/{project_id}").status_code == 204
+    assert not store.exists(blob_key(second))
+    assert list(store.list("models/")) == [] and list(store.list("blobs/")) == []
