@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from infra.database.models import Base
 from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable, Orchestrator
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 
 
@@ -55,3 +57,18 @@ def submit_or_withdraw(session: Session, orchestrator: Orchestrator, rows: Seque
             session.delete(row)
         session.commit()
         raise HTTPException(status_code=503, detail=f"Job orchestration unavailable: {error}") from error
+
+
+def cancel_training_jobs(orchestrator: Orchestrator, job_ids: Sequence[uuid.UUID]) -> None:
+    """Best effort, for jobs whose model rows were just deleted: stop the compute.
+
+    Without the cancel a training flow still finds its row gone before marking it ready and removes
+    what it wrote; the cancel only saves the work.
+    """
+    for job_id in job_ids:
+        try:
+            orchestrator.cancel(job_id)
+        except (JobFinished, JobNotFound):
+            continue
+        except OrchestrationUnavailable:
+            log.warning("could not cancel training job %s of a deleted model", job_id)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import re
 import uuid
 from typing import Annotated, Literal
@@ -14,15 +12,13 @@ from sqlalchemy import select
 
 from api.deps import SessionDep, StoreDep, get_or_404
 from api.routers._guards import ensure_unused
-from api.routers._jobs import OrchestratorDep, orchestration_errors
+from api.routers._jobs import OrchestratorDep, cancel_training_jobs, orchestration_errors
 from api.schemas.jobs import JobAccepted
 from api.schemas.models import ModelOut
 from infra.database.models import Model, Pipeline, Project
 from infra.model_files import COMPRESSIONS, EXPORT_FORMATS, archive_key, export_name, model_prefix
 from infra.orchestration import JobType
-from infra.orchestration.client import JobFinished, JobNotFound, OrchestrationUnavailable
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["models"])
 
 
@@ -45,13 +41,7 @@ def delete_model(model_id: uuid.UUID, session: SessionDep, store: StoreDep, orch
     session.delete(model)
     session.commit()
     if training_job is not None:
-        # Stop the compute too. Without a cancel the flow still finds its row gone before it marks it
-        # ready and removes what it wrote, so this is best effort.
-        with contextlib.suppress(JobFinished, JobNotFound):
-            try:
-                orchestrator.cancel(training_job)
-            except OrchestrationUnavailable:
-                log.warning("could not cancel training job %s of deleted model %s", training_job, model_id)
+        cancel_training_jobs(orchestrator, [training_job])
     # Files go only after the row is gone: a failure can orphan files, never leave a row without them.
     store.delete_prefix(model_prefix(model_id))
     return Response(status_code=204)

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 
 from api.deps import SessionDep, StoreDep, get_or_404
+from api.routers._active import ensure_pipeline_idle
+from api.routers._jobs import OrchestratorDep, cancel_training_jobs
 from api.schemas.projects import ProjectCreate, ProjectOut, ProjectUpdate
 from infra.blob_gc import capture_hashes, delete_unreferenced_blobs
 from infra.database.models import Media, Model, Pipeline, Project, Snapshot, SnapshotItem
@@ -41,8 +43,14 @@ def update_project(project_id: uuid.UUID, body: ProjectUpdate, session: SessionD
 
 
 @router.delete("/projects/{project_id}", status_code=204)
-def delete_project(project_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
+def delete_project(project_id: uuid.UUID, session: SessionDep, store: StoreDep, orchestrator: OrchestratorDep
+                   ) -> Response:
+    """Everything under the project goes: rows, media and capture blobs, model files; its training stops."""
     project = get_or_404(session, Project, project_id)
+    for pipeline_id in list(session.scalars(select(Pipeline.id).where(Pipeline.project_id == project_id))):
+        ensure_pipeline_idle(session, orchestrator, pipeline_id, "deleting its project")  # 409 while one runs
+    training = list(session.scalars(select(Model.job_id).where(Model.project_id == project_id,
+                                                               Model.status == "training", Model.job_id.is_not(None))))
     hashes = set(session.scalars(select(Media.sha256).where(Media.project_id == project_id)))
     hashes |= set(session.scalars(
         select(SnapshotItem.sha256).join(Snapshot).where(Snapshot.project_id == project_id)
@@ -56,4 +64,5 @@ def delete_project(project_id: uuid.UUID, session: SessionDep, store: StoreDep) 
     for model_id in model_ids:
         store.delete_prefix(model_prefix(model_id))
     store.delete_prefix(f"projects/{project_id}/")
+    cancel_training_jobs(orchestrator, training)
     return Response(status_code=204)

@@ -210,6 +210,13 @@ def test_deleting_a_pipeline_or_its_project_deletes_its_captures(client: TestCli
     again = create_pipeline(client, project_id)
     second = _capture(client, again["id"], png_bytes(color=(10, 200, 10)))
     store.put(f"models/{again['model_id']}/openvino/model.xml", b"<xml/>")
+    live = add_row(client, again["id"], "running")
+    refused = client.delete(f"/api/projects/{project_id}")
+    assert refused.status_code == 409 and live in refused.json()["detail"]  # stop the line first
+    assert client.get(f"/api/projects/{project_id}").status_code == 200 and store.exists(blob_key(second))
+    with client.app.state.sessionmaker() as session:
+        session.get(ActivePipeline, uuid.UUID(live)).status = "stopped"
+        session.commit()
     assert client.delete(f"/api/projects/{project_id}").status_code == 204
     assert not store.exists(blob_key(second))
     assert list(store.list("models/")) == [] and list(store.list("blobs/")) == []
