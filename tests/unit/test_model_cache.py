@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -39,3 +40,18 @@ def test_a_model_without_files_fails_and_leaves_nothing(store: LocalStore, tmp_p
         cache.get(model_id)
     assert not cache.path(model_id).exists()
     assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_keeps_the_most_recently_used_models(store: LocalStore, tmp_path: Path) -> None:
+    cache = ModelCache(store, tmp_path / "cache", keep=2)
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for model_id in (first, second, third):
+        store.put(openvino_prefix(model_id) + "model.xml", b"<xml/>")
+    cache.get(first)
+    cache.get(second)
+    os.utime(cache.path(first), (1, 1))  # the first model was used long ago ...
+    os.utime(cache.path(second), (2, 2))
+    cache.get(first)  # ... until now
+    cache.get(third)
+    assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == sorted([str(first), str(third)])
+    assert (cache.get(second) / "model.xml").exists()  # dropped from the cache, not from storage
