@@ -3,7 +3,8 @@
 Routes (all need ``Authorization: Bearer <token>``; errors are ``{"detail": ...}``):
 
 - ``GET  /status``            → the runtime's status (state, message, metrics, source, sinks)
-- ``POST /capture``           → ``{timestamp, anomaly_score, label, frame_index, image_png_base64}``;
+- ``POST /capture``           → ``{timestamp, anomaly_score, label, frame_index, image_png_base64,
+  raw_png_base64}`` (annotated and raw frame);
   409 before the first frame
 - ``POST /webrtc/offer``      ``{sdp, type?}`` → ``{sdp, type: "answer", session_id}``; 409 at the viewer limit
 - ``POST /webrtc/candidate``  ``{candidate, sdpMid?, sdpMLineIndex?, session_id?}`` → ``{}``
@@ -161,6 +162,7 @@ class ControlServer:
                 "label": "anomalous" if capture.is_anomalous else "normal",
                 "frame_index": capture.frame_index,
                 "image_png_base64": base64.b64encode(capture.png).decode("ascii"),
+                "raw_png_base64": base64.b64encode(capture.raw_png).decode("ascii"),
             }
         )
 

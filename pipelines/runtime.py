@@ -34,7 +34,7 @@ from typing import Any
 
 from infra.configs import ConfigModel, PipelineConfig
 from pipelines.events import AnomalyEvent, SourceInfo, iso_utc
-from pipelines.frames import AnnotatedFrame, LatestFrame
+from pipelines.frames import AnnotatedFrame, LatestFrame, encode_image
 from pipelines.inference import AnomalyModel, AsyncScorer, ModelLoadError, Prediction
 from pipelines.metrics import MetricsTracker, PeriodicReporter
 from pipelines.sinks import SinkWorker, build_sink_worker
@@ -68,11 +68,12 @@ class SinkSpec:
 
 @dataclass(frozen=True)
 class Capture:
-    png: bytes
+    png: bytes  # annotated (heat map, label, score)
     anomaly_score: float
     is_anomalous: bool
     frame_index: int
     timestamp: datetime
+    raw_png: bytes  # the frame as the source delivered it: what a dataset wants
 
 
 def validate_settings(threshold: float | None, fps: float | None) -> None:
@@ -422,11 +423,12 @@ class PipelineRuntime:
             self._fps = fps
 
     def capture(self) -> Capture:
-        """The newest annotated frame as PNG with its score; NoFrameYet before the first frame."""
+        """The newest frame, annotated and raw, as PNGs with its score; NoFrameYet before the first frame."""
         frame, _ = self.latest.get()
         if frame is None:
             raise NoFrameYet("no frame has been processed yet")
-        return Capture(frame.encode("png"), frame.anomaly_score, frame.is_anomalous, frame.frame_index, frame.timestamp)
+        return Capture(frame.encode("png"), frame.anomaly_score, frame.is_anomalous, frame.frame_index, frame.timestamp,
+                       encode_image(frame.source_image, "png"))
 
     def status(self) -> dict[str, Any]:
         with self._state_lock:

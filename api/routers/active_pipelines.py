@@ -137,7 +137,7 @@ def capture_frame(
     add_to_dataset: bool = False,
     label: MediaLabel | None = None,
 ) -> CaptureOut:
-    """Store the newest annotated frame; with add_to_dataset, its frame also becomes project media.
+    """Store the newest annotated frame; with add_to_dataset, the raw frame also becomes project media.
 
     The media label is `label`, or the pipeline's own verdict when none is given.
     """

@@ -177,6 +177,9 @@ def test_a_live_pipeline_runs_serves_and_stops(platform: Platform, platform_clie
     media = client.get(f"/api/projects/{line['project']['id']}/media").json()
     assert [(item["id"], item["label"]) for item in media["items"]] == [(shot["media_id"], "normal")]
     assert client.get(f"/api/media/{shot['media_id']}/thumbnail").status_code == 200
+    # The dataset gets the frame as the camera saw it, not the annotated one.
+    dataset_png = client.get(f"/api/media/{shot['media_id']}").content
+    assert dataset_png.startswith(b"\x89PNG") and dataset_png != image.content
 
     # A new source applies at the next start only; until then the pipeline says so.
     assert client.patch(f"/api/pipelines/{good['id']}", json={"source_id": broken["source_id"]}).status_code == 200

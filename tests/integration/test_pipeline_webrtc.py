@@ -134,10 +134,13 @@ def test_control_status_capture_and_auth(runtime: PipelineRuntime, control: Cont
         assert status["source"]["type"] == "video_file" and "frames_processed" in status["metrics"]
 
         capture = client.post("/capture", headers=auth(control)).json()
-        assert set(capture) == {"timestamp", "anomaly_score", "label", "frame_index", "image_png_base64"}
+        assert set(capture) == {"timestamp", "anomaly_score", "label", "frame_index", "image_png_base64",
+                                "raw_png_base64"}
         assert capture["timestamp"].endswith("Z") and capture["label"] in ("normal", "anomalous")
-        png = base64.b64decode(capture["image_png_base64"])
-        assert cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR).shape == (240, 320, 3)
+        annotated, raw = (cv2.imdecode(np.frombuffer(base64.b64decode(capture[key]), np.uint8), cv2.IMREAD_COLOR)
+                          for key in ("image_png_base64", "raw_png_base64"))
+        assert annotated.shape == raw.shape == (240, 320, 3)
+        assert not np.array_equal(annotated, raw)  # the raw frame carries no heat map or label
 
 
 def test_signalling_errors_and_candidates(runtime: PipelineRuntime, control: ControlServer) -> None:
