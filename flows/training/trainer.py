@@ -158,7 +158,7 @@ class _ProgressCallback(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module: Any) -> None:
         entry: dict[str, float] = {"epoch": float(trainer.current_epoch + 1)}
         loss = _epoch_loss(_scalars(trainer.callback_metrics))
-        if loss is not None:
+        if loss is not None and not isinstance(pl_module, MemoryBankMixin):
             entry["loss"] = loss
         self.history.append(entry)
 

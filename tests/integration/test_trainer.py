@@ -79,6 +79,7 @@ def test_padim_learns_real_defects_offline(padim: tuple[TrainingResult, list[Pro
     assert result.metrics["pixel_auroc"] > 0.8, result.metrics
     assert set(result.timings) == {"fit_s", "test_s", "export_s"}
     assert result.history and result.history[0]["epoch"] == 1
+    assert all("loss" not in entry for entry in result.history)  # nor in the per-epoch history (MLflow)
     assert result.checkpoint.is_file()
 
     progress = [event.progress for event in events]
