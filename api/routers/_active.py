@@ -8,13 +8,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from fastapi import HTTPException
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
 from api.control_proxy import ControlClient, ControlError, ControlUnreachable
 from api.deps import get_or_404
 from infra.active_pipelines import ACTIVE, settle
-from infra.database.models import ActivePipeline
+from infra.database.models import ActivePipeline, Pipeline
 from infra.orchestration import OrchestrationUnavailable, Orchestrator
 
 log = logging.getLogger(__name__)
@@ -37,19 +37,20 @@ def refresh(session: Session, orchestrator: Orchestrator, rows: Sequence[ActiveP
     return True
 
 
-def active_runs_of(session: Session, orchestrator: Orchestrator, pipeline_id: uuid.UUID) -> list[ActivePipeline]:
-    """The pipeline's runs that are still starting, running or stopping (after reconciliation)."""
-    rows = list(session.scalars(select(ActivePipeline).where(ActivePipeline.pipeline_id == pipeline_id,
-                                                             ActivePipeline.status.in_(ACTIVE))))
+def ensure_idle(session: Session, orchestrator: Orchestrator, pipelines: ColumnElement[bool], subject: str,
+                action: str) -> None:
+    """409 while a pipeline matching `pipelines` (a condition on Pipeline) still has a live run.
+
+    Rows are reconciled with Prefect first, so a run that died does not block.
+    """
+    rows = list(session.scalars(select(ActivePipeline).join(Pipeline, ActivePipeline.pipeline_id == Pipeline.id)
+                                .where(pipelines, ActivePipeline.status.in_(ACTIVE))))
     refresh(session, orchestrator, rows)
-    return [row for row in rows if row.status in ACTIVE]
-
-
-def ensure_pipeline_idle(session: Session, orchestrator: Orchestrator, pipeline_id: uuid.UUID, action: str) -> None:
-    running = active_runs_of(session, orchestrator, pipeline_id)
+    running = [row for row in rows if row.status in ACTIVE]
     if running:
-        raise HTTPException(status_code=409, detail=f"pipeline {pipeline_id} is active (active pipeline "
-                                                    f"{running[0].id} is {running[0].status}); stop it before {action}")
+        raise HTTPException(status_code=409, detail=f"{subject} is active (active pipeline {running[0].id} of "
+                                                    f"pipeline {running[0].pipeline_id} is {running[0].status}); "
+                                                    f"stop it before {action}")
 
 
 def running_row(session: Session, active_id: uuid.UUID) -> ActivePipeline:

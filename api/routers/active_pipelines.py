@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.media_ingest import ImageRejected, decode_image
-from api.routers._active import control_call, ensure_pipeline_idle, refresh, running_row
+from api.routers._active import control_call, ensure_idle, refresh, running_row
 from api.routers._jobs import OrchestratorDep, submit_or_withdraw
 from api.routers.media import add_media, discard_blobs
 from api.schemas.active_pipelines import (
@@ -58,7 +58,7 @@ def _out(row: ActivePipeline) -> ActivePipelineOut:
 def start_pipeline(body: ActivePipelineCreate, session: SessionDep, orchestrator: OrchestratorDep) -> ActivePipeline:
     """Submit a run of the `inference` deployment; the row turns running once the pipeline serves frames."""
     pipeline = get_or_404(session, Pipeline, body.pipeline_id)
-    ensure_pipeline_idle(session, orchestrator, pipeline.id, "starting it again")
+    ensure_idle(session, orchestrator, Pipeline.id == pipeline.id, f"pipeline {pipeline.id}", "starting it again")
     model = session.get(Model, pipeline.model_id)
     if model is None or model.status != "ready":
         status = model.status if model is not None else "missing"

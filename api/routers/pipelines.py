@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, StoreDep, get_or_404
-from api.routers._active import ensure_pipeline_idle
+from api.routers._active import ensure_idle
 from api.routers._guards import config_error
 from api.routers._jobs import OrchestratorDep
 from api.schemas.pipelines import PipelineCreate, PipelineOut, PipelinePatch
@@ -86,7 +86,7 @@ def update_pipeline(pipeline_id: uuid.UUID, body: PipelinePatch, session: Sessio
 def delete_pipeline(pipeline_id: uuid.UUID, session: SessionDep, store: StoreDep, orchestrator: OrchestratorDep
                     ) -> Response:
     pipeline = get_or_404(session, Pipeline, pipeline_id)
-    ensure_pipeline_idle(session, orchestrator, pipeline_id, "deleting it")  # 409 while it runs
+    ensure_idle(session, orchestrator, Pipeline.id == pipeline_id, f"pipeline {pipeline_id}", "deleting it")
     captured = capture_hashes(session, Pipeline.id == pipeline_id)
     session.delete(pipeline)
     session.commit()

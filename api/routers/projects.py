@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 
 from api.deps import SessionDep, StoreDep, get_or_404
-from api.routers._active import ensure_pipeline_idle
+from api.routers._active import ensure_idle
 from api.routers._jobs import OrchestratorDep, cancel_training_jobs
 from api.schemas.projects import ProjectCreate, ProjectOut, ProjectUpdate
 from infra.blob_gc import capture_hashes, delete_unreferenced_blobs
@@ -47,22 +47,19 @@ def delete_project(project_id: uuid.UUID, session: SessionDep, store: StoreDep, 
                    ) -> Response:
     """Everything under the project goes: rows, media and capture blobs, model files; its training stops."""
     project = get_or_404(session, Project, project_id)
-    for pipeline_id in list(session.scalars(select(Pipeline.id).where(Pipeline.project_id == project_id))):
-        ensure_pipeline_idle(session, orchestrator, pipeline_id, "deleting its project")  # 409 while one runs
-    training = list(session.scalars(select(Model.job_id).where(Model.project_id == project_id,
-                                                               Model.status == "training", Model.job_id.is_not(None))))
+    ensure_idle(session, orchestrator, Pipeline.project_id == project_id, f"project {project_id}", "deleting it")
+    models = session.execute(select(Model.id, Model.status, Model.job_id).where(Model.project_id == project_id)).all()
     hashes = set(session.scalars(select(Media.sha256).where(Media.project_id == project_id)))
     hashes |= set(session.scalars(
         select(SnapshotItem.sha256).join(Snapshot).where(Snapshot.project_id == project_id)
     ))
     hashes |= capture_hashes(session, Pipeline.project_id == project_id)
-    model_ids = list(session.scalars(select(Model.id).where(Model.project_id == project_id)))
     session.delete(project)
     session.commit()
     # Files go only after the rows are gone, so a failure can orphan a file but never a row.
     delete_unreferenced_blobs(session, store, hashes)
-    for model_id in model_ids:
+    for model_id, _, _ in models:
         store.delete_prefix(model_prefix(model_id))
     store.delete_prefix(f"projects/{project_id}/")
-    cancel_training_jobs(orchestrator, training)
+    cancel_training_jobs(orchestrator, [job_id for _, status, job_id in models if status == "training" and job_id])
     return Response(status_code=204)

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 # torch and anomalib load inside the flow (`prefect deploy` imports this module); warm workers
 # import them ahead of the run (infra/orchestration/warm_engine.py).
-WARM_START_IMPORTS = ("flows.training.trainer", "flows.training.dataset")
+WARM_START_IMPORTS = ("flows.training.trainer",)
 
 # Share of the progress bar per stage; training reports its own fraction inside its share.
 DATA_SHARE, TRAIN_END = 0.05, 0.85

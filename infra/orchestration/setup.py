@@ -43,6 +43,10 @@ def ensure_work_pools(client: SyncPrefectClient, names: list[str]) -> None:
             log.info("created work pool %r", name)
 
 
+# Comma-separated modules a warm worker's spare engine imports (`pool_modules`); empty: no spare.
+WARM_MODULES_ENV = "GETI_INSPECT_WARM_MODULES"
+
+
 def pool_modules(pool: str, project_dir: Path = REPO_ROOT) -> list[str]:
     """Modules of the flows that prefect.yaml deploys to `pool` (what a warm worker pre-imports)."""
     import yaml

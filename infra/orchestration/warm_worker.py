@@ -36,13 +36,11 @@ from prefect.settings import get_current_settings
 from prefect.utilities.processutils import sanitize_subprocess_env
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
+from infra.orchestration.setup import WARM_MODULES_ENV
+
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
     from prefect.runner._control_channel import ControlChannel
-
-# Comma-separated modules the spare imports; set by the supervisor from prefect.yaml. Empty: no spare.
-WARM_MODULES_ENV = "GETI_INSPECT_WARM_MODULES"
-
 
 def waiting_spares(worker_pid: int) -> list[psutil.Process]:
     """The worker's spare engine processes: the waiting one and any that now runs a flow it was handed."""

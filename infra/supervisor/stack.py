@@ -22,12 +22,12 @@ from prefect.client.orchestration import SyncPrefectClient
 from infra.orchestration.client import prefect_api_url
 from infra.orchestration.setup import (
     REPO_ROOT,
+    WARM_MODULES_ENV,
     apply_deployments,
     ensure_crash_automation,
     ensure_work_pools,
     pool_modules,
 )
-from infra.orchestration.warm_worker import WARM_MODULES_ENV
 from infra.settings import Settings
 from infra.supervisor.environment import prefect_client_env, worker_env
 from infra.supervisor.process import ChildSpec, ManagedProcess, RestartPolicy, stop_processes
