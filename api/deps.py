@@ -30,7 +30,9 @@ def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the teardown (commit) runs before the response is sent, so a 2xx means committed;
+# the default scope would commit after the client already heard 2xx.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 StoreDep = Annotated[ObjectStore, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 

@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, Uuid, false, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -39,6 +39,8 @@ class Project(Timestamped, Base):
 
 class Media(Timestamped, Base):
     __tablename__ = "media"
+    __table_args__ = (Index("ix_media_project_split", "project_id", "split"),
+                      Index("ix_media_project_origin_created", "project_id", "origin", "created_at"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -49,6 +51,14 @@ class Media(Timestamped, Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
+    # "train" or "eval", assigned once when the item is added: the stable evaluation set.
+    split: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
+    # "uploaded" by a person or "collected" by a pipeline (which then records its id and score).
+    origin: Mapped[str] = mapped_column(String(16), default="uploaded", server_default="uploaded")
+    pipeline_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("pipelines.id", ondelete="SET NULL", name="fk_media_pipeline_id"), nullable=True
+    )
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     project: Mapped[Project] = relationship(back_populates="media")
 
@@ -97,10 +107,14 @@ class SnapshotItem(Base):
     filename: Mapped[str] = mapped_column(String(255))
     label: Mapped[str] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    split: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
 
 
 class Model(Timestamped, Base):
     __tablename__ = "models"
+    # At most one champion per project.
+    __table_args__ = (Index("uq_models_champion", "project_id", unique=True,
+                            sqlite_where=text("champion"), postgresql_where=text("champion")),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -116,6 +130,7 @@ class Model(Timestamped, Base):
     mlflow_model_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     mlflow_model_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    champion: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Pipeline(Timestamped, Base):
@@ -125,7 +140,10 @@ class Pipeline(Timestamped, Base):
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255))
     # RESTRICT: the API answers 409 before the database would refuse the delete.
-    model_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"), index=True)
+    # May be null when the pipeline follows the project's champion.
+    model_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("models.id", ondelete="RESTRICT"), index=True,
+                                                       nullable=True)
+    follow_champion: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sources.id", ondelete="RESTRICT"), index=True)
     sink_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sinks.id", ondelete="RESTRICT"), index=True)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -146,6 +164,7 @@ class ActivePipeline(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     pipeline_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("pipelines.id", ondelete="CASCADE"), index=True)
     flow_run_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)
+    model_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)  # the model the run uses now
     status: Mapped[str] = mapped_column(String(32), default="starting")
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -10,12 +10,12 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, select
+from sqlalchemy import MetaData, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from infra.database.engine import build_engine, session_scope
 from infra.database.migrate import alembic_config, downgrade, upgrade
-from infra.database.models import ActivePipeline, Base, Model, Pipeline, Project, Sink, Source
+from infra.database.models import ActivePipeline, Base
 from tests.integration.databases import fresh_postgres_database, sqlite_url
 
 
@@ -79,26 +79,40 @@ def test_models_and_migrations_are_in_sync(empty_database):
 
 
 def _pipeline_with_runs(url: str, statuses: list[str]) -> tuple[uuid.UUID, list[uuid.UUID]]:
-    """A pipeline (with its project, model, source, sink) and active rows of `statuses`, oldest first."""
-    with session_scope(url) as session:
-        project = Project(name="line")
-        session.add(project)
-        session.flush()
-        parts = [Model(project_id=project.id, name="m", architecture="padim", status="ready"),
-                 Source(project_id=project.id, type="video_file", name="s"),
-                 Sink(project_id=project.id, type="filesystem", name="k")]
-        session.add_all(parts)
-        session.flush()
-        pipeline = Pipeline(project_id=project.id, name="p", model_id=parts[0].id, source_id=parts[1].id,
-                            sink_id=parts[2].id)
-        session.add(pipeline)
-        session.flush()
-        start = datetime(2026, 1, 1, tzinfo=UTC)
-        rows = [ActivePipeline(pipeline_id=pipeline.id, status=status, created_at=start + timedelta(seconds=index))
-                for index, status in enumerate(statuses)]
-        session.add_all(rows)
-        session.flush()
-        return pipeline.id, [row.id for row in rows]
+    """A pipeline (with its project, model, source, sink) and active rows of `statuses`, oldest first.
+
+    Written through the tables as they are at the database's revision (reflected), not through the
+    ORM models, which describe the head schema.
+    """
+    engine = build_engine(url)
+    tables = MetaData()
+    tables.reflect(engine)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    # Reflected SQLite columns are CHAR(32): pass what the Uuid type would have stored.
+    as_stored = (lambda value: value.hex) if url.startswith("sqlite") else (lambda value: value)
+    ids = {name: as_stored(uuid.uuid4()) for name in ("project", "model", "source", "sink", "pipeline")}
+    stamps = {"created_at": start, "updated_at": start}
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(tables.tables["projects"]), {"id": ids["project"], "name": "line", **stamps})
+            connection.execute(insert(tables.tables["models"]), {
+                "id": ids["model"], "project_id": ids["project"], "name": "m", "architecture": "padim",
+                "format": "openvino", "status": "ready", "parameters": {}, "metrics": {}, **stamps})
+            for kind, type_name in (("source", "video_file"), ("sink", "filesystem")):
+                connection.execute(insert(tables.tables[f"{kind}s"]), {
+                    "id": ids[kind], "project_id": ids["project"], "type": type_name, "name": kind, "config": {},
+                    **stamps})
+            connection.execute(insert(tables.tables["pipelines"]), {
+                "id": ids["pipeline"], "project_id": ids["project"], "name": "p", "model_id": ids["model"],
+                "source_id": ids["source"], "sink_id": ids["sink"], "config": {}, **stamps})
+            run_ids = [as_stored(uuid.uuid4()) for _ in statuses]
+            connection.execute(insert(tables.tables["active_pipelines"]), [
+                {"id": run_id, "pipeline_id": ids["pipeline"], "status": status, "metrics": {},
+                 "created_at": start + timedelta(seconds=index)}
+                for index, (run_id, status) in enumerate(zip(run_ids, statuses, strict=True))])
+    finally:
+        engine.dispose()
+    return uuid.UUID(str(ids["pipeline"])), [uuid.UUID(str(run_id)) for run_id in run_ids]
 
 
 def test_one_live_run_per_pipeline(empty_database):
