@@ -38,7 +38,8 @@ def freeze_snapshot(session: Session, snapshot_id: uuid.UUID) -> int:
     media = session.scalars(select(Media).where(Media.project_id == snapshot.project_id)
                             .order_by(Media.created_at, Media.id)).all()
     session.add_all(SnapshotItem(snapshot_id=snapshot.id, media_id=item.id, filename=item.filename,
-                                 label=item.label, sha256=item.sha256) for item in media)
+                                 label=item.label, sha256=item.sha256, split=item.split)
+                    for item in media)
     snapshot.media_count = len(media)
     snapshot.status = "ready"
     snapshot.error = None
