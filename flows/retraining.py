@@ -55,14 +55,26 @@ class Assessment:
 
 
 def _run_name() -> str:
-    project_id = flow_run.parameters.get("project_id") or "(from its schedule)"
+    project_id = flow_run.parameters.get("project_id")
     try:
+        project = uuid.UUID(str(project_id)) if project_id else _schedule_project()
         with session_scope(flow_settings().resolved_database_url) as session:
-            project = session.get(Project, uuid.UUID(str(project_id)))
-            name = project.name if project is not None else project_id
+            row = session.get(Project, project) if project is not None else None
+            name = row.name if row is not None else project_id or "?"
     except Exception:  # noqa: BLE001 - a name is not worth failing the run for
-        name = project_id
+        name = project_id or "?"
     return f"retrain · {name}"
+
+
+def _schedule_project() -> uuid.UUID | None:
+    """The project of the schedule that made this run (its slug is the run's `created_by`), if one did."""
+    run_id = current_job_id()
+    if run_id is None:
+        return None
+    with get_client(sync_client=True) as client:
+        created_by = client.read_flow_run(run_id).created_by
+    return project_of_slug(created_by.display_value) if created_by is not None and created_by.type == "SCHEDULE" \
+        else None
 
 
 def _tag_with_project(project_id: uuid.UUID) -> None:
@@ -194,17 +206,11 @@ def record_decision(model_id: uuid.UUID, metrics: dict[str, Any]) -> None:
 def _schedule_settings(settings: Settings) -> dict[str, Any]:
     """The settings of the schedule that created this run, for a run whose parameters were wiped
     (a pause/resume in the Prefect UI empties a schedule's parameters; see infra/orchestration/schedules.py)."""
-    run_id = current_job_id()
-    slug = None
-    if run_id is not None:
-        with get_client(sync_client=True) as client:
-            created_by = client.read_flow_run(run_id).created_by
-        slug = created_by.display_value if created_by is not None and created_by.type == "SCHEDULE" else None
-    project = project_of_slug(slug)
+    project = _schedule_project()
     stored = load_settings(build_store(settings), project) if project is not None else None
     if not stored:
         raise RetrainingError("no project_id given and the run was not made by a project's training schedule")
-    log.warning("run started without parameters: using the stored settings of schedule %s", slug)
+    log.warning("run started without parameters: using the stored settings of project %s's schedule", project)
     return stored
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilterFlowRunId,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.states import Scheduled
 from sqlalchemy import update
 
 from infra.database.engine import session_scope
@@ -78,11 +80,20 @@ def _schedule_in_prefect(orchestrator: Orchestrator, project_id: str):
     return [schedule for schedule in schedules if schedule.slug == schedule_slug(project_id)]
 
 
+def _schedule_runs(orchestrator: Orchestrator) -> None:
+    """What Prefect's scheduler service does every minute: create the runs of the active schedules."""
+    response = orchestrator.prefect.request("POST", "/deployments/{id}/schedule",
+                                            path_params={"id": orchestrator.deployment_id(JobType.RETRAINING)},
+                                            json={"min_runs": 3, "max_runs": 3})
+    response.raise_for_status()
+
+
 def _future_runs(orchestrator: Orchestrator, project_id: str) -> list:
+    """Runs the project's schedule made that have not started."""
     runs = orchestrator.prefect.read_flow_runs(flow_run_filter=FlowRunFilter(
         deployment_id=FlowRunFilterDeploymentId(any_=[orchestrator.deployment_id(JobType.RETRAINING)])), limit=200)
-    return [run for run in runs
-            if run.parameters.get("project_id") == project_id and run.state_type == StateType.SCHEDULED]
+    return [run for run in runs if run.state_type == StateType.SCHEDULED and run.created_by is not None
+            and run.created_by.display_value == schedule_slug(project_id)]
 
 
 def test_the_schedule_is_a_prefect_schedule(platform_client, orchestrator):
@@ -133,12 +144,26 @@ def test_the_schedule_is_a_prefect_schedule(platform_client, orchestrator):
     assert client.put(path, json=SCHEDULE).json()["active"] is True
 
     # Prefect makes the schedule's runs (as its scheduler service does), tagged as retraining jobs.
-    orchestrator.prefect.request("POST", "/deployments/{id}/schedule",
-                                 path_params={"id": orchestrator.deployment_id(JobType.RETRAINING)},
-                                 json={"min_runs": 3, "max_runs": 3})
+    _schedule_runs(orchestrator)
     runs = _future_runs(orchestrator, project_id)
     assert len(runs) == 3 and all("job:retraining" in run.tags for run in runs)
-    assert {run.created_by.display_value for run in runs} == {schedule_slug(project_id)}
+    assert all(run.parameters["project_id"] == project_id for run in runs)
+
+    # Paused and resumed in the Prefect UI, and nobody reads it through the API before the next run:
+    # that run starts without parameters and recovers its project and settings from the schedule.
+    assert client.put(path, json=SCHEDULE | {"min_new_images": 7}).status_code == 200
+    for active in (False, True):
+        orchestrator.prefect.update_deployment_schedule(schedule.deployment_id, schedule.id, active=active)
+    _schedule_runs(orchestrator)
+    runs = _future_runs(orchestrator, project_id)
+    assert runs and all(run.parameters == {} for run in runs)
+    orchestrator.prefect.set_flow_run_state(runs[0].id, Scheduled(scheduled_time=datetime.now(UTC)), force=True)
+    job = wait_job(client, str(runs[0].id), {"completed", "failed"}, timeout=180)
+    assert job["status"] == "completed" and job["metrics"]["decision"] == "skipped", job
+    assert "needs 7" in job["metrics"]["reason"] and job["project_id"] == project_id
+    assert orchestrator.prefect.read_flow_run(runs[0].id).name == "retrain · Scheduled line"
+    listed = client.get(f"/api/projects/{project_id}/jobs", params={"type": "retraining"}).json()
+    assert [item["id"] for item in listed] == [job["id"]]
 
     assert client.delete(path).status_code == 204
     assert _schedule_in_prefect(orchestrator, project_id) == [] and _future_runs(orchestrator, project_id) == []
