@@ -40,7 +40,7 @@ class CollectedFrame:
 class CollectedMediaWriter:
     """``writer(frame)`` stores one collected frame of ``pipeline_id`` in ``project_id``; raises on failure."""
 
-    def __init__(self, database_url: str, store: ObjectStore, project_id: uuid.UUID, pipeline_id: uuid.UUID,
+    def __init__(self, database_url: str, store: ObjectStore, project_id: uuid.UUID, pipeline_id: uuid.UUID | None,
                  max_collected: int) -> None:
         self._database_url = database_url
         self._store = store
