@@ -265,6 +265,8 @@ def train(
     results = engine.test(model=model, datamodule=datamodule, verbose=False)
     timings["test_s"] = round(time.perf_counter() - started, 3)
     metrics = {METRIC_NAMES[key]: value for key, value in _scalars(results[0]).items() if key in METRIC_NAMES}
+    # Which images the figures rest on: a candidate and its champion compare on the same eval set.
+    metrics["train_images"], metrics["eval_images"] = len(datamodule.train_data), len(datamodule.test_data)
     checkpoint = work_dir / "model.ckpt"
     engine.trainer.save_checkpoint(checkpoint)
     report("exporting", 0.0)
@@ -289,6 +291,7 @@ def train(
         timings=timings,
         dataset={
             "normal": layout.normal,
+            "normal_eval": layout.normal_eval,
             "anomalous": layout.anomalous,
             "masks": layout.masks,
             "train_images": len(datamodule.train_data),
