@@ -84,7 +84,7 @@ class Orchestrator:
                extra_tags: Iterable[str] = ()) -> uuid.UUID:
         """Create a flow run of the job type's deployment; returns the job id at once."""
         tags = [project_tag(project_id), type_tag(job_type), *extra_tags]
-        with unavailable_on_error():
+        with _unavailable_on_error():
             run = self._client.create_flow_run_from_deployment(
                 self._deployment_id(job_type), parameters=parameters, tags=tags)
         return run.id
@@ -94,7 +94,7 @@ class Orchestrator:
         run = self._read_run(job_id)
         if status_of(run.state_type) in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
             raise JobFinished(f"job {job_id} already {status_of(run.state_type).value}")
-        with unavailable_on_error():
+        with _unavailable_on_error():
             self._client.set_flow_run_state(job_id, Cancelling(message="Cancelled through the API"))
 
     # -- read ------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ class Orchestrator:
         run_filter = FlowRunFilter(tags=FlowRunFilterTags(all_=tags) if tags else None)
         if status is not None:
             run_filter.state = FlowRunFilterState(type=FlowRunFilterStateType(any_=state_types_for(status)))
-        with unavailable_on_error():
+        with _unavailable_on_error():
             runs = self._client.read_flow_runs(flow_run_filter=run_filter, limit=limit,
                                                sort=FlowRunSort.EXPECTED_START_TIME_DESC)
         runs = [run for run in runs if _is_job(run)]
@@ -123,7 +123,7 @@ class Orchestrator:
         ids = list(dict.fromkeys(job_ids))
         runs: list[FlowRun] = []
         for start in range(0, len(ids), PAGE):
-            with unavailable_on_error():
+            with _unavailable_on_error():
                 runs += self._client.read_flow_runs(
                     flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start:start + PAGE])), limit=PAGE)
         return {job.id: job for job in self._jobs(runs)}
@@ -154,7 +154,7 @@ class Orchestrator:
             return self._deployments[job_type]
 
     def _read_run(self, job_id: uuid.UUID) -> FlowRun:
-        with unavailable_on_error():
+        with _unavailable_on_error():
             try:
                 run = self._client.read_flow_run(job_id)
             except ObjectNotFound as error:
@@ -176,7 +176,7 @@ class Orchestrator:
                                              type=ArtifactFilterType(any_=[artifact_type]))
             offset = 0
             while True:
-                with unavailable_on_error():
+                with _unavailable_on_error():
                     page = self._client.read_artifacts(artifact_filter=artifact_filter, sort=ArtifactSort.CREATED_DESC,
                                                        limit=PAGE, offset=offset)
                 for artifact in page:
@@ -226,7 +226,7 @@ def _table_row(data: Any) -> dict[str, Any]:
 
 
 @contextmanager
-def unavailable_on_error() -> Iterator[None]:
+def _unavailable_on_error() -> Iterator[None]:
     """Turn transport and server errors into OrchestrationUnavailable (lookups keep their own errors)."""
     try:
         yield
@@ -234,3 +234,7 @@ def unavailable_on_error() -> Iterator[None]:
         raise
     except (httpx.HTTPError, PrefectHTTPStatusError, OSError) as error:
         raise OrchestrationUnavailable(f"Prefect API unavailable: {error}") from error
+
+
+# For the other orchestration modules (schedules).
+unavailable_on_error = _unavailable_on_error
