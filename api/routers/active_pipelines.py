@@ -188,12 +188,19 @@ def get_capture_image(capture_id: uuid.UUID, session: SessionDep, store: StoreDe
                     headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
 
 
+def player_html() -> str:
+    package, path = PLAYER_PAGE
+    return resources.files(package).joinpath(path).read_text(encoding="utf-8")
+
+
 @router.get("/player", response_class=HTMLResponse)
 def player_page() -> HTMLResponse:
-    """A minimal page that plays an active pipeline's live stream: /api/player?pipeline_id=<active id>."""
-    package, path = PLAYER_PAGE
-    page = resources.files(package).joinpath(path).read_text(encoding="utf-8")
-    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+    """A minimal page that plays an active pipeline's live stream: /api/player?pipeline_id=<active id>.
+
+    With INSPECT_API_KEY set, a request without the key gets this same page with status 401: it asks
+    for the key and sends it on its signalling requests.
+    """
+    return HTMLResponse(player_html(), headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/active-pipelines/{active_id}/view", response_class=RedirectResponse, status_code=307)

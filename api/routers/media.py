@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.media_ingest import DecodedImage, ImageRejected, decode_image, display_filename
 from api.schemas.media import MediaLabel, MediaOut, MediaPage, UploadError, UploadResult
-from api.upload_limit import UploadLimitRoute
 from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
 from infra.database.models import Media, Project
 from infra.storage import ObjectStore, blob_key, put_blob
@@ -100,7 +99,6 @@ def upload_media(
 
 router.add_api_route(
     "/projects/{project_id}/media", upload_media, methods=["POST"], status_code=201, response_model=UploadResult,
-    route_class_override=UploadLimitRoute,
     responses={413: {"description": "The request is larger than the upload limit"},
                422: {"description": "Bad label, or no file is a decodable image"}},
 )
