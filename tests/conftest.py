@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,11 @@ from tests.platform_fixtures import platform, platform_client  # noqa: F401 - se
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MTD_DIR = REPO_ROOT.parent / "shared" / "data" / "mtd"
+
+# Tests make their video files, image folders and sink outputs under pytest's temporary folders: allow
+# those for every Settings of this session (servers and workers inherit it). The confinement tests set
+# their own, narrower INSPECT_ALLOWED_PATHS.
+os.environ.setdefault("INSPECT_ALLOWED_PATHS", str(Path(tempfile.gettempdir()).resolve()))
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

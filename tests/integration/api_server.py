@@ -21,7 +21,7 @@ from tests.conftest import REPO_ROOT, free_port
 
 
 @contextmanager
-def api_server(data_dir: Path, env: Mapping[str, str] | None = None, start_timeout: float = 60) -> Iterator[str]:
+def api_server(data_dir: Path, env: Mapping[str, str] | None = None, start_timeout: float = 180) -> Iterator[str]:
     """Yield the base URL (``http://127.0.0.1:PORT``) of a running API; it is stopped and reaped on exit."""
     port = free_port()
     log_path = data_dir.parent / f"uvicorn-{port}.log"
