@@ -28,21 +28,27 @@ CHALLENGE = {"WWW-Authenticate": "Bearer"}
 DETAIL = "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 
 
-def presented_keys(headers: Headers) -> list[str]:
-    """The keys a request offers: the Bearer credential and/or the X-API-Key header."""
-    keys = []
-    scheme, _, credential = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credential.strip():
-        keys.append(credential.strip())
-    if headers.get("x-api-key"):
-        keys.append(headers["x-api-key"])
+def presented_keys(headers: Headers) -> list[str | None]:
+    """Every credential the request offers: bearer tokens and X-API-Key values.
+
+    An Authorization header that is not ``Bearer <token>`` counts as a wrong key (None): a request
+    with ambiguous credentials is refused rather than judged by the one that happens to fit.
+    """
+    keys: list[str | None] = []
+    for value in headers.getlist("authorization"):
+        scheme, _, credential = value.partition(" ")
+        keys.append(credential.strip() if scheme.lower() == "bearer" and credential.strip() else None)
+    keys.extend(headers.getlist("x-api-key"))
     return keys
 
 
-def key_matches(presented: list[str], key: bytes) -> bool:
-    # compare_digest on bytes: constant time in the content; every offered key is compared.
-    results = [hmac.compare_digest(candidate.encode("utf-8", "surrogateescape"), key) for candidate in presented]
-    return any(results)
+def key_matches(presented: list[str | None], key: bytes) -> bool:
+    """True when at least one key is offered and every offered key is right (a wrong one is never ignored).
+
+    compare_digest on bytes: constant time in the content; every offered key is compared."""
+    results = [candidate is not None and hmac.compare_digest(candidate.encode("utf-8", "surrogateescape"), key)
+               for candidate in presented]
+    return bool(results) and all(results)
 
 
 class ApiKeyMiddleware:
@@ -90,8 +96,11 @@ def document_security(schema: dict) -> dict:
             if (method.upper(), path) in PUBLIC_ROUTES:
                 operation["security"] = []
                 continue
-            operation.setdefault("responses", {}).setdefault("401", {
-                "description": "INSPECT_API_KEY is set and the request did not send it",
-                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
-            })
+            responses = operation.setdefault("responses", {})
+            page = "text/html" in responses.get("200", {}).get("content", {})
+            # A page's 401 is the page itself, which asks for the key (ApiKeyMiddleware's `pages`).
+            content = ({"text/html": {"schema": {"type": "string"}}} if page else
+                       {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}})
+            responses.setdefault("401", {"description": "INSPECT_API_KEY is set and the request did not send it",
+                                         "content": content})
     return schema

@@ -30,6 +30,7 @@ from api.schemas.active_pipelines import (
     ActiveStatus,
     CaptureOut,
 )
+from api.schemas.common import ErrorResponse
 from api.schemas.media import MediaLabel
 from infra.active_pipelines import ACTIVE, FINAL, HEARTBEAT_STALE_S, heartbeat_age, transition
 from infra.database.models import ActivePipeline, Capture, Model, Pipeline
@@ -54,7 +55,8 @@ def _out(row: ActivePipeline) -> ActivePipelineOut:
     return out
 
 
-@router.post("/active-pipelines", status_code=201, response_model=ActivePipelineStarted)
+@router.post("/active-pipelines", status_code=201, response_model=ActivePipelineStarted,
+             responses={404: {"model": ErrorResponse, "description": "No pipeline has this id"}})
 def start_pipeline(body: ActivePipelineCreate, session: SessionDep, orchestrator: OrchestratorDep) -> ActivePipeline:
     """Submit a run of the `inference` deployment; the row turns running once the pipeline serves frames."""
     pipeline = get_or_404(session, Pipeline, body.pipeline_id)
@@ -127,7 +129,8 @@ def stop_pipeline(active_id: uuid.UUID, session: SessionDep, orchestrator: Orche
     return Response(status_code=204)
 
 
-@router.post("/active-pipelines/{active_id}/capture", status_code=201, response_model=CaptureOut)
+@router.post("/active-pipelines/{active_id}/capture", status_code=201, response_model=CaptureOut,
+             responses={502: {"model": ErrorResponse, "description": "The pipeline sent an unusable frame or error"}})
 def capture_frame(
     active_id: uuid.UUID,
     session: SessionDep,

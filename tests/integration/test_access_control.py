@@ -44,6 +44,8 @@ def fill(template: str, ids: dict[str, str] | None = None) -> str:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     data_dir = tmp_path_factory.mktemp("access") / "data"
     with api_server(data_dir, {"INSPECT_API_KEY": KEY}) as base_url:
+        # The first call imports the model catalog (anomalib, tens of seconds on a busy machine): once, up front.
+        httpx.get(f"{base_url}/api/trainable-models", headers={"X-API-Key": KEY}, timeout=300)
         yield base_url, data_dir
 
 
@@ -80,6 +82,9 @@ def test_refusals_are_json_detail_and_cover_unknown_paths(server) -> None:
     assert refused.status_code == 401 and "X-API-Key" in refused.json()["detail"]
     assert httpx.get(f"{base_url}/api/no-such-thing").status_code == 401
     assert httpx.get(f"{base_url}/api/no-such-thing", headers={"X-API-Key": KEY}).status_code == 404
+    # A wrong key next to the right one is refused, not ignored.
+    mixed = {"X-API-Key": KEY, "Authorization": "Bearer wrong"}
+    assert httpx.get(f"{base_url}/api/projects", headers=mixed).status_code == 401
     # The key is checked before the body is read: a large body without it is refused just the same.
     assert httpx.post(f"{base_url}/api/projects", content=b"x" * 2_000_000,
                       headers={"Content-Type": "application/json"}).status_code == 401
