@@ -7,7 +7,8 @@
   cloud-metadata addresses, and with ``INSPECT_OUTBOUND_ALLOW`` set must be one of its hosts.
 
 The API checks a config when it is written, and the pipeline runtime again when it builds the
-source and sinks (another machine, another time: the folder or DNS may have changed). A host
+source and sinks (another machine, another time: the folder or DNS may have changed); IP cameras
+and webhooks are checked again before each connection. A host
 that does not resolve where it is checked passes there; the machine that connects checks it too.
 """
 
@@ -21,7 +22,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from infra.configs.base import ConfigModel
-from infra.settings import Settings
+from infra.settings import Settings, get_settings
 
 # 169.254.169.254 (AWS, GCP, Azure, ...) and fd00:ec2::254 (AWS over IPv6) serve cloud credentials.
 BLOCKED_NETWORKS = (
@@ -64,6 +65,11 @@ class Confinement:
     @classmethod
     def from_settings(cls, settings: Settings) -> Confinement:
         return cls(settings.resolved_allowed_paths, settings.outbound_hosts)
+
+    @classmethod
+    def here(cls) -> Confinement:
+        """The limits of this process (a pipeline's flow process: the worker's INSPECT_* settings)."""
+        return cls.from_settings(get_settings())
 
     def path(self, value: str) -> Path:
         """``value`` resolved (relative to the first allowed folder), or NotAllowed."""

@@ -7,7 +7,6 @@ from typing import Any
 from infra.configs.base import ConfigModel
 from infra.configs.confinement import Confinement
 from infra.configs.sinks import parse_sink_config
-from infra.settings import get_settings
 from pipelines.sinks.base import Sink, SinkWorker
 from pipelines.sinks.filesystem import FilesystemSink
 from pipelines.sinks.mqtt import MqttSink
@@ -31,7 +30,7 @@ def build_sink_worker(sink_type: str, name: str, config: dict[str, Any] | Config
         raise ValueError(f"unknown sink type {sink_type!r}")
     if isinstance(config, dict):
         config = parse_sink_config(sink_type, config)
-    config = (confinement or Confinement.from_settings(get_settings())).confine(config)
+    config = (confinement or Confinement.here()).confine(config)
     sink = SINK_TYPES[sink_type](config)  # type: ignore[arg-type]
     return SinkWorker(sink, name, cooldown_s=config.cooldown_s)  # type: ignore[union-attr]
 

@@ -7,7 +7,6 @@ from typing import Any
 from infra.configs.base import ConfigModel
 from infra.configs.confinement import Confinement
 from infra.configs.sources import parse_source_config
-from infra.settings import get_settings
 from pipelines.sources.base import Source, SourceCheck, SourceEnded, SourceError, SourceFrame
 from pipelines.sources.images_folder import ImagesFolderSource
 from pipelines.sources.ip_camera import IpCameraSource
@@ -33,7 +32,7 @@ def build_source(source_type: str, config: dict[str, Any] | ConfigModel,
         raise ValueError(f"unknown source type {source_type!r}")
     if isinstance(config, dict):
         config = parse_source_config(source_type, config)
-    config = (confinement or Confinement.from_settings(get_settings())).confine(config)
+    config = (confinement or Confinement.here()).confine(config)
     return SOURCE_TYPES[source_type](config)  # type: ignore[arg-type]
 
 

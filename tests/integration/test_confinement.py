@@ -10,10 +10,14 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from infra.configs import IpCameraConfig, WebhookConfig
 from infra.configs.confinement import Confinement, NotAllowed
 from infra.settings import Settings
 from pipelines.sinks import build_sink_worker
-from pipelines.sources import build_source
+from pipelines.sinks.webhook import WebhookSink
+from pipelines.sources import SourceError, build_source
+from pipelines.sources.ip_camera import IpCameraSource
+from tests.integration.test_pipeline_sinks import make_event
 
 
 @pytest.fixture
@@ -167,3 +171,16 @@ def test_json_bodies_over_the_limit_are_413_before_parsing(client, project_id):
     assert patched.status_code == 413
     assert [project["name"] for project in client.get("/api/projects").json()] == ["Line 1"]
     assert client.post("/api/projects", json={"name": "y" * 200}).status_code == 201  # under the limit
+
+
+def test_cameras_and_webhooks_are_checked_again_before_each_connection() -> None:
+    """Built past the builders' check (as if DNS changed after the start): the connection itself is refused."""
+    camera = IpCameraSource(IpCameraConfig(url="rtsp://169.254.169.254/stream", reconnect=False))
+    with pytest.raises(SourceError, match="link-local"):
+        camera.open()
+    hook = WebhookSink(WebhookConfig(url="http://169.254.169.254/hook", retries=0))
+    try:
+        with pytest.raises(NotAllowed, match="link-local"):
+            hook.send(make_event())
+    finally:
+        hook.close()
