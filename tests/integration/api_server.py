@@ -8,16 +8,22 @@ Prefect or MLflow is started: INSPECT_PREFECT_API_URL points at a closed port, s
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import REPO_ROOT, free_port, stop_process
+
+# The key of the shared `keyed_server` (random per test session).
+API_KEY = secrets.token_urlsafe(24)
 
 
 @contextmanager
@@ -53,3 +59,21 @@ def api_server(data_dir: Path, env: Mapping[str, str] | None = None, start_timeo
         yield base_url
     finally:
         stop_process(process, timeout=15)
+
+
+@dataclass(frozen=True)
+class KeyedServer:
+    base_url: str
+    data_dir: Path
+    key: str
+
+
+@pytest.fixture(scope="session")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedServer]:
+    """One API process with INSPECT_API_KEY set, shared by the access-control and contract-fuzz tests."""
+    key = API_KEY
+    data_dir = tmp_path_factory.mktemp("keyed") / "data"
+    with api_server(data_dir, {"INSPECT_API_KEY": key}) as base_url:
+        # The first call imports the model catalog (anomalib, tens of seconds on a busy machine): once, up front.
+        httpx.get(f"{base_url}/api/trainable-models", headers={"X-API-Key": key}, timeout=300)
+        yield KeyedServer(base_url, data_dir, key)

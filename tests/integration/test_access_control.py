@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import secrets
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,9 +21,9 @@ from api.app import create_app
 from infra.database.engine import session_scope
 from infra.database.models import ActivePipeline, Capture, Model, Pipeline, Project, Sink, Source
 from infra.settings import Settings
-from tests.integration.api_server import api_server
+from tests.integration.api_server import API_KEY as KEY
+from tests.integration.api_server import KeyedServer, keyed_server  # noqa: F401 - shared server fixture
 
-KEY = secrets.token_urlsafe(24)
 PARAM = re.compile(r"\{([^}]+)\}")
 
 
@@ -40,13 +39,9 @@ def fill(template: str, ids: dict[str, str] | None = None) -> str:
     return PARAM.sub(lambda match: (ids or {}).get(match.group(1), str(uuid.uuid4())), template)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    data_dir = tmp_path_factory.mktemp("access") / "data"
-    with api_server(data_dir, {"INSPECT_API_KEY": KEY}) as base_url:
-        # The first call imports the model catalog (anomalib, tens of seconds on a busy machine): once, up front.
-        httpx.get(f"{base_url}/api/trainable-models", headers={"X-API-Key": KEY}, timeout=300)
-        yield base_url, data_dir
+@pytest.fixture
+def server(keyed_server: KeyedServer) -> tuple[str, Path]:  # noqa: F811 - the imported fixture
+    return keyed_server.base_url, keyed_server.data_dir
 
 
 def call(base_url: str, method: str, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -152,6 +147,9 @@ def test_the_pipeline_control_token_is_never_returned(server, tmp_path: Path) ->
     bodies.append(httpx.post(f"{base_url}/api/active-pipelines/{ids['active_id']}/capture", headers=headers))
     bodies.append(httpx.post(f"{base_url}/api/webrtc/offer", headers=headers,
                              json={"pipeline_id": ids["active_id"], "sdp": "v=0\r\n", "type": "offer"}))
+    # The server is shared with the contract fuzz: leave the pipeline stopped, as a stopped flow would.
+    with session_scope(f"sqlite:///{data_dir / 'inspect.db'}") as session:
+        session.get(ActivePipeline, uuid.UUID(ids["active_id"])).status = "stopped"
     assert any(response.status_code == 200 and ids["active_id"] in response.text for response in bodies)
     for response in bodies:
         assert token not in response.text, response.request.url

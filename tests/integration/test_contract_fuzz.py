@@ -17,32 +17,18 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-import pytest
-
-from tests.integration.api_server import api_server
+from tests.integration.api_server import KeyedServer, keyed_server  # noqa: F401 - shared server fixture
 from tests.integration.fuzz_support import failures_of, run_schemathesis, summary_of
 
-KEY = secrets.token_urlsafe(24)
 FUZZ_EXAMPLES = int(os.environ.get("INSPECT_FUZZ_EXAMPLES", "10"))
 FUZZ_SEED = int(os.environ.get("INSPECT_FUZZ_SEED", "20261130"))
 
 
-@pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data_dir = tmp_path_factory.mktemp("fuzz") / "data"
-    with api_server(data_dir, {"INSPECT_API_KEY": KEY}) as base_url:
-        # The first call imports the model catalog (anomalib): do it once here, not inside a request timeout.
-        httpx.get(f"{base_url}/api/trainable-models", headers={"X-API-Key": KEY}, timeout=300)
-        yield base_url
-
-
-def test_every_operation_honours_its_contract(fuzz_server: str, tmp_path: Path) -> None:
-    code, output = run_schemathesis(fuzz_server, KEY, tmp_path / "report", FUZZ_EXAMPLES, seed=FUZZ_SEED,
+def test_every_operation_honours_its_contract(keyed_server: KeyedServer, tmp_path: Path) -> None:  # noqa: F811
+    code, output = run_schemathesis(keyed_server.base_url, keyed_server.key, tmp_path / "report", FUZZ_EXAMPLES,
+                                    seed=FUZZ_SEED,
                                     prefect=False, timeout=900)
     summary = summary_of(output)
     print(summary)  # the figures: operations, cases generated, failures
