@@ -10,6 +10,8 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api.access import ApiKeyMiddleware
+from api.contract import install_contract
 from api.errors import install_error_handlers
 from api.routers import (
     active_pipelines,
@@ -27,6 +29,7 @@ from api.routers import (
     training_schedule,
     webrtc,
 )
+from api.upload_limit import BodyLimitMiddleware
 from infra.database.engine import session_factory
 from infra.database.migrate import upgrade
 from infra.settings import Settings, get_settings
@@ -44,6 +47,9 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
+        if not settings.allowed_paths:
+            # The default home of video files, image folders and sink outputs (INSPECT_ALLOWED_PATHS).
+            settings.resolved_allowed_paths[0].mkdir(parents=True, exist_ok=True)
         upgrade(settings.resolved_database_url)
         app.state.settings = settings
         app.state.sessionmaker = session_factory(settings.resolved_database_url)
@@ -60,6 +66,13 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_contract(app)
+    # Added last = runs first: an unauthenticated request is refused before its body is read.
+    app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_bytes,
+                       json_limit=settings.max_json_bytes)
+    if settings.api_key is not None:
+        app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value(),
+                           pages={"/api/player": active_pipelines.player_html})
     checks: dict[str, HealthCheck] = dict(health_checks or {})
 
     api = APIRouter(prefix="/api")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -47,6 +48,36 @@ class Settings(BaseSettings):
     # Data collection: a project keeps at most this many collected media; the oldest collected go first
     # (uploaded media are never removed).
     max_collected_media: int = Field(default=5000, ge=1)
+
+    # Access control (docs/operations.md, threat model). Unset: no authentication, for a loopback-only
+    # install. Set: every endpoint but GET /api/health wants `Authorization: Bearer <key>` or `X-API-Key`.
+    api_key: SecretStr | None = None
+    # Folders (os.pathsep-separated) that video_file / images_folder sources and filesystem sinks may use;
+    # empty: the data dir's `line/` folder. Relative config paths are taken inside the first one.
+    allowed_paths: str = ""
+    # Comma-separated host names that webhook / MQTT sinks and IP cameras may reach; empty: any host
+    # (link-local and cloud-metadata addresses are refused either way).
+    outbound_allow: str = ""
+    # JSON (any non-multipart) request bodies over this many bytes are refused with 413 before parsing.
+    max_json_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_not_blank(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and not key.get_secret_value().strip():
+            raise ValueError("INSPECT_API_KEY is set but blank; unset it to run without a key")
+        return key
+
+    @property
+    def resolved_allowed_paths(self) -> tuple[Path, ...]:
+        entries = [entry for entry in self.allowed_paths.split(os.pathsep) if entry.strip()]
+        roots = [Path(entry).expanduser() for entry in entries] or [self.resolved_data_dir / "line"]
+        return tuple(root.resolve() for root in roots)
+
+    @property
+    def outbound_hosts(self) -> frozenset[str] | None:
+        hosts = {host.strip().lower().rstrip(".") for host in self.outbound_allow.split(",") if host.strip()}
+        return frozenset(hosts) or None
 
     @property
     def resolved_data_dir(self) -> Path:

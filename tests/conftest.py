@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +21,11 @@ from tests.platform_fixtures import platform, platform_client  # noqa: F401 - se
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MTD_DIR = REPO_ROOT.parent / "shared" / "data" / "mtd"
 
+# Tests make their video files, image folders and sink outputs under pytest's temporary folders: allow
+# those for every Settings of this session (servers and workers inherit it). The confinement tests set
+# their own, narrower INSPECT_ALLOWED_PATHS.
+os.environ.setdefault("INSPECT_ALLOWED_PATHS", str(Path(tempfile.gettempdir()).resolve()))
+
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
     try:
@@ -32,6 +39,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM, then SIGKILL after ``timeout`` seconds; always reaped."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def png_bytes(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (120, 130, 140)) -> bytes:

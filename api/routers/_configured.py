@@ -14,10 +14,11 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute
 
-from api.deps import SessionDep, get_or_404
+from api.deps import SessionDep, SettingsDep, get_or_404
 from api.routers._guards import config_error, ensure_unused
 from api.schemas.configured import ConfiguredPatch
 from infra.configs import ConfigModel, MaskedSecretError, restore_masked
+from infra.configs.confinement import Confinement, NotAllowed
 from infra.database.models import Project, Sink, Source
 
 
@@ -33,12 +34,15 @@ class ConfiguredResource:
 
 
 def _validated_config(resource: ConfiguredResource, type_name: str, config: dict[str, Any],
-                      stored: dict[str, Any]) -> dict[str, Any]:
-    """The config to store: masked secrets restored from ``stored``, then validated for the type."""
+                      stored: dict[str, Any], confinement: Confinement) -> dict[str, Any]:
+    """The config to store: masked secrets restored from ``stored``, validated for the type, and its
+    paths and hosts checked against the operator's limits (stored as given; the runtime resolves again)."""
     try:
         restored = restore_masked(config, stored)
-        return resource.configs[type_name].model_validate(restored).model_dump(mode="json")
-    except MaskedSecretError as error:
+        model = resource.configs[type_name].model_validate(restored)
+        confinement.confine(model)
+        return model.model_dump(mode="json")
+    except (MaskedSecretError, NotAllowed) as error:
         raise HTTPException(status_code=422, detail=str(error)) from None
     except ValidationError as error:
         raise config_error(error) from None
@@ -62,10 +66,12 @@ def build_router(resource: ConfiguredResource) -> APIRouter:
 
     @router.post(f"/projects/{{project_id}}/{plural}", response_model=resource.out_schema, status_code=201,
                  name=f"create_{resource.singular}")
-    def create_row(project_id: uuid.UUID, body: resource.create_schema, session: SessionDep) -> Source | Sink:
+    def create_row(project_id: uuid.UUID, body: resource.create_schema, session: SessionDep,
+                   settings: SettingsDep) -> Source | Sink:
         get_or_404(session, Project, project_id)
         # A mask sent on create has nothing behind it: restore_masked refuses it.
-        config = _validated_config(resource, body.type, body.config.model_dump(mode="json"), {})
+        config = _validated_config(resource, body.type, body.config.model_dump(mode="json"), {},
+                                   Confinement.from_settings(settings))
         row = row_type(project_id=project_id, type=body.type, name=body.name, config=config)
         session.add(row)
         session.flush()
@@ -76,13 +82,15 @@ def build_router(resource: ConfiguredResource) -> APIRouter:
         return get_or_404(session, row_type, row_id)
 
     @router.patch(item, response_model=resource.out_schema, name=f"update_{resource.singular}")
-    def update_row(row_id: RowId, body: resource.patch_schema, session: SessionDep) -> Source | Sink:
+    def update_row(row_id: RowId, body: resource.patch_schema, session: SessionDep,
+                   settings: SettingsDep) -> Source | Sink:
         row = get_or_404(session, row_type, row_id)
         if body.name is None and body.config is None:
             raise HTTPException(status_code=422, detail="nothing to update: give name and/or config")
         if body.config is not None:
             # Partial update: fields not given keep their stored values.
-            row.config = _validated_config(resource, row.type, {**row.config, **body.config}, row.config)
+            row.config = _validated_config(resource, row.type, {**row.config, **body.config}, row.config,
+                                           Confinement.from_settings(settings))
         if body.name is not None:
             row.name = body.name
         session.flush()

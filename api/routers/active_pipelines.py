@@ -30,6 +30,7 @@ from api.schemas.active_pipelines import (
     ActiveStatus,
     CaptureOut,
 )
+from api.schemas.common import ErrorResponse
 from api.schemas.media import UploadLabel
 from infra.active_pipelines import ACTIVE, FINAL, HEARTBEAT_STALE_S, heartbeat_age, transition
 from infra.database.models import ActivePipeline, Capture, Model, Pipeline
@@ -54,7 +55,8 @@ def _out(row: ActivePipeline) -> ActivePipelineOut:
     return out
 
 
-@router.post("/active-pipelines", status_code=201, response_model=ActivePipelineStarted)
+@router.post("/active-pipelines", status_code=201, response_model=ActivePipelineStarted,
+             responses={404: {"model": ErrorResponse, "description": "No pipeline has this id"}})
 def start_pipeline(body: ActivePipelineCreate, session: SessionDep, orchestrator: OrchestratorDep) -> ActivePipeline:
     """Submit a run of the `inference` deployment; the row turns running once the pipeline serves frames."""
     pipeline = get_or_404(session, Pipeline, body.pipeline_id)
@@ -130,7 +132,8 @@ def stop_pipeline(active_id: uuid.UUID, session: SessionDep, orchestrator: Orche
     return Response(status_code=204)
 
 
-@router.post("/active-pipelines/{active_id}/capture", status_code=201, response_model=CaptureOut)
+@router.post("/active-pipelines/{active_id}/capture", status_code=201, response_model=CaptureOut,
+             responses={502: {"model": ErrorResponse, "description": "The pipeline sent an unusable frame or error"}})
 def capture_frame(
     active_id: uuid.UUID,
     session: SessionDep,
@@ -191,12 +194,19 @@ def get_capture_image(capture_id: uuid.UUID, session: SessionDep, store: StoreDe
                     headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"})
 
 
+def player_html() -> str:
+    package, path = PLAYER_PAGE
+    return resources.files(package).joinpath(path).read_text(encoding="utf-8")
+
+
 @router.get("/player", response_class=HTMLResponse)
 def player_page() -> HTMLResponse:
-    """A minimal page that plays an active pipeline's live stream: /api/player?pipeline_id=<active id>."""
-    package, path = PLAYER_PAGE
-    page = resources.files(package).joinpath(path).read_text(encoding="utf-8")
-    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+    """A minimal page that plays an active pipeline's live stream: /api/player?pipeline_id=<active id>.
+
+    With INSPECT_API_KEY set, a request without the key gets this same page with status 401: it asks
+    for the key and sends it on its signalling requests.
+    """
+    return HTMLResponse(player_html(), headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/active-pipelines/{active_id}/view", response_class=RedirectResponse, status_code=307)

@@ -27,7 +27,6 @@ from api.schemas.media import (
     UploadLabel,
     UploadResult,
 )
-from api.upload_limit import UploadLimitRoute
 from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
 from infra.database.models import Media, Project
 from infra.media_records import ImageFacts, add_media_row
@@ -113,7 +112,6 @@ def upload_media(
 
 router.add_api_route(
     "/projects/{project_id}/media", upload_media, methods=["POST"], status_code=201, response_model=UploadResult,
-    route_class_override=UploadLimitRoute,
     responses={413: {"description": "The request is larger than the upload limit"},
                422: {"description": "Bad label, or no file is a decodable image"}},
 )

@@ -13,9 +13,14 @@ from fastapi import APIRouter
 from api.deps import SessionDep
 from api.routers._active import control_call, running_row
 from api.routers._jobs import OrchestratorDep
+from api.schemas.common import ErrorResponse
 from api.schemas.webrtc import WebRtcAnswer, WebRtcCandidate, WebRtcOffer
 
-router = APIRouter(tags=["webrtc"])
+# The active pipeline named in the body may not exist (404); the pipeline may answer nonsense (502).
+router = APIRouter(tags=["webrtc"], responses={
+    404: {"model": ErrorResponse, "description": "No active pipeline has this id"},
+    502: {"model": ErrorResponse, "description": "The pipeline's control endpoint answered with an error"},
+})
 
 
 @router.post("/webrtc/offer", response_model=WebRtcAnswer)

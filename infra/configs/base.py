@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict
@@ -20,6 +21,10 @@ class ConfigModel(BaseModel):
     """Strict and closed: a typo in a field name or a "1" for an int is an error, not a guess."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    # Fields naming a path on the pipeline's machine / a URL it connects to: infra.configs.confinement checks them.
+    server_path_fields: ClassVar[tuple[str, ...]] = ()
+    outbound_url_fields: ClassVar[tuple[str, ...]] = ()
 
 
 def clean_text(value: str, what: str, max_length: int = 4096) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -20,6 +20,8 @@ class _EventSinkConfig(ConfigModel):
 
 
 class WebhookConfig(_EventSinkConfig):
+    outbound_url_fields: ClassVar[tuple[str, ...]] = ("url",)
+
     url: str
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     headers: dict[str, str] = Field(default_factory=dict)
@@ -49,6 +51,8 @@ class WebhookConfig(_EventSinkConfig):
 
 
 class MqttConfig(_EventSinkConfig):
+    outbound_url_fields: ClassVar[tuple[str, ...]] = ("broker",)
+
     broker: str
     topic: str
     username: str | None = Field(default=None, max_length=255)
@@ -98,6 +102,8 @@ class MqttConfig(_EventSinkConfig):
 
 
 class FilesystemConfig(_EventSinkConfig):
+    server_path_fields: ClassVar[tuple[str, ...]] = ("output_dir",)
+
     output_dir: str
     save_images: bool = True
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -17,6 +17,8 @@ class WebcamConfig(ConfigModel):
 
 
 class IpCameraConfig(ConfigModel):
+    outbound_url_fields: ClassVar[tuple[str, ...]] = ("url",)
+
     url: str
     username: str | None = Field(default=None, max_length=255)
     password: str | None = Field(default=None, max_length=1024)
@@ -32,7 +34,9 @@ class IpCameraConfig(ConfigModel):
 
 
 class VideoFileConfig(ConfigModel):
-    # A path on the machine that runs the pipeline, not a file the API opens: only its text is checked.
+    # A path on the machine that runs the pipeline, inside INSPECT_ALLOWED_PATHS; the API does not open it.
+    server_path_fields: ClassVar[tuple[str, ...]] = ("path",)
+
     path: str
     loop: bool = True
 
@@ -43,6 +47,8 @@ class VideoFileConfig(ConfigModel):
 
 
 class ImagesFolderConfig(ConfigModel):
+    server_path_fields: ClassVar[tuple[str, ...]] = ("path",)
+
     path: str
     pattern: str = "*"
     recursive: bool = False

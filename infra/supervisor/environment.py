@@ -14,10 +14,12 @@ EXTRA_LOGGERS = "flows,infra,pipelines,anomalib,lightning.pytorch"
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Every setting as INSPECT_* so a flow process rebuilds the same Settings (paths resolved)."""
+    # The API key stays with the API: flow processes serve no API (and str() of a SecretStr is a mask).
     env = {f"INSPECT_{name.upper()}": str(value)
-           for name, value in settings.model_dump().items() if value is not None}
+           for name, value in settings.model_dump(exclude={"api_key"}).items() if value is not None}
     env["INSPECT_DATA_DIR"] = str(settings.resolved_data_dir)
     env["INSPECT_DATABASE_URL"] = settings.resolved_database_url
+    env["INSPECT_ALLOWED_PATHS"] = os.pathsep.join(str(root) for root in settings.resolved_allowed_paths)
     return env
 
 

@@ -6,6 +6,7 @@ import logging
 
 import httpx
 
+from infra.configs.confinement import Confinement
 from infra.configs.sinks import WebhookConfig
 from pipelines.events import AnomalyEvent
 from pipelines.sinks.base import Sink
@@ -25,6 +26,8 @@ class WebhookSink(Sink):
         self._client = httpx.Client(timeout=config.timeout_s, follow_redirects=False)
 
     def send(self, event: AnomalyEvent) -> None:
+        # Raises NotAllowed (counted as a sink error) if the host now resolves to a refused address.
+        Confinement.here().host(self.config.url)
         body = event.to_json(self.config.include_image)
         headers = {"Content-Type": "application/json", **self.config.headers}
         attempts = self.config.retries + 1

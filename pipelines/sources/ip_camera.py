@@ -7,6 +7,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import cv2
 
+from infra.configs.confinement import Confinement, NotAllowed
 from infra.configs.secrets import mask_url
 from infra.configs.sources import IpCameraConfig
 from pipelines.sources.base import SourceError
@@ -41,6 +42,10 @@ class IpCameraSource(LiveCaptureSource):
         return f"IP camera {mask_url(self.config.url)}"
 
     def _open_capture(self) -> cv2.VideoCapture:
+        try:
+            Confinement.here().host(self.config.url)  # DNS may have changed since the pipeline started
+        except NotAllowed as error:
+            raise SourceError(str(error)) from error
         if urlsplit(self._url).scheme.lower().startswith("rtsp"):
             # RTSP over TCP survives lossy networks far better than FFmpeg's UDP default.
             os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")

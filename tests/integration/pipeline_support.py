@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from infra.database.models import Model
 
 WEBCAM = {"type": "webcam", "name": "USB Camera", "config": {"device_index": 0}}
-FOLDER_SINK = {"type": "filesystem", "name": "Local Storage", "config": {"output_dir": "/data/anomalies"}}
+FOLDER_SINK = {"type": "filesystem", "name": "Local Storage", "config": {"output_dir": "anomalies"}}
 
 
 def insert_model(client: TestClient, project_id: str, **fields: Any) -> str:

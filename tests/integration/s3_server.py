@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, port_open
+from tests.conftest import free_port, port_open, stop_process
 
 
 @contextmanager
@@ -32,12 +32,7 @@ def moto_server(log_path: Path) -> Iterator[str]:
             time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=10)
 
 
 def use_dummy_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

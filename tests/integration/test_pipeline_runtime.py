@@ -213,9 +213,10 @@ def test_a_finite_source_ends_the_run_cleanly(make_runtime, mtd_video: Path) -> 
 @pytest.mark.parametrize(
     ("source_type", "config", "reason"),
     [
-        ("video_file", {"path": "/nonexistent/line.avi"}, "video file not found"),
+        # Relative paths: inside the allowed folder (INSPECT_ALLOWED_PATHS), but missing there.
+        ("video_file", {"path": "nonexistent/line.avi"}, "video file not found"),
         ("ip_camera", {"url": "http://127.0.0.1:1/stream.mjpg"}, "cannot connect to IP camera"),
-        ("images_folder", {"path": "/nonexistent/folder"}, "images folder not found"),
+        ("images_folder", {"path": "nonexistent/folder"}, "images folder not found"),
     ],
 )
 def test_an_unavailable_source_fails_the_start_with_the_reason(make_runtime, source_type, config, reason) -> None:

@@ -20,7 +20,7 @@ TYPES = [
     ("sources", "ip_camera", {"url": "rtsp://10.255.255.1:554/stream"},
      {"url": "rtsp://10.255.255.1:554/stream", "username": None, "password": None, "reconnect": True,
       "reconnect_delay_s": 2.0, "max_reconnect_attempts": None}),
-    ("sources", "video_file", {"path": "/path/to/video.mp4"}, {"path": "/path/to/video.mp4", "loop": True}),
+    ("sources", "video_file", {"path": "videos/line.mp4"}, {"path": "videos/line.mp4", "loop": True}),
     ("sources", "images_folder", {"path": "incoming"},
      {"path": "incoming", "pattern": "*", "recursive": False, "loop": True, "watch": False}),
     ("sinks", "webhook", {"url": "https://alerts.example.com/anomaly"},
@@ -29,8 +29,8 @@ TYPES = [
     ("sinks", "mqtt", {"broker": "mqtt://broker.example.com:1883", "topic": "anomaly/alerts"},
      {"broker": "mqtt://broker.example.com:1883", "topic": "anomaly/alerts", "username": None, "password": None,
       "qos": 1, "include_image": False, "cooldown_s": 1.0, "client_id": None}),
-    ("sinks", "filesystem", {"output_dir": "/data/anomalies"},
-     {"output_dir": "/data/anomalies", "save_images": True, "cooldown_s": 1.0}),
+    ("sinks", "filesystem", {"output_dir": "anomalies"},
+     {"output_dir": "anomalies", "save_images": True, "cooldown_s": 1.0}),
 ]
 
 IP_CAMERA = {"type": "ip_camera", "name": "Factory Camera", "config": {

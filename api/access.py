@@ -1,0 +1,106 @@
+"""Optional API key (``INSPECT_API_KEY``): an ASGI middleware in front of every route.
+
+It sits before routing and body parsing, so a request without the key is refused before any
+handler, upload parser or database work runs, and unknown paths answer 401 too (nothing to
+probe). Public: ``GET /api/health`` (for load balancers) and the OpenAPI document with its
+Swagger page, which describe the open-source contract and hold no data (docs/operations.md).
+
+Pages a browser opens by address cannot send a header: their 401 carries the page itself,
+which is static code with no data; it asks for the key and sends it on its own requests.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Mapping
+
+from starlette.datastructures import Headers
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+PUBLIC_ROUTES = frozenset({
+    ("GET", "/api/health"),
+    ("GET", "/api/openapi.json"),
+    ("GET", "/api/docs"),
+    ("GET", "/docs/oauth2-redirect"),
+})
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+DETAIL = "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+
+
+def presented_keys(headers: Headers) -> list[str | None]:
+    """Every credential the request offers: bearer tokens and X-API-Key values.
+
+    An Authorization header that is not ``Bearer <token>`` counts as a wrong key (None): a request
+    with ambiguous credentials is refused rather than judged by the one that happens to fit.
+    """
+    keys: list[str | None] = []
+    for value in headers.getlist("authorization"):
+        scheme, _, credential = value.partition(" ")
+        keys.append(credential.strip() if scheme.lower() == "bearer" and credential.strip() else None)
+    keys.extend(headers.getlist("x-api-key"))
+    return keys
+
+
+def key_matches(presented: list[str | None], key: bytes) -> bool:
+    """True when at least one key is offered and every offered key is right (a wrong one is never ignored).
+
+    compare_digest on bytes: constant time in the content; every offered key is compared."""
+    results = [candidate is not None and hmac.compare_digest(candidate.encode("utf-8", "surrogateescape"), key)
+               for candidate in presented]
+    return bool(results) and all(results)
+
+
+class ApiKeyMiddleware:
+    def __init__(self, app: ASGIApp, key: str, pages: Mapping[str, Callable[[], str]] | None = None) -> None:
+        self.app = app
+        self._key = key.encode("utf-8")
+        self._pages = dict(pages or {})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        method = scope.get("method", "GET")
+        path: str = scope["path"]
+        if (method, path) in PUBLIC_ROUTES or key_matches(presented_keys(Headers(scope=scope)), self._key):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        response: Response
+        if method == "GET" and path in self._pages:
+            response = HTMLResponse(self._pages[path](), status_code=401,
+                                    headers={**CHALLENGE, "Cache-Control": "no-cache"})
+        else:
+            response = JSONResponse({"detail": DETAIL}, status_code=401, headers=CHALLENGE)
+        await response(scope, receive, send)
+
+
+def document_security(schema: dict) -> dict:
+    """Declare the key in an OpenAPI document: schemes, a global requirement, a 401 per protected operation.
+
+    With the schemes declared, Swagger's "Authorize" button sends the key on every "Try it out".
+    """
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {}).update({
+        "bearerKey": {"type": "http", "scheme": "bearer",
+                      "description": "INSPECT_API_KEY as a bearer token (required when the server sets it)"},
+        "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key",
+                         "description": "INSPECT_API_KEY in the X-API-Key header (required when the server sets it)"},
+    })
+    schema["security"] = [{"bearerKey": []}, {"apiKeyHeader": []}]
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if (method.upper(), path) in PUBLIC_ROUTES:
+                operation["security"] = []
+                continue
+            responses = operation.setdefault("responses", {})
+            page = "text/html" in responses.get("200", {}).get("content", {})
+            # A page's 401 is the page itself, which asks for the key (ApiKeyMiddleware's `pages`).
+            content = ({"text/html": {"schema": {"type": "string"}}} if page else
+                       {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}})
+            responses.setdefault("401", {"description": "INSPECT_API_KEY is set and the request did not send it",
+                                         "content": content})
+    return schema

@@ -1,0 +1,79 @@
+"""The API alone in a uvicorn subprocess on a free port, configured through INSPECT_* variables.
+
+For HTTP semantics that the in-process TestClient hides (middlewares, headers, real sockets). No
+Prefect or MLflow is started: INSPECT_PREFECT_API_URL points at a closed port, so job routes answer
+503 quickly instead of waiting for a server.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO_ROOT, free_port, stop_process
+
+# The key of the shared `keyed_server` (random per test session).
+API_KEY = secrets.token_urlsafe(24)
+
+
+@contextmanager
+def api_server(data_dir: Path, env: Mapping[str, str] | None = None, start_timeout: float = 180) -> Iterator[str]:
+    """Yield the base URL (``http://127.0.0.1:PORT``) of a running API; it is stopped and reaped on exit."""
+    port = free_port()
+    log_path = data_dir.parent / f"uvicorn-{port}.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    child_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
+        "INSPECT_DATA_DIR": str(data_dir),
+        "INSPECT_PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
+        "INSPECT_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        **(env or {}),
+    }
+    command = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "warning"]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, env=child_env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                if httpx.get(f"{base_url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start: {log_path.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+        yield base_url
+    finally:
+        stop_process(process, timeout=15)
+
+
+@dataclass(frozen=True)
+class KeyedServer:
+    base_url: str
+    data_dir: Path
+    key: str
+
+
+@pytest.fixture(scope="session")
+def keyed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeyedServer]:
+    """One API process with INSPECT_API_KEY set, shared by the access-control and contract-fuzz tests."""
+    key = API_KEY
+    data_dir = tmp_path_factory.mktemp("keyed") / "data"
+    with api_server(data_dir, {"INSPECT_API_KEY": key}) as base_url:
+        # The first call imports the model catalog (anomalib, tens of seconds on a busy machine): once, up front.
+        httpx.get(f"{base_url}/api/trainable-models", headers={"X-API-Key": key}, timeout=300)
+        yield KeyedServer(base_url, data_dir, key)
