@@ -11,14 +11,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.media_ingest import DecodedImage, ImageRejected, decode_image, display_filename
+from api.paging import newest_first_page
 from api.schemas.media import MediaLabel, MediaOut, MediaPage, UploadError, UploadResult
 from api.upload_limit import UploadLimitRoute
 from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
+from infra.database.media_counts import media_total
 from infra.database.models import Media, Project
 from infra.storage import ObjectStore, blob_key, put_blob
 
@@ -39,13 +40,13 @@ def list_media(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MediaPage:
     get_or_404(session, Project, project_id)
-    query = select(Media).where(Media.project_id == project_id)
+    conditions = [Media.project_id == project_id]
     if label is not None:
-        query = query.where(Media.label == label)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    # The id breaks created_at ties so that paging is stable.
-    rows = session.scalars(query.order_by(Media.created_at.desc(), Media.id.desc()).limit(limit).offset(offset))
-    return MediaPage(items=[MediaOut.model_validate(row) for row in rows], total=total, limit=limit, offset=offset)
+        conditions.append(Media.label == label)
+    # media_counts knows the total for these filters only: a listing with any other filter must pass total=None.
+    page = newest_first_page(session, Media, conditions, limit, offset, total=media_total(session, project_id, label))
+    return MediaPage(items=[MediaOut.model_validate(row) for row in page.rows], total=page.total, limit=limit,
+                     offset=offset)
 
 
 def add_media(session: Session, store: ObjectStore, project_id: uuid.UUID, filename: str, label: str,
