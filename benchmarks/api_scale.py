@@ -258,22 +258,30 @@ def main() -> None:
                 load_seq = load()
                 concurrent = concurrent_gets(base, path, args.clients, max(20, args.requests // args.clients))
                 rows.append((name, sequential, load_seq, concurrent, load()))
-            baseline_p99 = percentile(rows[0][1], 99)
+            print_latencies(args, rows)
 
             images = small_pngs(args.uploads, seed=1)
             rate = upload_rate(base, small, images, 20)
-            upload_load = load()
+            print(f"\nupload: {rate:.1f} images/s ({args.uploads} PNGs of 64x48, 20 per request; load {load()})",
+                  flush=True)
 
             started = time.perf_counter()
-            response = httpx.delete(f"{base}/api/projects/{big}", timeout=600)
+            try:
+                outcome = str(httpx.delete(f"{base}/api/projects/{big}", timeout=1800).status_code)
+            except httpx.HTTPError as error:
+                outcome = f"{type(error).__name__}"
             delete_s = time.perf_counter() - started
-            delete_load = load()
             left = remaining_files(data_dir / "storage", set(hashes))
+            print(f"delete project with {args.media:,} media: {outcome} in {delete_s:.1f} s (target < 60 s; "
+                  f"load {load()}); its blobs/thumbnails left in storage: {left}", flush=True)
         finally:
             if api is not None:
                 stop_process(api)
             stop_process(prefect)
 
+
+def print_latencies(args: argparse.Namespace, rows: list[tuple]) -> None:
+    baseline_p99 = percentile(rows[0][1], 99)
     print(f"\n{args.database}: {args.media:,} media, {args.jobs} jobs, {os.cpu_count()} CPUs; "
           f"targets p99 <= {TARGET_SEQUENTIAL_MS:.0f} ms sequential, <= {TARGET_CONCURRENT_MS:.0f} ms with "
           f"{args.clients} clients\n")
@@ -286,10 +294,7 @@ def main() -> None:
         met = seq_p99 <= TARGET_SEQUENTIAL_MS and conc_p99 <= TARGET_CONCURRENT_MS
         print(" | ".join([name, f"{percentile(sequential, 50):.1f}", f"{seq_p99:.1f}",
                           f"{seq_p99 / baseline_p99:.1f}x", load_seq, f"{percentile(concurrent, 50):.1f}",
-                          f"{conc_p99:.1f}", load_conc, "yes" if met else "NO"]))
-    print(f"\nupload: {rate:.1f} images/s ({args.uploads} PNGs of 64x48, 20 per request; load {upload_load})")
-    print(f"delete project with {args.media:,} media: {response.status_code} in {delete_s:.1f} s "
-          f"(target < 60 s; load {delete_load}); its blobs/thumbnails left in storage: {left}")
+                          f"{conc_p99:.1f}", load_conc, "yes" if met else "NO"]), flush=True)
 
 
 if __name__ == "__main__":
