@@ -106,11 +106,12 @@ def seed_rows(url: str, store, media_count: int, other_projects: int) -> tuple[u
                              "label": "normal" if index % 10 else "anomalous", "sha256": digest,
                              "content_type": "image/png", "size_bytes": len(data), "width": 64, "height": 48,
                              "created_at": created, "updated_at": created})
-                if len(rows) == 5000:
-                    connection.execute(insert(Media), rows)
+                if len(rows) == 2000:
+                    # One multi-row INSERT: PostgreSQL's count trigger then runs once per statement.
+                    connection.execute(insert(Media).values(rows))
                     rows = []
             if rows:
-                connection.execute(insert(Media), rows)
+                connection.execute(insert(Media).values(rows))
     if engine.dialect.name == "postgresql":  # what autovacuum does shortly after a bulk load
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))
