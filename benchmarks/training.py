@@ -31,6 +31,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.support import free_port  # noqa: E402
+
 MTD_DIR = REPO_ROOT.parent / "shared" / "data" / "mtd"
 
 
@@ -148,7 +151,6 @@ def main() -> None:
     from infra.settings import Settings
     from infra.storage import blob_key, build_store
     from infra.supervisor import Stack
-    from tests.conftest import free_port
 
     good, bad = mtd_files(args.normal, args.anomalous)
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:

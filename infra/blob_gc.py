@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from infra.database.models import ActivePipeline, Capture, Media, Pipeline, SnapshotItem
 from infra.storage import ObjectStore, blob_key
 
+_IN_CHUNK = 900  # hashes per IN list
+
 
 def thumbnail_key(sha256: str) -> str:
     return f"thumbnails/{sha256[:2]}/{sha256}.png"
@@ -26,11 +28,13 @@ def delete_unreferenced_blobs(session: Session, store: ObjectStore, hashes: Iter
     candidates = set(hashes)
     if not candidates:
         return 0
-    in_use = set(session.scalars(select(Media.sha256).where(Media.sha256.in_(candidates))))
-    in_use |= set(session.scalars(select(SnapshotItem.sha256).where(SnapshotItem.sha256.in_(candidates))))
-    in_use |= set(session.scalars(select(Capture.sha256).where(Capture.sha256.in_(candidates))))
+    in_use: set[str] = set()
+    ordered = sorted(candidates)
+    # Bounded IN lists: a 100,000-media project would exceed SQLite's and PostgreSQL's parameter limits.
+    for start in range(0, len(ordered), _IN_CHUNK):
+        chunk = ordered[start:start + _IN_CHUNK]
+        for column in (Media.sha256, SnapshotItem.sha256, Capture.sha256):
+            in_use |= set(session.scalars(select(column).where(column.in_(chunk)).distinct()))
     unused = candidates - in_use
-    for digest in unused:
-        store.delete(blob_key(digest))
-        store.delete(thumbnail_key(digest))
+    store.delete_many(key for digest in sorted(unused) for key in (blob_key(digest), thumbnail_key(digest)))
     return len(unused)

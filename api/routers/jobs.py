@@ -25,10 +25,13 @@ def list_jobs(
     orchestrator: OrchestratorDep,
     job_type: Annotated[JobType | None, Query(alias="type")] = None,
     status: JobStatus | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[Job]:
+    """Newest first, a page at a time: Prefect's cost grows with the jobs returned."""
     get_or_404(session, Project, project_id)
     with orchestration_errors():
-        jobs = orchestrator.list_jobs(project_id, job_type, status)
+        jobs = orchestrator.list_jobs(project_id, job_type, status, limit=limit, offset=offset)
     settle_rows(session, jobs)
     return jobs
 

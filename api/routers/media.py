@@ -11,11 +11,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.media_ingest import DecodedImage, ImageRejected, decode_image, display_filename
+from api.paging import newest_first_page
 from api.schemas.media import (
     MediaLabel,
     MediaOrigin,
@@ -28,6 +28,7 @@ from api.schemas.media import (
     UploadResult,
 )
 from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
+from infra.database.media_counts import media_total
 from infra.database.models import Media, Project
 from infra.media_records import ImageFacts, add_media_row
 from infra.splits import ANOMALOUS, EVAL, SplitAssigner, assigner_for
@@ -52,14 +53,15 @@ def list_media(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MediaPage:
     get_or_404(session, Project, project_id)
-    query = select(Media).where(Media.project_id == project_id)
+    conditions = [Media.project_id == project_id]
     for column, value in ((Media.label, label), (Media.split, split), (Media.origin, origin)):
         if value is not None:
-            query = query.where(column == value)
-    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-    # The id breaks created_at ties so that paging is stable.
-    rows = session.scalars(query.order_by(Media.created_at.desc(), Media.id.desc()).limit(limit).offset(offset))
-    return MediaPage(items=[MediaOut.model_validate(row) for row in rows], total=total, limit=limit, offset=offset)
+            conditions.append(column == value)
+    # media_counts keeps totals per project and label only: a split or origin filter counts its rows.
+    known_total = media_total(session, project_id, label) if split is None and origin is None else None
+    page = newest_first_page(session, Media, conditions, limit, offset, total=known_total)
+    return MediaPage(items=[MediaOut.model_validate(row) for row in page.rows], total=page.total, limit=limit,
+                     offset=offset)
 
 
 def add_media(session: Session, store: ObjectStore, project_id: uuid.UUID, filename: str, label: str,

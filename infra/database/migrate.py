@@ -7,6 +7,9 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from infra.database import media_counts
+from infra.database.engine import build_engine
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -20,6 +23,12 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
+    if revision == "head":
+        engine = build_engine(url)
+        try:
+            media_counts.ensure(engine)
+        finally:
+            engine.dispose()
 
 
 def downgrade(url: str, revision: str = "base") -> None:

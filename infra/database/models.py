@@ -40,7 +40,10 @@ class Project(Timestamped, Base):
 class Media(Timestamped, Base):
     __tablename__ = "media"
     __table_args__ = (Index("ix_media_project_split", "project_id", "split"),
-                      Index("ix_media_project_origin_created", "project_id", "origin", "created_at"))
+                      Index("ix_media_project_origin_created", "project_id", "origin", "created_at"),
+                      # Newest-first listing pages (api/routers/media.py), with and without a label filter.
+                      Index("ix_media_project_created", "project_id", "created_at", "id"),
+                      Index("ix_media_project_label_created", "project_id", "label", "created_at", "id"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -61,6 +64,20 @@ class Media(Timestamped, Base):
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
 
     project: Mapped[Project] = relationship(back_populates="media")
+
+
+class MediaCount(Base):
+    """Media rows per project and label, kept exact by database triggers (migration 0004).
+
+    Listings read their `total` here: a key lookup instead of counting 100,000 rows. Written only by
+    the triggers, never by the application.
+    """
+
+    __tablename__ = "media_counts"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(32), primary_key=True)
+    total: Mapped[int] = mapped_column(Integer)
 
 
 class Configured(Timestamped):

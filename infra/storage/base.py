@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 # Keys are built by the platform (hashes, UUIDs, fixed names); anything else is refused so that
@@ -52,8 +52,12 @@ class ObjectStore(ABC):
         path.write_bytes(self.get(key))
         return path
 
-    def delete_prefix(self, prefix: str) -> int:
-        keys = list(self.list(prefix))
+    def delete_many(self, keys: Iterable[str]) -> None:
+        """Remove every key (absent ones are not an error); backends override this with a bulk form."""
         for key in keys:
             self.delete(key)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = list(self.list(prefix))
+        self.delete_many(keys)
         return len(keys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -64,6 +65,41 @@ def test_job_errors(platform_client, project):
         assert response.status_code == 422 and "detail" in response.json()
     assert client.post(f"/api/projects/{uuid.uuid4()}/snapshots", json={"name": "x"}).status_code == 404
     assert client.post(f"/api/projects/{project['id']}/snapshots", json={"name": ""}).status_code == 422
+
+
+def test_job_list_pages_newest_first_with_each_jobs_metrics(platform, platform_client, project):
+    """Finished runs made directly in the platform's Prefect (no worker needed to finish them)."""
+    from prefect import flow
+    from prefect.client.orchestration import SyncPrefectClient
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Completed
+
+    @flow(name="paged-job")
+    def paged_job() -> None:
+        return None
+
+    created = []
+    # The API URL in Prefect's settings too, else creating the run starts a temporary server.
+    with temporary_settings({PREFECT_API_URL: platform.stack.prefect_api_url}), \
+            SyncPrefectClient(platform.stack.prefect_api_url) as prefect:
+        for index in range(7):
+            run = prefect.create_flow_run(paged_job, tags=[f"project:{project['id']}", "job:export"], state=Completed())
+            prefect.create_artifact(ArtifactCreate(type="table", flow_run_id=run.id,
+                                                   data=json.dumps([{"index": index}])))
+            created.append(str(run.id))
+    client, path = platform_client, f"/api/projects/{project['id']}/jobs"
+
+    everything = client.get(path, params={"limit": 200}).json()
+    assert [job["id"] for job in everything] == created[::-1]  # newest first
+    assert [job["metrics"] for job in everything] == [{"index": index} for index in range(6, -1, -1)]
+    pages = [client.get(path, params={"limit": 3, "offset": offset}).json() for offset in (0, 3, 6, 9)]
+    assert [len(page) for page in pages] == [3, 3, 1, 0]
+    assert [job for page in pages for job in page] == everything  # again, from remembered metrics
+    assert len(client.get(path).json()) == 7  # default page: 20
+    for params in ({"limit": 0}, {"limit": 201}, {"offset": -1}):
+        response = client.get(path, params=params)
+        assert response.status_code == 422 and "detail" in response.json()
 
 
 # -- training jobs: validation, failure, cancellation, a crashed worker ----------------------------
