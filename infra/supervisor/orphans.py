@@ -4,15 +4,14 @@ Children run in their own sessions (see `process.py`), so they outlive a killed 
 Prefect and MLflow servers would keep the ports, the old workers would keep taking jobs beside the
 new ones. Every supervised child therefore carries `GETI_INSPECT_STACK=<data dir>|<supervisor pid>|
 <supervisor start time>` in its environment, and flow processes inherit it from their worker. A new
-supervisor on the same data dir ends those whose supervisor is gone, and learns from their
-environment (PREFECT__FLOW_RUN_ID) which flow runs died with them.
+supervisor on the same data dir ends those whose supervisor is gone; the flow runs that died with
+them are the unfinished ones whose `infrastructure_pid` (the flow process, as the worker records
+it) is among their pids.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import psutil
 log = logging.getLogger(__name__)
 
 STACK_ENV = "GETI_INSPECT_STACK"
-FLOW_RUN_ENV = "PREFECT__FLOW_RUN_ID"
 
 
 def stack_marker(data_dir: Path) -> str:
@@ -40,7 +38,10 @@ def _supervisor_alive(pid: int, started: str) -> bool:
 @dataclass
 class Leftovers:
     orphans: list[psutil.Process] = field(default_factory=list)
-    flow_run_ids: set[uuid.UUID] = field(default_factory=set)
+
+    @property
+    def pids(self) -> set[int]:
+        return {process.pid for process in self.orphans}
 
 
 def find_leftovers(data_dir: Path) -> Leftovers:
@@ -61,8 +62,6 @@ def find_leftovers(data_dir: Path) -> Leftovers:
         if _supervisor_alive(int(pid), started):
             continue
         found.orphans.append(process)
-        with contextlib.suppress(KeyError, ValueError):
-            found.flow_run_ids.add(uuid.UUID(environ[FLOW_RUN_ENV]))
     return found
 
 

@@ -93,9 +93,9 @@ class Stack:
             with SyncPrefectClient(self.prefect_api_url) as client:
                 ensure_work_pools(client, list(self.options.pools))
                 ensure_crash_automation(client, self.options.crash_after_s)
-                if crash_flow_runs(client, leftovers.flow_run_ids, ORPHANED_RUN_MESSAGE):
-                    log.warning("%d job(s) died with the previous supervisor: marked crashed",
-                                len(leftovers.flow_run_ids))
+                crashed = crash_flow_runs(client, list(self.options.pools), leftovers.pids, ORPHANED_RUN_MESSAGE)
+                if crashed:
+                    log.warning("%d job(s) died with the previous supervisor: marked crashed", crashed)
             apply_deployments(self.prefect_api_url)
             if self.local_prefect:
                 for pool in self.options.pools:

@@ -29,7 +29,7 @@ def test_only_the_training_worker_is_limited():
 
 def _run(state) -> FlowRun:
     return FlowRun(id=uuid.uuid4(), flow_id=uuid.uuid4(), tags=["job:training"], work_pool_name="training",
-                   state=state)
+                   state=state, state_type=state.type)
 
 
 def test_a_queued_job_says_it_waits_for_a_worker():
