@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import png_bytes
 from tests.integration.media_support import upload
-from tests.platform_fixtures import wait_for, wait_job
+from tests.platform_fixtures import wait_epoch, wait_for, wait_job
 
 pytestmark = pytest.mark.slow
 
@@ -41,15 +41,6 @@ def _start_training(client, project_id: str) -> dict:
     return response.json()
 
 
-def _wait_epoch(client, job_id: str) -> dict:
-    def training() -> dict | None:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        assert job["status"] in ("pending", "running"), job
-        return job if job["status"] == "running" and "epoch" in job["metrics"] else None
-
-    return wait_for(training, 300, what="training to report an epoch")  # type: ignore[return-value]
-
-
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(url, timeout=2).status_code == 200
@@ -61,7 +52,7 @@ def test_prefect_server_killed_mid_training(platform, platform_client, tiny_proj
     """The supervisor restarts Prefect; meanwhile the API says 503, never a wrong status."""
     client = platform_client
     accepted = _start_training(client, tiny_project["id"])
-    _wait_epoch(client, accepted["job_id"])
+    wait_epoch(client, accepted["job_id"], timeout=300)
     prefect = platform.stack.servers["prefect"]
     os.killpg(prefect.pid, signal.SIGKILL)
     killed_at = time.monotonic()
@@ -106,7 +97,7 @@ def test_mlflow_down_mid_training_fails_naming_mlflow(platform, platform_client,
     mlflow = platform.stack.servers["mlflow"]
     health = f"{platform.stack.mlflow_uri}/health"
     accepted = _start_training(client, tiny_project["id"])
-    _wait_epoch(client, accepted["job_id"])  # the MLflow run exists by now
+    wait_epoch(client, accepted["job_id"], timeout=300)  # the MLflow run exists by now
     mlflow.mark_stopping()  # no restart by the supervisor: a real outage
     mlflow.signal_group(signal.SIGKILL)
     try:
