@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # Workers keep a spare flow process with the flows' imports (torch, anomalib) done: jobs start in
     # about a second instead of spending 10-20 s importing. Costs one idle process per worker (~0.8 GB training).
     worker_warm_start: bool = True
+    # Flow runs a training-pool worker runs at once (`prefect worker start --limit`): training, snapshot and
+    # export jobs share the pool. More wait `pending` with a "waiting for a worker" message. 1 suits 2 cores.
+    training_concurrency: int = Field(default=1, ge=1)
 
     # Live pipelines: each flow run serves a small control endpoint (captures, WebRTC signalling) that the
     # API calls. It binds this host on a random port; a worker on another machine binds an interface the

@@ -25,6 +25,18 @@ def tracking_uri(settings: Settings) -> str:
     return settings.mlflow_tracking_uri or f"http://127.0.0.1:{settings.mlflow_port}"
 
 
+class TrackingUnavailable(RuntimeError):
+    """MLflow could not be reached, or refused a call, after the client's own retries."""
+
+
+def is_tracking_failure(error: BaseException) -> bool:
+    """An error raised by the MLflow client: its own exception or the HTTP transport's."""
+    import requests
+    from mlflow.exceptions import MlflowException
+
+    return isinstance(error, MlflowException | requests.RequestException)
+
+
 def experiment_name(project_id: uuid.UUID | str) -> str:
     return f"geti-inspect/project-{project_id}"
 

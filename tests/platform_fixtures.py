@@ -67,3 +67,13 @@ def wait_job(client: TestClient, job_id: str, statuses: set[str], timeout: float
         return job if job.get("status") in statuses else None
 
     return wait_for(finished, timeout, what=f"job {job_id} to reach {sorted(statuses)}")  # type: ignore[return-value]
+
+
+def wait_epoch(client: TestClient, job_id: str, timeout: float = 120) -> dict:
+    """Wait until a training job runs and has reported an epoch (it is visibly mid-training)."""
+    def training() -> dict | None:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        assert job["status"] in ("pending", "running"), job
+        return job if job["status"] == "running" and "epoch" in job["metrics"] else None
+
+    return wait_for(training, timeout, what="training to report an epoch")  # type: ignore[return-value]

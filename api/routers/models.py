@@ -83,9 +83,13 @@ def export_model(model_id: uuid.UUID, session: SessionDep, store: StoreDep, orch
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
     tags = [f"model:{model_id}", f"export:{export_name(export_format, compression)}"]
     with orchestration_errors():
-        active = [job for job in orchestrator.list_jobs(model.project_id, JobType.EXPORT, extra_tags=tags)
-                  if not job.finished]
+        earlier = orchestrator.list_jobs(model.project_id, JobType.EXPORT, extra_tags=tags)
+        active = [job for job in earlier if not job.finished]
+        # Requests that saw the same history share a key, so concurrent ones start one job, not one each;
+        # after a failed export the key changes and a new request retries.
+        key = f"export:{model_id}:{export_name(export_format, compression)}:after:{earlier[0].id if earlier else '-'}"
         job_id = active[0].id if active else orchestrator.submit(
             JobType.EXPORT, model.project_id,
-            {"model_id": str(model_id), "format": export_format, "compression": compression}, tags)
+            {"model_id": str(model_id), "format": export_format, "compression": compression}, tags,
+            idempotency_key=key)
     return JSONResponse(status_code=202, content=JobAccepted(job_id=job_id).model_dump(mode="json"))

@@ -32,7 +32,7 @@ from infra.database.models import Model, Snapshot, SnapshotItem
 from infra.model_files import checkpoint_key, model_prefix, openvino_prefix, upload_folder
 from infra.settings import Settings
 from infra.storage import ObjectStore, blob_key, build_store
-from infra.tracking import ModelRun, tracking_uri
+from infra.tracking import ModelRun, TrackingUnavailable, is_tracking_failure, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +210,14 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
             _mark_ready(settings, spec, {**metrics, "snapshot_id": str(spec.snapshot_id)}, run)
     except BaseException as error:
         reason = _failure_reason(error)
+        tracking_failed = is_tracking_failure(error)
+        if tracking_failed:
+            reason = f"MLflow tracking server {tracking_uri(settings)} unavailable: {reason}"
         log.error("training of model %s failed: %s", spec.id, reason)
         _clean_up(store, spec.id, run, cancelled=reason == "cancelled")
         _mark_failed(settings, spec.id, reason)
+        if tracking_failed:  # the job's message (Prefect's state) names MLflow too
+            raise TrackingUnavailable(reason) from error
         raise
     progress.done(**metrics, **timings)
     return metrics

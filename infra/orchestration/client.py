@@ -43,6 +43,7 @@ from infra.orchestration.jobs import (
     status_of,
     tag_value,
     type_tag,
+    waiting_message,
 )
 from infra.settings import Settings
 
@@ -85,12 +86,16 @@ class Orchestrator:
     # -- submit / cancel -------------------------------------------------------------------
 
     def submit(self, job_type: JobType, project_id: uuid.UUID | str, parameters: dict[str, Any],
-               extra_tags: Iterable[str] = ()) -> uuid.UUID:
-        """Create a flow run of the job type's deployment; returns the job id at once."""
+               extra_tags: Iterable[str] = (), idempotency_key: str | None = None) -> uuid.UUID:
+        """Create a flow run of the job type's deployment; returns the job id at once.
+
+        Calls with the same `idempotency_key` get the same run: Prefect's database enforces it, so
+        concurrent callers cannot start two.
+        """
         tags = [project_tag(project_id), type_tag(job_type), *extra_tags]
         with _unavailable_on_error():
             run = self._client.create_flow_run_from_deployment(
-                self._deployment_id(job_type), parameters=parameters, tags=tags)
+                self._deployment_id(job_type), parameters=parameters, tags=tags, idempotency_key=idempotency_key)
         return run.id
 
     def cancel(self, job_id: uuid.UUID) -> None:
@@ -239,7 +244,8 @@ def _job_from_run(run: FlowRun, progress_data: Any, metrics_data: Any) -> Job:
         project_id=uuid.UUID(project) if project else None,
         progress=progress,
         metrics=_table_row(metrics_data),
-        message=run.state.message if run.state else None,
+        message=(run.state.message if run.state else None) or (
+            waiting_message(run.work_pool_name) if status is JobStatus.PENDING else None),
         created_at=run.created,
         started_at=run.start_time,
         finished_at=run.end_time if status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED) else None,

@@ -51,6 +51,12 @@ STATUS_BY_STATE: dict[StateType, JobStatus] = {
 FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
+def waiting_message(work_pool: str | None) -> str:
+    """Why a job is pending: no worker of its pool has a free slot (or none is online) yet."""
+    pool = f"the {work_pool!r} work pool" if work_pool else "its work pool"
+    return f"Queued: waiting for a worker of {pool} to take it (its workers are busy, or none is online)"
+
+
 def state_types_for(status: JobStatus) -> list[StateType]:
     return [state for state, mapped in STATUS_BY_STATE.items() if mapped is status]
 

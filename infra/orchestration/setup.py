@@ -95,3 +95,35 @@ def ensure_crash_automation(client: SyncPrefectClient, within_seconds: float) ->
     for found in existing:
         client.delete_automation(found.id)
     return client.create_automation(automation)
+
+
+def crash_flow_runs(client: SyncPrefectClient, pools: list[str], pids: set[int], message: str) -> int:
+    """Mark CRASHED at once the unfinished runs of `pools` whose flow process (`infrastructure_pid`) is one of
+    `pids`, known dead, instead of after the heartbeat timeout.
+
+    The pid carries no host: a run of another machine's worker with the same pid would match too, which
+    the pool filter makes unlikely and the heartbeat automation would otherwise do anyway.
+    """
+    if not pids:
+        return 0
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        WorkPoolFilter,
+        WorkPoolFilterName,
+    )
+    from prefect.states import Crashed
+
+    unfinished = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+        any_=[StateType.RUNNING, StateType.PENDING, StateType.CANCELLING])))
+    runs = client.read_flow_runs(flow_run_filter=unfinished, limit=200,
+                                 work_pool_filter=WorkPoolFilter(name=WorkPoolFilterName(any_=pools)))
+    wanted = {str(pid) for pid in pids}
+    crashed = 0
+    for run in runs:
+        if run.infrastructure_pid and run.infrastructure_pid.rpartition(":")[2] in wanted:
+            client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+            crashed += 1
+    return crashed
+

@@ -24,19 +24,23 @@ from infra.orchestration.setup import (
     REPO_ROOT,
     WARM_MODULES_ENV,
     apply_deployments,
+    crash_flow_runs,
     ensure_crash_automation,
     ensure_work_pools,
     pool_modules,
 )
 from infra.settings import Settings
 from infra.supervisor.environment import prefect_client_env, worker_env
+from infra.supervisor.orphans import STACK_ENV, end_processes, find_leftovers, stack_marker
 from infra.supervisor.process import ChildSpec, ManagedProcess, RestartPolicy, stop_processes
 from infra.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], tuple[bool, str]]
-POOLS = ("training", "inference")
+ORPHANED_RUN_MESSAGE = "The platform was stopped abruptly (serve killed) while this job ran; it ended at the restart"
+TRAINING_POOL = "training"  # snapshot, training and export flows (prefect.yaml); live pipelines use "inference"
+POOLS = (TRAINING_POOL, "inference")
 
 
 class StackError(RuntimeError):
@@ -76,6 +80,8 @@ class Stack:
         data = self.settings.resolved_data_dir
         data.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
+        leftovers = find_leftovers(data)  # of a supervisor killed before it could stop its children
+        end_processes(leftovers.orphans)
         try:
             if self.local_prefect:
                 self.servers["prefect"] = ManagedProcess(self._prefect_server_spec(), self.options.restart_policy)
@@ -87,6 +93,9 @@ class Stack:
             with SyncPrefectClient(self.prefect_api_url) as client:
                 ensure_work_pools(client, list(self.options.pools))
                 ensure_crash_automation(client, self.options.crash_after_s)
+                crashed = crash_flow_runs(client, list(self.options.pools), leftovers.pids, ORPHANED_RUN_MESSAGE)
+                if crashed:
+                    log.warning("%d job(s) died with the previous supervisor: marked crashed", crashed)
             apply_deployments(self.prefect_api_url)
             if self.local_prefect:
                 for pool in self.options.pools:
@@ -185,6 +194,7 @@ class Stack:
         env = {
             **os.environ,
             **prefect_client_env(self.prefect_api_url),
+            STACK_ENV: stack_marker(self.settings.resolved_data_dir),
             "PREFECT_HOME": str(home),
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
             "PREFECT_UI_API_URL": self.prefect_api_url,
@@ -196,7 +206,8 @@ class Stack:
 
     def _mlflow_server_spec(self) -> ChildSpec:
         data = self.settings.resolved_data_dir
-        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+               STACK_ENV: stack_marker(self.settings.resolved_data_dir)}
         if self.settings.storage_backend == "s3":
             prefix = f"{self.settings.s3_prefix.strip('/')}/" if self.settings.s3_prefix.strip("/") else ""
             artifacts = f"s3://{self.settings.s3_bucket}/{prefix}mlartifacts"
@@ -221,6 +232,12 @@ def worker_spec(settings: Settings, pool: str, log_dir: Path | None, *, prefect_
     env = worker_env(settings, prefect_api, mlflow_uri, query_seconds=options.worker_query_seconds,
                      heartbeat_seconds=options.heartbeat_seconds)
     env[WARM_MODULES_ENV] = ",".join(pool_modules(pool)) if settings.worker_warm_start else ""
-    return ChildSpec(f"worker-{pool}", [sys.executable, "-m", "infra.orchestration.warm_worker", "worker", "start",
-                                        "--pool", pool, "--name", f"{os.uname().nodename}-{pool}-{os.getpid()}"],
-                     env, cwd=REPO_ROOT, log_path=log_dir / f"worker-{pool}.log" if log_dir else None, term_grace_s=2)
+    env[STACK_ENV] = stack_marker(settings.resolved_data_dir)  # flow processes inherit it
+    command = [sys.executable, "-m", "infra.orchestration.warm_worker", "worker", "start",
+               "--pool", pool, "--name", f"{os.uname().nodename}-{pool}-{os.getpid()}"]
+    if pool == TRAINING_POOL:
+        # The worker takes no more runs than this; the rest stay SCHEDULED (the API shows them pending) until a
+        # slot frees. A per-worker limit, unlike the pool's, grows with the workers added on other machines.
+        command += ["--limit", str(settings.training_concurrency)]
+    return ChildSpec(f"worker-{pool}", command, env, cwd=REPO_ROOT,
+                     log_path=log_dir / f"worker-{pool}.log" if log_dir else None, term_grace_s=2)

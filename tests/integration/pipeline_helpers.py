@@ -189,7 +189,8 @@ class MjpegCamera:
 class WebhookReceiver:
     """Records every request; answers the status codes queued in ``responses`` first, then 200."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        """`port` 0 picks a free one; a closed receiver can be started again on its old `port`."""
         self.requests: list[dict] = []
         self.responses: list[int] = []
         self.delay_s = 0.0
@@ -222,9 +223,10 @@ class WebhookReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hooks/anomaly"
+        self.port = self._server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/hooks/anomaly"
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
 
     def successful(self) -> list[dict]:

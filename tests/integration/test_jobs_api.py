@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import png_bytes
 from tests.integration.media_support import mtd_images, upload
-from tests.platform_fixtures import wait_for, wait_job
+from tests.platform_fixtures import wait_epoch, wait_for, wait_job
 
 pytestmark = pytest.mark.slow
 
@@ -196,12 +196,7 @@ def test_failing_training_ends_failed_with_the_reason(platform, platform_client,
 
 
 def _wait_training(client, job_id: str) -> dict:
-    def training() -> dict | None:
-        job = client.get(f"/api/jobs/{job_id}").json()
-        assert job["status"] in ("pending", "running"), job
-        return job if job["status"] == "running" and "epoch" in job["metrics"] else None
-
-    return wait_for(training, 120, what="training to report an epoch")  # type: ignore[return-value]
+    return wait_epoch(client, job_id)
 
 
 def test_cancel_a_running_training(platform, platform_client, mtd_project):
