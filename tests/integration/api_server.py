@@ -27,8 +27,13 @@ API_KEY = secrets.token_urlsafe(24)
 
 
 @contextmanager
-def api_server(data_dir: Path, env: Mapping[str, str] | None = None, start_timeout: float = 180) -> Iterator[str]:
-    """Yield the base URL (``http://127.0.0.1:PORT``) of a running API; it is stopped and reaped on exit."""
+def api_server(data_dir: Path, env: Mapping[str, str] | None = None, start_timeout: float = 180,
+               isolated: bool = True) -> Iterator[str]:
+    """Yield the base URL (``http://127.0.0.1:PORT``) of a running API; it is stopped and reaped on exit.
+
+    ``isolated``: Prefect and MLflow addresses point at closed ports (job routes answer 503 at once);
+    pass False with ``env`` from ``settings_env(platform.settings)`` to use the session platform.
+    """
     port = free_port()
     log_path = data_dir.parent / f"uvicorn-{port}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -36,8 +41,9 @@ def api_server(data_dir: Path, env: Mapping[str, str] | None = None, start_timeo
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         "INSPECT_DATA_DIR": str(data_dir),
-        "INSPECT_PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
-        "INSPECT_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        **({"INSPECT_PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
+            "INSPECT_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"} if isolated else {}),
         **(env or {}),
     }
     command = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host", "127.0.0.1",

@@ -19,7 +19,7 @@ from PIL import Image
 
 from infra.database.engine import session_scope
 from infra.database.models import Model
-from tests.api_server import api_server
+from tests.integration.api_server import api_server
 
 PAIRS_PER_RESOURCE = 200  # x 5 resources = 1,000 create -> read pairs
 CLIENTS = 4
@@ -28,8 +28,8 @@ CLIENTS = 4
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     data_dir = tmp_path_factory.mktemp("committed") / "data"
-    with api_server(data_dir) as base_url:
-        yield base_url, data_dir
+    with api_server(data_dir) as url:
+        yield f"{url}/api", data_dir
 
 
 def _png(index: int) -> bytes:

@@ -29,7 +29,8 @@ from sqlalchemy import select
 from infra.database.engine import session_scope
 from infra.database.models import Capture, Media, SnapshotItem
 from infra.storage import build_store
-from tests.integration.api_process import api_process
+from infra.supervisor.environment import settings_env
+from tests.integration.api_server import api_server
 from tests.platform_fixtures import wait_for
 
 # Three trainings one after the other take ~2 min on an idle 2-core machine, far more on a busy one.
@@ -97,7 +98,7 @@ def _poll_trainings(http: httpx.Client, run: LoadRun) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def api_url(platform, tmp_path_factory) -> Iterator[str]:
-    with api_process(platform.settings, tmp_path_factory.mktemp("api") / "api.log") as url:
+    with api_server(platform.settings.resolved_data_dir, settings_env(platform.settings), isolated=False) as url:
         yield url
 
 
