@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from api.docs import install_offline_docs
 from api.errors import install_error_handlers
 from api.routers import (
     active_pipelines,
@@ -54,11 +55,12 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         version="0.1.0",
         description="Visual anomaly detection for factory inspection.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served offline by install_offline_docs
         redoc_url=None,
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_offline_docs(app)
     checks: dict[str, HealthCheck] = dict(health_checks or {})
 
     api = APIRouter(prefix="/api")
