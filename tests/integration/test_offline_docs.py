@@ -10,7 +10,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from infra.settings import Settings
 from tests.api_server import api_server
 from tests.browser import OFFLINE_ARGS, HeadlessChromium, chromium_available
 
@@ -40,9 +39,8 @@ def test_docs_assets_reject_paths_outside_their_folder(client: TestClient) -> No
 
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("docs")
-    with api_server(Settings(data_dir=folder / "data"), folder / "api.log") as url:
-        yield url
+    with api_server(tmp_path_factory.mktemp("docs") / "data") as api:
+        yield api.removesuffix("/api")
 
 
 def _wait_in_page(browser: HeadlessChromium, expression: str, timeout: float = 30) -> object:
