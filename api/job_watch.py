@@ -35,7 +35,7 @@ def describe(job: dict[str, Any]) -> str:
 
 
 def metrics_table(job: dict[str, Any]) -> Table:
-    table = Table("metric", "value", title=f"job {job['id']} {job['status']}")
+    table = Table("metric", "value")
     for key, value in sorted((job.get("metrics") or {}).items()):
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     return table
@@ -94,13 +94,14 @@ def watch(job_id: uuid.UUID, api_url: str, api_key: str | None, console: Console
                 time.sleep(interval)
                 job = reader.read(job_id)
     except WatchError as error:
-        console.print(f"[red]cannot watch job {job_id}: {error}[/red]")
+        console.print(f"[red]cannot watch job {job_id}: {error}[/red]", soft_wrap=True)
         return EXIT_UNREACHABLE
     finally:
         reader.close()
     if job["status"] == "completed":
+        console.print(f"[green]job {job_id} completed[/green]", soft_wrap=True)
         console.print(metrics_table(job))
         return EXIT_COMPLETED
     console.print(f"[red]job {job_id} {job['status']}: {job.get('error') or job.get('message') or 'no reason given'}"
-                  "[/red]")
+                  "[/red]", soft_wrap=True)
     return EXIT_FAILED

@@ -135,6 +135,6 @@ def test_links_open_the_right_pages(platform, platform_client, trained) -> None:
     listed = platform_client.get(f"/api/projects/{trained['project']['id']}/jobs").json()
     assert {entry["links"]["prefect_flow_run"].rsplit("/", 1)[1] for entry in listed} == {
         trained["job"]["id"], trained["snapshot"]["job_id"], *[entry["id"] for entry in listed]}
-    # The pages behind them answer on the real UIs (loopback): the SPA routes serve the app.
+    # The pages behind them answer on the real UIs (loopback) as they do to a browser's navigation.
     for url in (f"{prefect_ui}/runs/flow-run/{job['id']}", f"{mlflow_ui}/"):
-        assert httpx.get(url, timeout=10).status_code == 200, url
+        assert httpx.get(url, headers={"Accept": "text/html"}, timeout=10).status_code == 200, url
