@@ -6,7 +6,8 @@ on the row. While it runs it:
 
 - writes the runtime's metrics and a heartbeat to the row every second (the runtime's reporter
   thread calls :class:`StatusWriter`);
-- watches the pipeline row and applies a new threshold, fps or model without a restart.
+- watches the pipeline row and applies a new threshold, fps, data collection or model without a restart;
+- stores the frames its data collection picks as project media (``infra/collected_media.py``).
 
 Stopping is cancelling the flow run: the worker sends SIGTERM, Prefect raises TerminationSignal
 here, and the run stops the runtime (flushing sinks), marks the row stopped and ends CANCELLED.
@@ -33,6 +34,7 @@ from flows.common import current_job_id, flow_settings
 from flows.model_cache import ModelCache
 from flows.run_names import pipeline_run_name
 from infra.active_pipelines import transition
+from infra.collected_media import CollectedMediaWriter
 from infra.configs import PipelineConfig
 from infra.database.engine import session_scope
 from infra.database.models import ActivePipeline, Model, Pipeline, Sink, Source, utcnow
@@ -57,6 +59,7 @@ class PipelineSpec:
 
     active_id: uuid.UUID
     pipeline_id: uuid.UUID
+    project_id: uuid.UUID
     model_id: uuid.UUID
     source_id: uuid.UUID
     sink_id: uuid.UUID
@@ -86,7 +89,8 @@ def load_spec(database_url: str, active_id: uuid.UUID) -> PipelineSpec | None:
         if model.status != "ready":
             raise PipelineFlowError(f"model {model.id} is {model.status}, not ready")
         return PipelineSpec(
-            active_id=active.id, pipeline_id=pipeline.id, model_id=model.id, source_id=source.id, sink_id=sink.id,
+            active_id=active.id, pipeline_id=pipeline.id, project_id=pipeline.project_id, model_id=model.id,
+            source_id=source.id, sink_id=sink.id,
             source_type=source.type, source_name=source.name, source_config=dict(source.config),
             sink=SinkSpec(sink.type, sink.name, dict(sink.config)),
             config=PipelineConfig.model_validate(pipeline.config or {}))
@@ -158,8 +162,10 @@ class ConfigWatcher:
             model = session.get(Model, model_id) if model_id != self._model_id else None
             model_status = model.status if model is not None else None
         if config != self._config:
-            self._runtime.update_config(threshold=config.threshold, fps=config.fps)
-            log.info("pipeline %s: threshold %s, fps %s", self._spec.pipeline_id, config.threshold, config.fps)
+            self._runtime.update_config(threshold=config.threshold, fps=config.fps,
+                                        collection=config.data_collection)
+            log.info("pipeline %s: threshold %s, fps %s, collection %s", self._spec.pipeline_id, config.threshold,
+                     config.fps, config.data_collection.mode)
             self._config = config
         if model_id != self._model_id and model_id != self._refused_model:
             self._swap_model(model_id, model_status)
@@ -215,7 +221,9 @@ class LivePipeline:
             pipeline_id=str(spec.pipeline_id), active_pipeline_id=str(spec.active_id),
             source_type=spec.source_type, source_name=spec.source_name, source_config=spec.source_config,
             source_id=str(spec.source_id), sinks=[spec.sink], model_dir=models.get(spec.model_id),
-            config=spec.config, on_status=writer)
+            config=spec.config, on_status=writer,
+            save_collected=CollectedMediaWriter(settings.resolved_database_url, build_store(settings), spec.project_id,
+                                                spec.pipeline_id, settings.max_collected_media))
         self.control = ControlServer(self.runtime, host=settings.pipeline_control_host,
                                      advertise_host=settings.pipeline_control_advertise_host)
 

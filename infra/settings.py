@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # API can reach and, where that address differs (NAT, 0.0.0.0), advertises the reachable one.
     pipeline_control_host: str = "127.0.0.1"
     pipeline_control_advertise_host: str | None = None
+    # Data collection: a project keeps at most this many collected media; the oldest collected go first
+    # (uploaded media are never removed).
+    max_collected_media: int = Field(default=5000, ge=1)
 
     @property
     def resolved_data_dir(self) -> Path:

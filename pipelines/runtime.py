@@ -7,6 +7,7 @@ Threads and queues (all bounded, so memory stays flat however slow a consumer is
       │                                         ▼
       │                        LatestFrame (captures, WebRTC viewers)
       │                        SinkWorker queues(16) ──▶ webhook / mqtt / filesystem
+      │                        FrameCollector queue(4) ──▶ project media (data collection)
       └ file sources wait when the processor is busy; live sources drop the stale frame instead
 
 Only decoding, pre-processing and inference sit on the frame path: the overlay (heat map,
@@ -32,7 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.configs import ConfigModel, PipelineConfig
+from infra.configs import ConfigModel, DataCollection, PipelineConfig
+from pipelines.collection import FrameCollector, SaveCollected
 from pipelines.events import AnomalyEvent, SourceInfo, iso_utc
 from pipelines.frames import AnnotatedFrame, LatestFrame, encode_image
 from pipelines.inference import AnomalyModel, AsyncScorer, ModelLoadError, Prediction
@@ -118,6 +120,7 @@ class PipelineRuntime:
         device: str = "CPU",
         performance_hint: str = "THROUGHPUT",
         metrics: MetricsTracker | None = None,
+        collector: FrameCollector | None = None,
     ) -> None:
         validate_settings(threshold, fps)
         self.pipeline_id = pipeline_id
@@ -128,6 +131,7 @@ class PipelineRuntime:
         self.device = device
         self.performance_hint = performance_hint
         self.metrics = metrics or MetricsTracker()
+        self.collector = collector
         self.latest = LatestFrame()
         self._model_dir = Path(model_dir)
         self._model: AnomalyModel | None = None
@@ -170,6 +174,7 @@ class PipelineRuntime:
         model_dir: Path,
         config: dict[str, Any] | PipelineConfig | None = None,
         source_id: str | None = None,
+        save_collected: SaveCollected | None = None,
         **options: Any,
     ) -> PipelineRuntime:
         """Build from the stored rows' configs; an invalid config or a sink that cannot even be set up
@@ -197,6 +202,7 @@ class PipelineRuntime:
             sinks=workers,
             threshold=settings.threshold,
             fps=settings.fps,
+            collector=FrameCollector(save_collected, settings.data_collection) if save_collected else None,
             **options,
         )
 
@@ -218,6 +224,8 @@ class PipelineRuntime:
             raise PipelineStartError(str(error)) from error
         for worker in self.sinks:
             worker.start()
+        if self.collector:
+            self.collector.start()
         self._set_state("running")
         self._reader.start()
         self._processor.start()
@@ -260,6 +268,8 @@ class PipelineRuntime:
             worker.sink.stopping.set()  # cut every sink's retry waits short before flushing any of them
         for worker in self.sinks:
             worker.close(timeout=max(0.5, min(3.0, deadline - time.monotonic())))
+        if self.collector:
+            self.collector.stop(timeout=max(0.5, min(3.0, deadline - time.monotonic())))
         try:
             self.source.close()
         except Exception:
@@ -393,6 +403,8 @@ class PipelineRuntime:
         self.latest.publish(processed)
         latency_ms = (time.monotonic() - frame.monotonic) * 1000
         self.metrics.record_frame(prediction.inference_ms, latency_ms, anomalous)
+        if self.collector:
+            self.collector.offer(frame.image, prediction.score, threshold, frame.timestamp, index)
         if anomalous and self.sinks:
             event = AnomalyEvent(self.pipeline_id, self.active_pipeline_id, self.source_info, threshold, processed)
             for worker in self.sinks:
@@ -401,11 +413,12 @@ class PipelineRuntime:
     # ---------------------------------------------------------------- control
 
     def update_config(
-        self, threshold: float | None = None, fps: float | None | _Keep = KEEP, model_dir: Path | None = None
+        self, threshold: float | None = None, fps: float | None | _Keep = KEEP, model_dir: Path | None = None,
+        collection: DataCollection | None = None,
     ) -> None:
         """Apply new settings to the running pipeline; arguments left out keep their value.
 
-        Threshold and fps apply to the next frame (``fps=None``: no pacing). A new model is
+        Threshold, fps and data collection apply to the next frame (``fps=None``: no pacing). A new model is
         loaded and compiled on the calling thread while frames keep flowing through the old
         one, then swapped in; if it fails to load, ModelLoadError is raised and the old model
         stays.
@@ -421,6 +434,8 @@ class PipelineRuntime:
             self._threshold = threshold
         if not isinstance(fps, _Keep):
             self._fps = fps
+        if collection is not None and self.collector:
+            self.collector.update(collection)
 
     def capture(self) -> Capture:
         """The newest frame, annotated and raw, as PNGs with its score; NoFrameYet before the first frame."""
@@ -437,13 +452,15 @@ class PipelineRuntime:
         sink_status = [worker.status() for worker in self.sinks]
         metrics = self.metrics.snapshot(sink_errors=sum(worker.errors for worker in self.sinks))
         metrics["frames_dropped"] = self._frames_dropped + int(self.source.status().get("frames_dropped", 0))
+        metrics.update(self.collector.counts() if self.collector else {"collected": 0, "collection_errors": 0})
         return {
             "state": state,
             "message": message,
             "pipeline_id": self.pipeline_id,
             "active_pipeline_id": self.active_pipeline_id,
             "started_at": iso_utc(self._started_at) if self._started_at else None,
-            "config": {"threshold": self._threshold, "fps": self._fps},
+            "config": {"threshold": self._threshold, "fps": self._fps,
+                       "data_collection": self.collector.config.model_dump(mode="json") if self.collector else None},
             "model": {
                 "path": str(model.xml_path) if model else None,
                 "input_size": [model.input_height, model.input_width] if model else None,

@@ -30,7 +30,7 @@ from api.schemas.active_pipelines import (
     ActiveStatus,
     CaptureOut,
 )
-from api.schemas.media import MediaLabel
+from api.schemas.media import UploadLabel
 from infra.active_pipelines import ACTIVE, FINAL, HEARTBEAT_STALE_S, heartbeat_age, transition
 from infra.database.models import ActivePipeline, Capture, Model, Pipeline
 from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable
@@ -135,7 +135,7 @@ def capture_frame(
     settings: SettingsDep,
     orchestrator: OrchestratorDep,
     add_to_dataset: bool = False,
-    label: MediaLabel | None = None,
+    label: UploadLabel | None = None,
 ) -> CaptureOut:
     """Store the newest annotated frame; with add_to_dataset, the raw frame also becomes project media.
 

@@ -1,4 +1,4 @@
-"""Project media: upload (decoded and verified), list, download, thumbnails, delete.
+"""Project media: upload (decoded and verified), list, download, thumbnails, relabel/resplit, delete.
 
 Blobs are content-addressed: identical bytes are stored once and shared by every media row and
 snapshot that names their hash; a blob goes only when nothing refers to it any more.
@@ -16,10 +16,22 @@ from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.media_ingest import DecodedImage, ImageRejected, decode_image, display_filename
-from api.schemas.media import MediaLabel, MediaOut, MediaPage, UploadError, UploadResult
+from api.schemas.media import (
+    MediaLabel,
+    MediaOrigin,
+    MediaOut,
+    MediaPage,
+    MediaPatch,
+    MediaSplit,
+    UploadError,
+    UploadLabel,
+    UploadResult,
+)
 from api.upload_limit import UploadLimitRoute
 from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
 from infra.database.models import Media, Project
+from infra.media_records import ImageFacts, add_media_row
+from infra.splits import ANOMALOUS, EVAL, SplitAssigner, assigner_for
 from infra.storage import ObjectStore, blob_key, put_blob
 
 log = logging.getLogger(__name__)
@@ -35,13 +47,16 @@ def list_media(
     project_id: uuid.UUID,
     session: SessionDep,
     label: MediaLabel | None = None,
+    split: MediaSplit | None = None,
+    origin: MediaOrigin | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MediaPage:
     get_or_404(session, Project, project_id)
     query = select(Media).where(Media.project_id == project_id)
-    if label is not None:
-        query = query.where(Media.label == label)
+    for column, value in ((Media.label, label), (Media.split, split), (Media.origin, origin)):
+        if value is not None:
+            query = query.where(column == value)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     # The id breaks created_at ties so that paging is stable.
     rows = session.scalars(query.order_by(Media.created_at.desc(), Media.id.desc()).limit(limit).offset(offset))
@@ -49,15 +64,11 @@ def list_media(
 
 
 def add_media(session: Session, store: ObjectStore, project_id: uuid.UUID, filename: str, label: str,
-              image: DecodedImage, digest: str, size_bytes: int) -> Media:
+              image: DecodedImage, digest: str, size_bytes: int, assigner: SplitAssigner | None = None) -> Media:
     """The media row (flushed, not committed) of an image whose blob is stored; adds its thumbnail."""
-    if not store.exists(thumbnail_key(digest)):
-        store.put(thumbnail_key(digest), image.thumbnail_png)
-    media = Media(project_id=project_id, filename=filename, label=label, sha256=digest,
-                  content_type=image.content_type, size_bytes=size_bytes, width=image.width, height=image.height)
-    session.add(media)
-    session.flush()
-    return media
+    facts = ImageFacts(sha256=digest, content_type=image.content_type, size_bytes=size_bytes, width=image.width,
+                       height=image.height, thumbnail_png=image.thumbnail_png)
+    return add_media_row(session, store, project_id, filename, label, facts, assigner=assigner)
 
 
 def upload_media(
@@ -66,12 +77,13 @@ def upload_media(
     store: StoreDep,
     settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="Image files (PNG, JPEG, BMP, TIFF, WEBP)")],
-    label: Annotated[MediaLabel, Form()],
+    label: Annotated[UploadLabel, Form(description="normal or anomalous; unlabelled only comes from collection")],
 ) -> UploadResult:
     get_or_404(session, Project, project_id)
     stored: list[Media] = []
     errors: list[UploadError] = []
     written: set[str] = set()
+    assigner = assigner_for(session, project_id)
     try:
         for upload in files:
             filename = display_filename(upload.filename)
@@ -83,7 +95,8 @@ def upload_media(
                 continue
             digest = put_blob(store, data)
             written.add(digest)
-            stored.append(add_media(session, store, project_id, filename, label, image, digest, len(data)))
+            stored.append(add_media(session, store, project_id, filename, label, image, digest, len(data),
+                                    assigner))
         if not stored:
             raise HTTPException(status_code=422, detail={
                 "message": "no file was stored: none is a decodable image",
@@ -141,6 +154,21 @@ def _read(store: ObjectStore, key: str) -> bytes:
         return store.get(key)
     except FileNotFoundError as error:
         raise HTTPException(status_code=404, detail="media content is missing from storage") from error
+
+
+@router.patch("/media/{media_id}", response_model=MediaOut)
+def update_media(media_id: uuid.UUID, body: MediaPatch, session: SessionDep) -> MediaOut:
+    """Change one item's split and/or label. Anomalous images are evaluation-only: relabelling one
+    anomalous moves it to eval, and asking for train with it is refused. Snapshots keep what they froze."""
+    media = get_or_404(session, Media, media_id)
+    label = body.label or media.label
+    if label == ANOMALOUS and body.split not in (None, EVAL):
+        raise HTTPException(status_code=422, detail="anomalous images are only used for evaluation: "
+                                                    "their split is always eval")
+    media.split = EVAL if label == ANOMALOUS else body.split or media.split
+    media.label = label
+    session.flush()
+    return MediaOut.model_validate(media)
 
 
 @router.delete("/media/{media_id}", status_code=204)

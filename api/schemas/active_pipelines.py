@@ -35,6 +35,8 @@ class PipelineMetrics(BaseModel):
     latency_ms_p50: float = 0.0
     latency_ms_p95: float = 0.0
     frames_dropped: int = 0
+    collected: int = 0  # frames stored as project media by data collection
+    collection_errors: int = 0  # collected frames that could not be stored (the line kept running)
 
 
 class ActivePipelineOut(ApiModel):

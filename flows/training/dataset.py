@@ -2,12 +2,14 @@
 
 Layout written by :func:`materialise` (and read by :func:`build_datamodule`)::
 
-    root/normal/<name>       good images: the training set, minus a held-out share for evaluation
-    root/anomalous/<name>    defective images: evaluation only
-    root/masks/<stem>.png    optional defect masks, one per anomalous image (enables pixel metrics)
+    root/normal/<name>        good images of the ``train`` split: what the model fits on
+    root/normal_eval/<name>   good images of the ``eval`` split: evaluation only
+    root/anomalous/<name>     defective images: evaluation only (always the ``eval`` split)
+    root/masks/<stem>.png     optional defect masks, one per anomalous image (enables pixel metrics)
 
-It knows nothing about the database or the object store: the flow passes items and a function
-that returns the bytes behind an item's reference.
+``unlabelled`` items (collected frames nobody has judged yet) are never written: they are
+neither trained on nor evaluated. It knows nothing about the database or the object store: the
+flow passes items and a function that returns the bytes behind an item's reference.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from typing import NamedTuple
 from anomalib.data import Folder
 from anomalib.data.utils import TestSplitMode, ValSplitMode
 
-NORMAL, ANOMALOUS, MASKS = "normal", "anomalous", "masks"
+NORMAL, ANOMALOUS, MASKS, NORMAL_EVAL = "normal", "anomalous", "masks", "normal_eval"
+UNLABELLED = "unlabelled"
 LABELS = (NORMAL, ANOMALOUS)
+TRAIN_SPLIT, EVAL_SPLIT = "train", "eval"
+# Synthetic anomalies turn half of the eval normals into defects: fewer than two leave none.
+MIN_SYNTHETIC_SOURCES = 2
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 
@@ -30,17 +36,20 @@ class DatasetItem(NamedTuple):
     """One image of a snapshot: a filename-safe unique ``name``, its label, where its bytes are."""
 
     name: str
-    label: str  # "normal" | "anomalous"
+    label: str  # "normal" | "anomalous" | "unlabelled" (skipped)
     ref: str  # passed to fetch_bytes (e.g. a blob sha256)
     mask_ref: str | None = None  # optional defect mask (any single-channel image), anomalous only
+    split: str = TRAIN_SPLIT  # "train" | "eval"; anomalous images are evaluated whatever it says
 
 
 @dataclass(frozen=True)
 class DatasetLayout:
     root: Path
-    normal: int
+    normal: int  # train normals
     anomalous: int
     masks: int
+    normal_eval: int = 0
+    skipped: int = 0  # unlabelled items, not written
 
     @property
     def has_masks(self) -> bool:
@@ -55,23 +64,30 @@ class DatasetError(ValueError):
 def materialise(items: Iterable[DatasetItem | tuple], fetch_bytes: Callable[[str], bytes], root: Path) -> DatasetLayout:
     """Write every item's bytes under ``root`` in the folder layout above; returns the counts."""
     root = Path(root)
-    counts = {NORMAL: 0, ANOMALOUS: 0, MASKS: 0}
+    counts = {NORMAL: 0, NORMAL_EVAL: 0, ANOMALOUS: 0, MASKS: 0, UNLABELLED: 0}
     seen: set[str] = set()
     for raw in items:
         item = DatasetItem(*raw)
         if not _SAFE_NAME.fullmatch(item.name) or ".." in item.name:
             raise DatasetError(f"unsafe file name {item.name!r}")
+        if item.label == UNLABELLED:
+            counts[UNLABELLED] += 1
+            continue
         if item.label not in LABELS:
             raise DatasetError(f"unknown label {item.label!r} for {item.name} (expected one of {LABELS})")
+        if item.split not in (TRAIN_SPLIT, EVAL_SPLIT):
+            raise DatasetError(f"unknown split {item.split!r} for {item.name}")
         if item.name in seen:
             raise DatasetError(f"duplicate item name {item.name!r}")
         seen.add(item.name)
-        _write(root / item.label / item.name, fetch_bytes(item.ref))
-        counts[item.label] += 1
+        folder = NORMAL_EVAL if item.label == NORMAL and item.split == EVAL_SPLIT else item.label
+        _write(root / folder / item.name, fetch_bytes(item.ref))
+        counts[folder] += 1
         if item.mask_ref is not None and item.label == ANOMALOUS:
             _write(root / MASKS / f"{Path(item.name).stem}.png", _as_png(fetch_bytes(item.mask_ref)))
             counts[MASKS] += 1
-    return DatasetLayout(root=root, normal=counts[NORMAL], anomalous=counts[ANOMALOUS], masks=counts[MASKS])
+    return DatasetLayout(root=root, normal=counts[NORMAL], anomalous=counts[ANOMALOUS], masks=counts[MASKS],
+                         normal_eval=counts[NORMAL_EVAL], skipped=counts[UNLABELLED])
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -100,7 +116,8 @@ def read_layout(root: Path) -> DatasetLayout:
         folder = root / sub
         return sum(1 for path in folder.iterdir() if path.is_file()) if folder.is_dir() else 0
 
-    return DatasetLayout(root=root, normal=count(NORMAL), anomalous=count(ANOMALOUS), masks=count(MASKS))
+    return DatasetLayout(root=root, normal=count(NORMAL), anomalous=count(ANOMALOUS), masks=count(MASKS),
+                         normal_eval=count(NORMAL_EVAL))
 
 
 def build_datamodule(
@@ -113,21 +130,31 @@ def build_datamodule(
     seed: int = 42,
     min_normal: int = 2,
 ) -> Folder:
-    """anomalib Folder datamodule: train on normal images, evaluate on held-out normal + anomalous.
+    """anomalib Folder datamodule: fit on the train normals, evaluate on the eval normals + anomalous.
 
-    ``holdout_ratio`` of the normal images (seeded random split) is kept out of training. Without
-    anomalous images, the held-out normals become a synthetic test set (half of them get generated
-    defects), so there is still an AUROC to report. Validation (used by anomalib for the threshold
-    and score normalisation) is the test set itself: small projects cannot spare a third split,
-    and AUROC does not depend on the threshold. Image size comes from the model's pre-processor.
+    The eval split is the snapshot's (``normal_eval/`` and ``anomalous/``), so every model trained
+    on a snapshot is scored on the same images. Without anomalous images, the eval normals become
+    a synthetic test set (half of them get generated defects), so there is still an AUROC to
+    report. A snapshot without eval normals (frozen before splits existed, or a project with
+    very few images) falls back to a seeded random hold-out of ``holdout_ratio`` of the train
+    normals; so does one with neither anomalous images nor the two eval normals a synthetic set
+    needs, its eval normals then joining the normals. Validation (used by anomalib for the
+    threshold and score normalisation) is the test set itself: small projects cannot spare a
+    third split, and AUROC does not depend on the threshold. Image size comes from the model's
+    pre-processor.
     """
     layout = read_layout(root)
     if layout.normal < min_normal:
         raise DatasetError(f"need at least {min_normal} normal images to train, got {layout.normal}")
+    normal_dir: str | list[str] = NORMAL
+    normal_test_dir = NORMAL_EVAL if layout.normal_eval else None
+    if not layout.anomalous and 0 < layout.normal_eval < MIN_SYNTHETIC_SOURCES:
+        normal_dir, normal_test_dir = [NORMAL, NORMAL_EVAL], None
     return Folder(
         name=Path(root).name or "dataset",
         root=Path(root),
-        normal_dir=NORMAL,
+        normal_dir=normal_dir,
+        normal_test_dir=normal_test_dir,
         abnormal_dir=ANOMALOUS if layout.anomalous else None,
         mask_dir=MASKS if layout.has_masks else None,
         train_batch_size=train_batch_size,

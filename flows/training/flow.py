@@ -105,14 +105,14 @@ def _load_spec(settings: Settings, model_id: uuid.UUID) -> ModelSpec:
                          model.snapshot_id, project.name if project is not None else str(model.project_id))
 
 
-def dataset_items(session: Any, snapshot_id: uuid.UUID) -> list[tuple[str, str, str]]:
-    """(unique safe file name, label, blob hash) per snapshot item, in a stable order."""
+def dataset_items(session: Any, snapshot_id: uuid.UUID) -> list[tuple]:
+    """(unique safe file name, label, blob hash, split) per snapshot item, in a stable order."""
     from flows.training.dataset import DatasetItem
 
     items = session.scalars(select(SnapshotItem).where(SnapshotItem.snapshot_id == snapshot_id)
                             .order_by(SnapshotItem.id)).all()
     return [DatasetItem(f"{index:05d}-{_UNSAFE_CHARS.sub('_', item.filename).lstrip('._-') or 'image'}"[:200],
-                        item.label, item.sha256) for index, item in enumerate(items)]
+                        item.label, item.sha256, split=item.split) for index, item in enumerate(items)]
 
 
 def _fetch_blob(store: ObjectStore):  # noqa: ANN202 - a closure over the store
@@ -260,7 +260,7 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
             timings.update(_phase_times(marks))
             run.log_metrics({**metrics, **timings})
             run.finish()
-            _mark_ready(settings, spec, metrics, run)
+            _mark_ready(settings, spec, {**metrics, "snapshot_id": str(spec.snapshot_id)}, run)
     except BaseException as error:
         reason = _failure_reason(error)
         log.error("training of model %s failed: %s", spec.id, reason)

@@ -17,8 +17,9 @@ METRIC_ORDER = ("image_auroc", "pixel_auroc", "image_f1", "pixel_f1")
 
 
 def _data_line(dataset: dict[str, Any]) -> str:
+    good = dataset.get("normal", 0) + dataset.get("normal_eval", 0)
     line = (f"{dataset.get('train_images', '?')} training images; evaluated on {dataset.get('test_images', '?')} "
-            f"({dataset.get('normal', '?')} good, {dataset.get('anomalous', '?')} anomalous in the snapshot")
+            f"({good} good, {dataset.get('anomalous', '?')} anomalous in the snapshot")
     if dataset.get("synthetic_anomalies"):
         line += ", synthetic anomalies for the test"
     return line + ")"

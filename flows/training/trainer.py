@@ -285,6 +285,9 @@ class TrainingSteps:
         self.timings["test_s"] = round(time.perf_counter() - started, 3)
         self.metrics = {METRIC_NAMES[key]: value for key, value in _scalars(results[0]).items()
                         if key in METRIC_NAMES}
+        # Which images the figures rest on: a candidate and its champion compare on the same eval set.
+        self.metrics["train_images"] = len(self.datamodule.train_data)
+        self.metrics["eval_images"] = len(self.datamodule.test_data)
         self.engine.trainer.save_checkpoint(self.checkpoint)
         self.report("exporting", 0.0)
         return self.metrics
@@ -319,6 +322,7 @@ class TrainingSteps:
             timings=self.timings,
             dataset={
                 "normal": layout.normal,
+                "normal_eval": layout.normal_eval,
                 "anomalous": layout.anomalous,
                 "masks": layout.masks,
                 "train_images": len(self.datamodule.train_data),

@@ -1,7 +1,7 @@
 """Per-type configs of sources, sinks and pipelines, shared by the API and the pipeline runtime."""
 
 from infra.configs.base import ConfigModel
-from infra.configs.pipeline import PipelineConfig
+from infra.configs.pipeline import DataCollection, PipelineConfig
 from infra.configs.secrets import MASK, MaskedSecretError, mask_config, mask_url, restore_masked
 from infra.configs.sinks import (
     SINK_CONFIGS,
@@ -26,6 +26,7 @@ __all__ = [
     "SINK_CONFIGS",
     "SOURCE_CONFIGS",
     "ConfigModel",
+    "DataCollection",
     "FilesystemConfig",
     "ImagesFolderConfig",
     "IpCameraConfig",

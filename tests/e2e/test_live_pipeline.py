@@ -217,7 +217,7 @@ def test_a_live_pipeline_runs_serves_and_stops(platform: Platform, platform_clie
     took = time.monotonic() - asked
     assert stopped["status"] == "stopped" and stopped["message"] is None, stopped
     assert stopped["stopped_at"] is not None and took < STOP_TIMEOUT_S
-    wait_for(lambda: client.get(f"/api/jobs/{stopped['job_id']}").json()["status"] == "cancelled", 15,
+    wait_for(lambda: client.get(f"/api/jobs/{stopped['job_id']}").json()["status"] == "cancelled", 30,
              what="the flow run to be cancelled")
     assert client.post(f"/api/active-pipelines/{run_id}/capture").status_code == 409
     assert client.delete(f"/api/active-pipelines/{run_id}").status_code == 409

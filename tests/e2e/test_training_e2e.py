@@ -1,7 +1,8 @@
 """Training through the HTTP API alone, on real MTD tiles: snapshot, train, track, export, infer.
 
 PaDiM with the offline mobilenetv2_100 weights on a small slice (40 good tiles, 16 defective):
-the job's progress only grows and ends at 1, the model ends ready with a meaningful image AUROC,
+the job's progress only grows and ends at 1, the model ends ready with a meaningful image AUROC
+(fitted on the snapshot's train normals, scored on its eval split, never on unlabelled images),
 MLflow holds the run and a registered version, and every export format downloads as a zip whose
 OpenVINO IR scores a single image.
 """
@@ -66,6 +67,14 @@ def test_train_padim_on_mtd_and_export_everything(platform, platform_client, mtd
     defects = mtd_images(mtd_dir, "Blowhole", 8) + mtd_images(mtd_dir, "Crack", 8)
     assert upload(client, project_id, normal).status_code == 201
     assert upload(client, project_id, defects, label="anomalous").status_code == 201
+    # Two frames nobody has judged yet: in the snapshot, but never trained on nor evaluated.
+    media = client.get(f"/api/projects/{project_id}/media", params={"label": "normal", "limit": 1000}).json()["items"]
+    for item in media[:2]:
+        assert client.patch(f"/api/media/{item['id']}", json={"label": "unlabelled"}).status_code == 200
+    counts = {(label, split): client.get(f"/api/projects/{project_id}/media",
+                                         params={"label": label, "split": split}).json()["total"]
+              for label in ("normal", "anomalous") for split in ("train", "eval")}
+    assert counts[("anomalous", "train")] == 0 and counts[("normal", "eval")] >= 4
 
     # No snapshot given: the job snapshots the current media first.
     response = client.post(f"/api/projects/{project_id}/train", json={
@@ -85,6 +94,10 @@ def test_train_padim_on_mtd_and_export_everything(platform, platform_client, mtd
     assert model["status"] == "ready" and model["error"] is None
     assert model["metrics"]["image_auroc"] > 0.7 and 0 <= model["metrics"]["image_f1"] <= 1
     assert model["mlflow_run_id"] and model["mlflow_model_version"] == "1"
+    # Fitted on the snapshot's train normals, evaluated on its eval normals and anomalous images.
+    assert model["metrics"]["snapshot_id"] == accepted["snapshot_id"]
+    assert model["metrics"]["train_images"] == counts[("normal", "train")]
+    assert model["metrics"]["eval_images"] == counts[("normal", "eval")] + 16
     snapshot = client.get(f"/api/snapshots/{accepted['snapshot_id']}").json()
     assert snapshot["status"] == "ready" and snapshot["media_count"] == 56
 

@@ -17,6 +17,12 @@ from tests.integration.pipeline_support import (
 )
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
+NO_COLLECTION = {"mode": "off", "interval_s": 10.0, "score_below": 0.2, "band": [0.4, 0.6], "max_per_hour": 60}
+
+
+def stored(threshold: float, fps: float) -> dict:
+    """A pipeline config as the API returns it, with data collection off."""
+    return {"threshold": threshold, "fps": fps, "data_collection": NO_COLLECTION}
 
 
 def test_pipeline_crud_roundtrip(client, project):
@@ -27,7 +33,7 @@ def test_pipeline_crud_roundtrip(client, project):
     body = created.json()
     assert set(body) == {"id", "project_id", "name", "model_id", "source_id", "sink_id", "config", "created_at",
                          "updated_at"}
-    assert body["config"] == {"threshold": 0.5, "fps": 30.0}
+    assert body["config"] == stored(0.5, 30.0)
     assert {key: body[key] for key in parts} == parts and body["project_id"] == project["id"]
     assert ISO_Z.match(body["created_at"]) and ISO_Z.match(body["updated_at"])
 
@@ -37,9 +43,9 @@ def test_pipeline_crud_roundtrip(client, project):
 
     # A partial config change keeps the other keys.
     patched = client.patch(item, json={"config": {"threshold": 0.8}})
-    assert patched.status_code == 200 and patched.json()["config"] == {"threshold": 0.8, "fps": 30.0}
+    assert patched.status_code == 200 and patched.json()["config"] == stored(0.8, 30.0)
     patched = client.patch(item, json={"name": "Line 7", "config": {"fps": 5}})
-    assert patched.json()["name"] == "Line 7" and patched.json()["config"] == {"threshold": 0.8, "fps": 5.0}
+    assert patched.json()["name"] == "Line 7" and patched.json()["config"] == stored(0.8, 5.0)
 
     # Swap every reference for another row of the same project.
     other = pipeline_parts(client, project["id"])
@@ -53,8 +59,8 @@ def test_pipeline_crud_roundtrip(client, project):
 
 def test_config_given_on_create(client, project):
     pipeline = create_pipeline(client, project["id"], config={"threshold": 0.25, "fps": 12.5})
-    assert pipeline["config"] == {"threshold": 0.25, "fps": 12.5}
-    assert create_pipeline(client, project["id"], config={"fps": 1})["config"] == {"threshold": 0.5, "fps": 1.0}
+    assert pipeline["config"] == stored(0.25, 12.5)
+    assert create_pipeline(client, project["id"], config={"fps": 1})["config"] == stored(0.5, 1.0)
 
 
 def test_a_model_still_training_may_be_referenced(client, project):
@@ -64,8 +70,23 @@ def test_a_model_still_training_may_be_referenced(client, project):
     assert response.status_code == 201
 
 
+def test_data_collection_is_set_on_create_and_replaced_by_patch(client, project):
+    uncertain = {"mode": "uncertain", "band": [0.3, 0.7], "max_per_hour": 120}
+    pipeline = create_pipeline(client, project["id"], config={"threshold": 0.6, "data_collection": uncertain})
+    assert pipeline["config"]["data_collection"] == NO_COLLECTION | uncertain
+    item = f"/api/pipelines/{pipeline['id']}"
+    patched = client.patch(item, json={"config": {"data_collection": {"mode": "interval", "interval_s": 2}}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["config"] == stored(0.6, 30.0) | {
+        "data_collection": NO_COLLECTION | {"mode": "interval", "interval_s": 2.0}}
+    assert client.patch(item, json={"config": {"fps": 3}}).json()["config"]["data_collection"]["mode"] == "interval"
+
+
 @pytest.mark.parametrize("config", [
     {"threshold": 1.5}, {"threshold": -0.1}, {"fps": 0}, {"fps": 121}, {"fps": "30"}, {"speed": 2},
+    {"data_collection": {"mode": "always"}}, {"data_collection": {"band": [0.7, 0.3]}},
+    {"data_collection": {"band": [0.5]}}, {"data_collection": {"interval_s": 0}},
+    {"data_collection": {"max_per_hour": 0}}, {"data_collection": {"mode": "interval", "every": 3}},
 ])
 def test_invalid_config_is_422(client, project, config):
     parts = pipeline_parts(client, project["id"])

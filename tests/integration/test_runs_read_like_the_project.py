@@ -107,7 +107,9 @@ def test_mlflow_reads_like_the_project(platform, platform_client, trained) -> No
         "geti_inspect.snapshot_id": trained["snapshot"]["id"], "geti_inspect.job_id": trained["job"]["id"]}
     version = mlflow.get_model_version(model["mlflow_model_name"], model["mlflow_model_version"])
     auroc = model["metrics"]["image_auroc"]
-    for words in ("padim", "mobilenetv2_100", "'v7'", "'Line 3'", "7 training images", f"image AUROC {auroc:.3f}"):
+    trained_on = f"{model['metrics']['train_images']:.0f} training images"
+    for words in ("padim", "mobilenetv2_100", "'v7'", "'Line 3'", trained_on, "(10 good, 3 anomalous",
+                  f"image AUROC {auroc:.3f}"):
         assert words in version.description, (words, version.description)
 
     # A second project of the same name gets a distinct experiment; a rename follows the project.

@@ -131,8 +131,9 @@ def test_mqtt_broker_address():
 
 
 def test_pipeline_config():
-    assert PipelineConfig().model_dump() == {"threshold": 0.5, "fps": 30.0}
-    assert PipelineConfig(threshold=0, fps=120).model_dump() == {"threshold": 0.0, "fps": 120.0}
+    off = {"mode": "off", "interval_s": 10.0, "score_below": 0.2, "band": [0.4, 0.6], "max_per_hour": 60}
+    assert PipelineConfig().model_dump() == {"threshold": 0.5, "fps": 30.0, "data_collection": off}
+    assert PipelineConfig(threshold=0, fps=120).model_dump() == {"threshold": 0.0, "fps": 120.0, "data_collection": off}
     for bad in ({"threshold": 1.01}, {"threshold": -0.1}, {"fps": 0}, {"fps": 121}, {"speed": 1}):
         with pytest.raises(ValidationError):
             PipelineConfig.model_validate(bad)

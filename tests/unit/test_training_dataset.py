@@ -79,3 +79,46 @@ def test_too_few_normal_images(tmp_path: Path) -> None:
     materialise([DatasetItem("bad.jpg", "anomalous", "a0")], BLOBS.__getitem__, tmp_path)
     with pytest.raises(DatasetError, match="at least 2 normal images"):
         build_datamodule(tmp_path)
+
+
+def _names(dataset) -> set[str]:
+    return {Path(path).name for path in dataset.samples.image_path}
+
+
+def test_the_snapshot_split_decides_what_is_fitted_and_what_is_evaluated(tmp_path: Path) -> None:
+    items = [DatasetItem(f"good-{i}.jpg", "normal", f"n{i}", split="eval" if i < 3 else "train") for i in range(8)]
+    items += [DatasetItem("bad-0.jpg", "anomalous", "a0", split="eval"),
+              DatasetItem("bad-1.jpg", "anomalous", "a1", split="train"),  # anomalous: evaluated whatever it says
+              DatasetItem("later.jpg", "unlabelled", "n0", split="train"),
+              DatasetItem("later-2.jpg", "unlabelled", "n1", split="eval")]
+    layout = materialise(items, BLOBS.__getitem__, tmp_path)
+    assert (layout.normal, layout.normal_eval, layout.anomalous, layout.skipped) == (5, 3, 2, 2)
+    datamodule = build_datamodule(tmp_path, holdout_ratio=0.25)
+    datamodule.setup()
+    assert _names(datamodule.train_data) == {f"good-{i}.jpg" for i in range(3, 8)}  # all train normals, none held out
+    assert _names(datamodule.test_data) == {"good-0.jpg", "good-1.jpg", "good-2.jpg", "bad-0.jpg", "bad-1.jpg"}
+    assert not (tmp_path / "unlabelled").exists()  # never trained on nor evaluated
+
+
+def test_eval_normals_become_the_synthetic_test_set_without_anomalous_images(tmp_path: Path) -> None:
+    items = [DatasetItem(f"good-{i}.png", "normal", f"p{i}", split="eval" if i < 4 else "train") for i in range(10)]
+    materialise(items, lambda ref: png_bytes((64, 48), (90 + int(ref[1:]), 100, 110)), tmp_path)
+    datamodule = build_datamodule(tmp_path)
+    datamodule.setup()
+    assert _names(datamodule.train_data) == {f"good-{i}.png" for i in range(4, 10)}
+    assert isinstance(datamodule.test_data, SyntheticAnomalyDataset)
+    assert sorted(datamodule.test_data.samples.label_index.tolist()) == [0, 0, 1, 1]  # from the 4 eval normals
+
+
+def test_a_single_eval_normal_without_anomalies_falls_back_to_a_holdout(tmp_path: Path) -> None:
+    items = [DatasetItem(f"good-{i}.png", "normal", f"p{i}", split="eval" if i == 0 else "train") for i in range(8)]
+    materialise(items, lambda ref: png_bytes((64, 48), (90 + int(ref[1:]), 100, 110)), tmp_path)
+    datamodule = build_datamodule(tmp_path, holdout_ratio=0.25)
+    datamodule.setup()
+    assert len(datamodule.train_data) == 6 and isinstance(datamodule.test_data, SyntheticAnomalyDataset)
+    assert set(datamodule.test_data.samples.label_index.tolist()) == {0, 1}
+
+
+def test_unknown_split_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="unknown split"):
+        materialise([DatasetItem("x.jpg", "normal", "n0", split="test")], BLOBS.__getitem__, tmp_path)

@@ -1,0 +1,103 @@
+"""Which media form a project's stable evaluation set: the train/eval split rule.
+
+Every media item gets its split once, when it is added, so a champion and a candidate trained
+months apart are compared on the same images. The rule, in order:
+
+1. anomalous images always go to ``eval`` (training only ever fits on normal images);
+2. an image whose bytes the project already holds with the same label takes that copy's split
+   (a duplicate must never sit on both sides) - see :func:`split_for_new_media`;
+3. unlabelled images (collected, waiting for a person) go by the hash alone;
+4. a normal image goes to ``eval`` when its content hash falls in the lowest ``EVAL_SHARE``
+   (about 20 %), except while the project has fewer than ``MIN_TRAIN_NORMALS`` train normals;
+5. catch-up: while fewer than ``MIN_EVAL_NORMALS`` normals are in ``eval``, a normal goes to
+   ``eval`` as soon as the normals still to come before the ``EVAL_FLOOR_AT``-th one would not be
+   enough to reach that floor. So the project has at least 4 eval normals from its 8th normal on.
+
+Rule 5 depends on the order in which images arrive, but it never moves an image that is already
+stored: the decision is made once, from the counts at that moment, and kept. Later edits are
+explicit (``PATCH /media/{id}``). Two uploads racing into the same small project may both read
+the same counts; the only effect is one eval image more or less.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from infra.database.models import Media
+
+Split = Literal["train", "eval"]
+TRAIN: Split = "train"
+EVAL: Split = "eval"
+SPLITS: tuple[Split, ...] = (TRAIN, EVAL)
+
+NORMAL, ANOMALOUS, UNLABELLED = "normal", "anomalous", "unlabelled"
+LABELS = (NORMAL, ANOMALOUS, UNLABELLED)
+
+EVAL_SHARE = 0.2
+MIN_EVAL_NORMALS = 4
+EVAL_FLOOR_AT = 8
+MIN_TRAIN_NORMALS = 2
+
+
+def hash_fraction(sha256: str) -> float:
+    """The content hash as a number in [0, 1): uniform, and the same for the same bytes everywhere."""
+    return int(sha256[:8], 16) / 0x1_0000_0000
+
+
+def hash_split(sha256: str) -> Split:
+    return EVAL if hash_fraction(sha256) < EVAL_SHARE else TRAIN
+
+
+@dataclass
+class SplitAssigner:
+    """Assigns splits to new media of one project, keeping its running counts of normal images.
+
+    ``normals`` and ``eval_normals`` are the project's counts before the first new item; one
+    assigner serves a whole upload so that its images see each other.
+    """
+
+    normals: int = 0
+    eval_normals: int = 0
+
+    def assign(self, label: str, sha256: str) -> Split:
+        if label == ANOMALOUS:
+            return EVAL
+        if label != NORMAL:
+            return hash_split(sha256)
+        split = hash_split(sha256) if self.normals - self.eval_normals >= MIN_TRAIN_NORMALS else TRAIN
+        missing = MIN_EVAL_NORMALS - self.eval_normals
+        if missing > 0 and missing >= EVAL_FLOOR_AT - self.normals:
+            split = EVAL
+        self.record(label, split)
+        return split
+
+    def record(self, label: str, split: str) -> None:
+        """Count an item whose split was decided elsewhere (a duplicate that keeps its twin's split)."""
+        if label == NORMAL:
+            self.normals += 1
+            self.eval_normals += split == EVAL
+
+
+def assigner_for(session: Session, project_id: uuid.UUID) -> SplitAssigner:
+    """An assigner that starts from the project's stored normal images."""
+    rows = session.execute(select(Media.split, func.count()).where(Media.project_id == project_id,
+                                                                    Media.label == NORMAL).group_by(Media.split))
+    counts = {split: count for split, count in rows}
+    return SplitAssigner(normals=sum(counts.values()), eval_normals=counts.get(EVAL, 0))
+
+
+def split_for_new_media(session: Session, assigner: SplitAssigner, project_id: uuid.UUID, label: str,
+                        sha256: str) -> Split:
+    """The split of a media item about to be added (rule 2 first, then the assigner)."""
+    if label != ANOMALOUS:
+        twin = session.scalar(select(Media.split).where(Media.project_id == project_id, Media.sha256 == sha256,
+                                                        Media.label == label).limit(1))
+        if twin in SPLITS:
+            assigner.record(label, twin)
+            return twin  # type: ignore[return-value]
+    return assigner.assign(label, sha256)
