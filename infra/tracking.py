@@ -39,7 +39,7 @@ def legacy_experiment_name(project_id: uuid.UUID | str) -> str:
 def experiment_name(client: MlflowClient, project_id: uuid.UUID | str, project_name: str,
                     experiment_id: str | None = None) -> str:
     """The project's name, or `<name> (<short id>)` when another experiment holds that name."""
-    name = " ".join(project_name.split()) or "project"
+    name = " ".join(project_name.split())[:200] or "project"  # MLflow stores at most 256 characters
     for candidate in (name, f"{name} ({str(project_id)[:8]})", f"{name} ({project_id})"):
         holder = client.get_experiment_by_name(candidate)  # deleted experiments keep their names too
         if holder is None or holder.experiment_id == experiment_id:

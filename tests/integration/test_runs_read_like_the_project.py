@@ -86,7 +86,7 @@ def test_prefect_names_runs_and_shows_the_training_steps(platform, platform_clie
 
     exported = platform_client.get(f"/api/models/{model['id']}/export", params={"format": "openvino"})
     assert exported.status_code == 202
-    export_job = wait_job(platform_client, exported.json()["job_id"], {"completed", "failed"}, 120)
+    export_job = wait_job(platform_client, exported.json()["job_id"], {"completed", "failed"}, 300)
     assert export_job["status"] == "completed"
     with SyncPrefectClient(prefect_api_url(platform.settings)) as prefect:
         assert prefect.read_flow_run(uuid.UUID(export_job["id"])).name == "export · openvino · v7"
