@@ -61,11 +61,21 @@ CHATTY_LOGGERS = ("httpx", "httpcore", "alembic", "uvicorn", "uvicorn.error", "u
                   "urllib3", "asyncio", "multipart")
 
 
+class QuietThirdParty(logging.Filter):
+    """Drops third-party records below WARNING, whatever levels the libraries set on their own loggers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith(CHATTY_LOGGERS)
+
+
 def configure_logging(level: str) -> None:
     numeric = logging.getLevelName(level.upper())
     logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
+    if numeric > logging.DEBUG:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(QuietThirdParty())
 
 
 def ready_banner(settings: Settings) -> str:
