@@ -25,6 +25,7 @@ from api.routers import (
     sources,
     trainable_models,
     training,
+    training_schedule,
     webrtc,
 )
 from infra.database.engine import session_factory
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         return JSONResponse(status_code=200 if healthy else 503, content=body)
 
     for module in (projects, media, snapshots, models, trainable_models, training, jobs, sources, sinks, pipelines,
-                   devices, active_pipelines, webrtc):
+                   devices, active_pipelines, webrtc, training_schedule):
         api.include_router(module.router)
     app.include_router(api)
     return app

@@ -81,6 +81,8 @@ def load_spec(database_url: str, active_id: uuid.UUID) -> PipelineSpec | None:
         pipeline = session.get(Pipeline, active.pipeline_id)
         if pipeline is None:
             raise PipelineFlowError(f"pipeline {active.pipeline_id} does not exist")
+        if pipeline.model_id is None:
+            raise PipelineFlowError(f"pipeline {pipeline.id} has no model (it follows a champion not promoted yet)")
         model = session.get(Model, pipeline.model_id)
         source = session.get(Source, pipeline.source_id)
         sink = session.get(Sink, pipeline.sink_id)
@@ -157,7 +159,7 @@ class ConfigWatcher:
             if pipeline is None:
                 return False
             config = PipelineConfig.model_validate(pipeline.config or {})
-            model_id = pipeline.model_id
+            model_id = pipeline.model_id or self._model_id  # a follower never loses its model
             rewired = (pipeline.source_id, pipeline.sink_id) != (self._spec.source_id, self._spec.sink_id)
             model = session.get(Model, model_id) if model_id != self._model_id else None
             model_status = model.status if model is not None else None
@@ -185,6 +187,10 @@ class ConfigWatcher:
             return
         self._model_id = model_id
         self._writer.note("model", None)
+        with session_scope(self._database_url) as session:
+            session.execute(update(ActivePipeline).where(ActivePipeline.id == self._spec.active_id)
+                            .values(model_id=model_id))
+        log.info("pipeline %s now runs model %s", self._spec.pipeline_id, model_id)
 
 
 def _cancelled_by_user(database_url: str, active_id: uuid.UUID) -> bool:
@@ -245,7 +251,7 @@ def _serve(spec: PipelineSpec, live: LivePipeline, watcher: ConfigWatcher, datab
     """Publish the control endpoint, then watch the rows until the runtime ends; returns (status, message)."""
     with session_scope(database_url) as session:
         transition(session, spec.active_id, "running", only_from=("starting",), control_url=live.control.url,
-                   control_token=live.control.token, started_at=utcnow())
+                   control_token=live.control.token, started_at=utcnow(), model_id=spec.model_id)
     log.info("active pipeline %s running; control endpoint %s", spec.active_id, live.control.url)
     while not live.runtime.wait(WATCH_INTERVAL_S):
         try:

@@ -208,3 +208,21 @@ class ModelRun:
             self.version = None
         self.client.set_terminated(self.run_id, status=status)
         self.client.delete_run(self.run_id)
+
+
+def log_retraining_decision(uri: str, run_id: str, metrics: dict[str, Any]) -> None:
+    """The retraining verdict on the candidate's run: decision and reason as tags, both scores as metrics."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, RunTag
+    from mlflow.utils.time import get_current_time_millis
+
+    now = get_current_time_millis()
+    scores = {f"retraining.{key}": metrics.get(key) for key in
+              ("candidate_image_auroc", "champion_image_auroc", "eval_images")}
+    MlflowClient(tracking_uri=uri).log_batch(
+        run_id,
+        metrics=[Metric(key, float(value), now, 0) for key, value in scores.items()
+                 if isinstance(value, int | float) and math.isfinite(value)],
+        tags=[RunTag("geti_inspect.retraining.decision", str(metrics.get("decision"))),
+              RunTag("geti_inspect.retraining.reason", str(metrics.get("reason"))[:5000]),
+              RunTag("geti_inspect.retraining.champion_model_id", str(metrics.get("champion_model_id")))])

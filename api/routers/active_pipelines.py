@@ -59,6 +59,9 @@ def start_pipeline(body: ActivePipelineCreate, session: SessionDep, orchestrator
     """Submit a run of the `inference` deployment; the row turns running once the pipeline serves frames."""
     pipeline = get_or_404(session, Pipeline, body.pipeline_id)
     ensure_idle(session, orchestrator, Pipeline.id == pipeline.id, f"pipeline {pipeline.id}", "starting it again")
+    if pipeline.model_id is None:
+        raise HTTPException(status_code=409, detail=f"pipeline {pipeline.id} follows the champion and project "
+                                                    f"{pipeline.project_id} has none yet: promote a model first")
     model = session.get(Model, pipeline.model_id)
     if model is None or model.status != "ready":
         status = model.status if model is not None else "missing"

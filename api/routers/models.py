@@ -1,4 +1,4 @@
-"""Model rows: list, read, delete. Training creates them; export comes with the training flows."""
+"""Model rows: list, read, delete, promote to champion. Training creates them; export comes with the training flows."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
-from api.deps import SessionDep, StoreDep, get_or_404
+from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.links import UiLinksDep, model_out
 from api.routers._guards import ensure_unused
 from api.routers._jobs import OrchestratorDep, cancel_training_jobs, orchestration_errors
 from api.schemas.jobs import JobAccepted
 from api.schemas.models import ModelOut
+from infra.champion import AliasNotMoved, NotPromotable, promote
 from infra.database.models import Model, Pipeline, Project
 from infra.model_files import COMPRESSIONS, EXPORT_FORMATS, archive_key, export_name, model_prefix
 from infra.orchestration import JobType
+from infra.tracking import tracking_uri
 
 router = APIRouter(tags=["models"])
 
@@ -33,6 +35,21 @@ def list_models(project_id: uuid.UUID, session: SessionDep, links: UiLinksDep) -
 @router.get("/models/{model_id}", response_model=ModelOut)
 def get_model(model_id: uuid.UUID, session: SessionDep, links: UiLinksDep) -> ModelOut:
     return model_out(get_or_404(session, Model, model_id), links)
+
+
+@router.post("/models/{model_id}/promote", response_model=ModelOut)
+def promote_model(model_id: uuid.UUID, session: SessionDep, settings: SettingsDep, links: UiLinksDep) -> ModelOut:
+    """Make the model its project's champion: pipelines that follow the champion switch to it live."""
+    model = get_or_404(session, Model, model_id)
+    try:
+        promote(session, model, tracking_uri(settings))
+    except NotPromotable as error:
+        raise HTTPException(status_code=409, detail=str(error)) from error
+    except AliasNotMoved as error:
+        session.rollback()
+        raise HTTPException(status_code=503, detail=str(error)) from error
+    session.commit()
+    return model_out(model, links)
 
 
 @router.delete("/models/{model_id}", status_code=204)

@@ -1,4 +1,8 @@
-"""Pipelines: a model, a source and a sink of one project, plus threshold and frame rate."""
+"""Pipelines: a model, a source and a sink of one project, plus threshold and frame rate.
+
+A pipeline may follow the project's champion instead of naming a model: its `model_id` is then
+kept equal to the champion by promotion (`infra/champion.py`), and a running one swaps live.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from api.routers._guards import config_error
 from api.routers._jobs import OrchestratorDep
 from api.schemas.pipelines import PipelineCreate, PipelineOut, PipelinePatch
 from infra.blob_gc import capture_hashes, delete_unreferenced_blobs
+from infra.champion import current_champion
 from infra.configs import PipelineConfig
 from infra.database.models import Base, Model, Pipeline, Project, Sink, Source
 
@@ -35,6 +40,22 @@ def _check_references(session: Session, project_id: uuid.UUID, ids: dict[str, uu
         )
 
 
+def _model_for(session: Session, project_id: uuid.UUID, follow_champion: bool, model_id: uuid.UUID | None
+               ) -> uuid.UUID | None:
+    """The model the pipeline runs: the champion (None before there is one) when it follows it, else `model_id`."""
+    if not follow_champion:
+        if model_id is None:
+            raise HTTPException(status_code=422, detail="give model_id, or set follow_champion: true")
+        return model_id
+    champion = current_champion(session, project_id)
+    champion_id = champion.id if champion is not None else None
+    if model_id is not None and model_id != champion_id:
+        raise HTTPException(status_code=422, detail=f"a pipeline that follows the champion runs the champion "
+                                                    f"({champion_id or 'none yet'}), not model {model_id}: "
+                                                    f"leave model_id out")
+    return champion_id
+
+
 def _merged_config(stored: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     try:
         return PipelineConfig.model_validate({**stored, **changes}).model_dump(mode="json")
@@ -52,10 +73,11 @@ def list_pipelines(project_id: uuid.UUID, session: SessionDep) -> list[Pipeline]
 @router.post("/projects/{project_id}/pipelines", response_model=PipelineOut, status_code=201)
 def create_pipeline(project_id: uuid.UUID, body: PipelineCreate, session: SessionDep) -> Pipeline:
     get_or_404(session, Project, project_id)
-    _check_references(session, project_id,
-                      {"model_id": body.model_id, "source_id": body.source_id, "sink_id": body.sink_id})
-    pipeline = Pipeline(project_id=project_id, name=body.name, model_id=body.model_id, source_id=body.source_id,
-                        sink_id=body.sink_id, config=body.config.model_dump(mode="json"))
+    given = {"model_id": body.model_id} if body.model_id is not None else {}
+    _check_references(session, project_id, {**given, "source_id": body.source_id, "sink_id": body.sink_id})
+    model_id = _model_for(session, project_id, body.follow_champion, body.model_id)
+    pipeline = Pipeline(project_id=project_id, name=body.name, model_id=model_id, follow_champion=body.follow_champion,
+                        source_id=body.source_id, sink_id=body.sink_id, config=body.config.model_dump(mode="json"))
     session.add(pipeline)
     session.flush()
     return pipeline
@@ -74,6 +96,10 @@ def update_pipeline(pipeline_id: uuid.UUID, body: PipelinePatch, session: Sessio
         raise HTTPException(status_code=422, detail="nothing to update")
     references = {field: changes[field] for field in _REFERENCES if field in changes}
     _check_references(session, pipeline.project_id, references)
+    if "follow_champion" in changes or "model_id" in changes:
+        follow = changes.get("follow_champion", pipeline.follow_champion)
+        given = changes.get("model_id", None if follow else pipeline.model_id)
+        changes["model_id"] = _model_for(session, pipeline.project_id, follow, given)
     if "config" in changes:
         pipeline.config = _merged_config(pipeline.config, changes.pop("config"))
     for field, value in changes.items():

@@ -13,6 +13,8 @@ from api.schemas.projects import ProjectCreate, ProjectOut, ProjectUpdate
 from infra.blob_gc import capture_hashes, delete_unreferenced_blobs
 from infra.database.models import Media, Model, Pipeline, Project, Snapshot, SnapshotItem
 from infra.model_files import model_prefix
+from infra.orchestration import OrchestrationUnavailable
+from infra.orchestration.schedules import delete_schedule, settings_key
 from infra.tracking import rename_project_experiment, tracking_uri
 
 log = logging.getLogger(__name__)
@@ -74,6 +76,11 @@ def delete_project(project_id: uuid.UUID, session: SessionDep, store: StoreDep, 
     delete_unreferenced_blobs(session, store, hashes)
     for model_id, _, _ in models:
         store.delete_prefix(model_prefix(model_id))
+    if store.exists(settings_key(project_id)):  # only projects with a schedule talk to Prefect here
+        try:
+            delete_schedule(orchestrator, store, project_id)
+        except OrchestrationUnavailable:  # its runs then fail at once: the project is gone
+            log.warning("could not remove the training schedule of deleted project %s", project_id)
     store.delete_prefix(f"projects/{project_id}/")
     cancel_training_jobs(orchestrator, [job_id for _, status, job_id in models if status == "training" and job_id])
     return Response(status_code=204)

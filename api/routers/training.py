@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from sqlalchemy import func, select
@@ -19,6 +20,7 @@ from infra.anomaly.backbones import hub_cache_dir
 from infra.anomaly.catalog import ParameterError, availability, get_architecture, validate_parameters
 from infra.database.models import Media, Model, Project, Snapshot, SnapshotItem
 from infra.orchestration import JobType
+from infra.settings import Settings
 
 router = APIRouter(tags=["training"])
 
@@ -31,18 +33,24 @@ def _normal_count(session: SessionDep, project_id: uuid.UUID, snapshot: Snapshot
     return session.scalar(query) or 0
 
 
+def checked_parameters(architecture: str, parameters: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The validated parameters (defaults filled in), or 422 when the model cannot train with them here."""
+    cache_dir = hub_cache_dir(settings.resolved_data_dir)
+    try:
+        checked = validate_parameters(architecture, parameters, cache_dir=cache_dir)
+    except ParameterError as error:
+        raise HTTPException(status_code=422, detail=str(error)) from error
+    available, reason = availability(get_architecture(architecture), cache_dir)
+    if not available:
+        raise HTTPException(status_code=422, detail=f"{architecture} cannot train here: {reason}")
+    return checked
+
+
 @router.post("/projects/{project_id}/train", status_code=202, response_model=TrainAccepted)
 def start_training(project_id: uuid.UUID, body: TrainRequest, session: SessionDep, settings: SettingsDep,
                    orchestrator: OrchestratorDep) -> TrainAccepted:
     get_or_404(session, Project, project_id)
-    cache_dir = hub_cache_dir(settings.resolved_data_dir)
-    try:
-        parameters = validate_parameters(body.architecture, body.parameters, cache_dir=cache_dir)
-    except ParameterError as error:
-        raise HTTPException(status_code=422, detail=str(error)) from error
-    available, reason = availability(get_architecture(body.architecture), cache_dir)
-    if not available:
-        raise HTTPException(status_code=422, detail=f"{body.architecture} cannot train here: {reason}")
+    parameters = checked_parameters(body.architecture, body.parameters, settings)
 
     snapshot = None
     if body.snapshot_id is not None:

@@ -44,6 +44,8 @@ class ActivePipelineOut(ApiModel):
     pipeline_id: uuid.UUID
     status: ActiveStatus
     job_id: uuid.UUID | None = Field(default=None, validation_alias="flow_run_id")
+    # The model it runs now (changes live when its pipeline's model changes or a followed champion is promoted).
+    model_id: uuid.UUID | None = None
     # Why it failed; while it runs, what is wrong without stopping it (e.g. a camera reconnecting).
     message: str | None
     metrics: PipelineMetrics

@@ -32,4 +32,6 @@ class ModelOut(ApiModel):
     mlflow_model_name: str | None
     mlflow_model_version: str | None
     error: str | None
+    # The model the project's live lines follow (at most one per project).
+    champion: bool = False
     links: ModelLinks = Field(default_factory=ModelLinks)

@@ -132,6 +132,15 @@ class Orchestrator:
         error = self._client.api_healthcheck()
         return (error is None, "reachable" if error is None else f"unreachable: {error}")
 
+    @property
+    def prefect(self) -> SyncPrefectClient:
+        """The Prefect client, for the other orchestration modules (schedules)."""
+        return self._client
+
+    def deployment_id(self, job_type: JobType) -> uuid.UUID:
+        """The id of the deployment that runs the job type (cached; 503 when it is not registered)."""
+        return self._deployment_id(job_type)
+
     # -- internals -------------------------------------------------------------------------
 
     def _deployment_id(self, job_type: JobType) -> uuid.UUID:
@@ -225,3 +234,7 @@ def _unavailable_on_error() -> Iterator[None]:
         raise
     except (httpx.HTTPError, PrefectHTTPStatusError, OSError) as error:
         raise OrchestrationUnavailable(f"Prefect API unavailable: {error}") from error
+
+
+# For the other orchestration modules (schedules).
+unavailable_on_error = _unavailable_on_error

@@ -16,6 +16,7 @@ class JobType(StrEnum):
     TRAINING = "training"
     EXPORT = "export"
     INFERENCE = "inference"  # a live pipeline: runs until it is stopped
+    RETRAINING = "retraining"  # snapshot, train a candidate, compare with the champion, maybe promote
 
 
 class JobStatus(StrEnum):
@@ -32,6 +33,7 @@ DEPLOYMENTS: dict[JobType, str] = {
     JobType.TRAINING: "train-model/training",
     JobType.EXPORT: "export-model/export",
     JobType.INFERENCE: "run-pipeline/inference",
+    JobType.RETRAINING: "retrain-project/retraining",
 }
 
 STATUS_BY_STATE: dict[StateType, JobStatus] = {

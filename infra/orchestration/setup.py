@@ -1,7 +1,7 @@
 """Idempotent Prefect configuration applied at start: work pools, deployments, crash automation.
 
-Also the schedule helper used for scheduled retraining. Each call is safe to repeat against a
-server that already has the object.
+Each call is safe to repeat against a server that already has the object. Project schedules
+live in `schedules.py`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from prefect.client.orchestration import SyncPrefectClient
-from prefect.client.schemas.actions import DeploymentScheduleCreate, WorkPoolCreate
+from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import StateType
-from prefect.client.schemas.schedules import CronSchedule
 from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.exceptions import ObjectNotFound
@@ -97,30 +95,3 @@ def ensure_crash_automation(client: SyncPrefectClient, within_seconds: float) ->
     for found in existing:
         client.delete_automation(found.id)
     return client.create_automation(automation)
-
-
-def set_schedule(client: SyncPrefectClient, deployment_name: str, slug: str, cron: str, timezone: str,
-                 parameters: dict[str, Any], active: bool = True) -> uuid.UUID:
-    """Create or update the schedule `slug` of a deployment.
-
-    Parameters are always sent: updating a schedule without them wipes them (see facts).
-    """
-    deployment = client.read_deployment_by_name(deployment_name)
-    schedule = CronSchedule(cron=cron, timezone=timezone)
-    for existing in client.read_deployment_schedules(deployment.id):
-        if existing.slug == slug:
-            client.update_deployment_schedule(deployment.id, existing.id, active=active, schedule=schedule,
-                                              parameters=parameters, slug=slug)
-            return existing.id
-    created = client.create_deployment_schedules(deployment.id, [DeploymentScheduleCreate(
-        schedule=schedule, active=active, parameters=parameters, slug=slug)])
-    return created[0].id
-
-
-def remove_schedule(client: SyncPrefectClient, deployment_name: str, slug: str) -> bool:
-    deployment = client.read_deployment_by_name(deployment_name)
-    for existing in client.read_deployment_schedules(deployment.id):
-        if existing.slug == slug:
-            client.delete_deployment_schedule(deployment.id, existing.id)
-            return True
-    return False

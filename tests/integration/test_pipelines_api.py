@@ -32,7 +32,7 @@ def test_pipeline_crud_roundtrip(client, project):
     assert created.status_code == 201, created.text
     body = created.json()
     assert set(body) == {"id", "project_id", "name", "model_id", "source_id", "sink_id", "config", "created_at",
-                         "updated_at"}
+                         "updated_at", "follow_champion"}
     assert body["config"] == stored(0.5, 30.0)
     assert {key: body[key] for key in parts} == parts and body["project_id"] == project["id"]
     assert ISO_Z.match(body["created_at"]) and ISO_Z.match(body["updated_at"])

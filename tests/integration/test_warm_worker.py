@@ -34,7 +34,7 @@ def _snapshot_job(client, project_id: str) -> dict:
 
 
 def test_pool_modules_come_from_prefect_yaml() -> None:
-    assert pool_modules("training") == ["flows.snapshot", "flows.training.flow", "flows.export"]
+    assert pool_modules("training") == ["flows.snapshot", "flows.training.flow", "flows.export", "flows.retraining"]
     assert pool_modules("inference") == ["flows.inference"]
     assert pool_modules("no-such-pool") == []
 
