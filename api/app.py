@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from api.access import ApiKeyMiddleware
 from api.contract import install_contract
+from api.docs import install_offline_docs
 from api.errors import install_error_handlers
 from api.routers import (
     active_pipelines,
@@ -61,11 +62,12 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         version="0.1.0",
         description="Visual anomaly detection for factory inspection.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        docs_url=None,  # served offline by install_offline_docs
         redoc_url=None,
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_offline_docs(app)
     install_contract(app)
     # Added last = runs first: an unauthenticated request is refused before its body is read.
     app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_bytes,

@@ -11,9 +11,12 @@ import logging
 import math
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
+from prefect import task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.client.schemas.objects import StateType
@@ -23,10 +26,21 @@ from infra.settings import Settings
 
 log = logging.getLogger(__name__)
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 def flow_settings() -> Settings:
     """Settings of the flow process: the worker passes every INSPECT_* variable through."""
     return Settings()
+
+
+def step(name: str, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run `function` as a Prefect task called `name`: a row in the run's task list and timeline.
+
+    Steps pass live objects (models, stores) and run once: no caching, no persisted results.
+    """
+    return task(name=name, cache_policy=NO_CACHE, persist_result=False)(function)(*args, **kwargs)
 
 
 def current_job_id() -> uuid.UUID | None:

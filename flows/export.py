@@ -14,11 +14,12 @@ from pathlib import Path
 
 from prefect import flow
 
-from flows.common import JobProgress, flow_settings
+from flows.common import JobProgress, flow_settings, step
+from flows.run_names import export_run_name
 from infra.database.engine import session_scope
 from infra.database.models import Model
 from infra.model_files import archive_key, checkpoint_key, download_folder, export_name, openvino_prefix
-from infra.storage import build_store
+from infra.storage import ObjectStore, build_store
 
 WARM_START_IMPORTS = ("flows.training.export",)  # see infra/orchestration/warm_engine.py
 
@@ -37,7 +38,24 @@ def zip_folder(folder: Path, archive: Path) -> Path:
     return archive
 
 
-@flow(name="export-model", log_prints=True)
+def _download_ir(store: ObjectStore, model_id: str, out_dir: Path) -> Path:
+    download_folder(store, openvino_prefix(model_id), out_dir)
+    return out_dir
+
+
+def _reexport(store: ObjectStore, model_id: str, architecture: str, parameters: dict, format: str,  # noqa: A002
+              compression: str | None, work: Path, data_dir: Path) -> Path:
+    from flows.training.export import export  # torch and anomalib: only when re-exporting
+
+    checkpoint = store.get_file(checkpoint_key(model_id), work / "model.ckpt")
+    return export(checkpoint, architecture, parameters, format, compression, work / "out", data_dir=data_dir)
+
+
+def _upload_archive(store: ObjectStore, key: str, out_dir: Path, archive: Path) -> None:
+    store.put_file(key, zip_folder(out_dir, archive))
+
+
+@flow(name="export-model", flow_run_name=export_run_name, log_prints=True)
 def export_model(model_id: str, format: str, compression: str | None = None) -> str:  # noqa: A002 - API name
     """Build `models/{id}/exports/<format>[-<compression>].zip` from the stored IR and checkpoint."""
     settings = flow_settings()
@@ -57,17 +75,13 @@ def export_model(model_id: str, format: str, compression: str | None = None) -> 
         progress.update(0.05, stage="download")
         if format == "openvino" and compression is None:
             # Training stored this very IR (batch 1, verified): package it as it is.
-            out_dir = work / "out"
-            download_folder(store, openvino_prefix(model_id), out_dir)
+            out_dir = step("download IR", _download_ir, store, model_id, work / "out")
         else:
-            from flows.training.export import export  # torch and anomalib: only when re-exporting
-
-            checkpoint = store.get_file(checkpoint_key(model_id), work / "model.ckpt")
             progress.update(0.2, stage="export")
-            out_dir = export(checkpoint, architecture, parameters, format, compression, work / "out",
-                             data_dir=settings.resolved_data_dir)
+            out_dir = step(f"export {export_name(format, compression)}", _reexport, store, model_id, architecture,
+                           parameters, format, compression, work, settings.resolved_data_dir)
         progress.update(0.9, stage="upload")
-        store.put_file(key, zip_folder(out_dir, work / "archive.zip"))
+        step("upload files", _upload_archive, store, key, out_dir, work / "archive.zip")
     with session_scope(settings.resolved_database_url) as session:
         if session.get(Model, uuid.UUID(model_id)) is None:  # deleted meanwhile: leave no orphan archive
             store.delete(key)

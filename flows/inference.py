@@ -32,6 +32,7 @@ from sqlalchemy import update
 
 from flows.common import current_job_id, flow_settings
 from flows.model_cache import ModelCache
+from flows.run_names import pipeline_run_name
 from infra.active_pipelines import transition
 from infra.collected_media import CollectedMediaWriter
 from infra.configs import PipelineConfig
@@ -264,7 +265,7 @@ def _serve(spec: PipelineSpec, live: LivePipeline, watcher: ConfigWatcher, datab
     return ("failed" if status["state"] == "failed" else "stopped"), status.get("message")
 
 
-@flow(name="run-pipeline", retries=0, persist_result=False)
+@flow(name="run-pipeline", flow_run_name=pipeline_run_name, retries=0, persist_result=False)
 def run_pipeline(active_pipeline_id: str) -> str:
     """Run the active pipeline until it is cancelled, its source ends, or it fails."""
     settings = flow_settings()

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from flows.common import JobProgress, flow_settings
+from flows.run_names import snapshot_run_name
 from infra.database.engine import session_scope
 from infra.database.models import Media, Snapshot, SnapshotItem
 
@@ -52,7 +53,7 @@ def mark_snapshot_failed(database_url: str, snapshot_id: uuid.UUID, reason: str)
                         .values(status="failed", error=reason[:2000]))
 
 
-@flow(name="create-snapshot", log_prints=True)
+@flow(name="create-snapshot", flow_run_name=snapshot_run_name, log_prints=True)
 def create_snapshot(snapshot_id: str) -> int:
     settings = flow_settings()
     progress = JobProgress("Freezing the project's media")

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     mlflow_port: int = 5000
     prefect_api_url: str | None = None  # external Prefect API: nothing is started locally
     mlflow_tracking_uri: str | None = None  # external MLflow server: nothing is started locally
+    # Browser addresses of the Prefect and MLflow UIs, for the links in API responses and the start-up
+    # banner. Unset: the external server's address when one is configured, else the supervised port on
+    # the host the client used to reach the API.
+    prefect_ui_url: str | None = None
+    mlflow_ui_url: str | None = None
     min_normal_images: int = 8
     # Workers keep a spare flow process with the flows' imports (torch, anomalib) done: jobs start in
     # about a second instead of spending 10-20 s importing. Costs one idle process per worker (~0.8 GB training).

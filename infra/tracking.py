@@ -1,5 +1,8 @@
 """MLflow helpers: one experiment per project, one run per trained model, one registered model per project.
 
+The MLflow UI should read like the project: an experiment carries the project's name (suffixed
+with the short project id only when another experiment already has that name) and a tag with the
+project id, by which it is found again after a rename; runs are named after their models.
 MLflow is imported lazily: the API and the supervisor only need the addresses.
 """
 
@@ -37,8 +40,80 @@ def is_tracking_failure(error: BaseException) -> bool:
     return isinstance(error, MlflowException | requests.RequestException)
 
 
-def experiment_name(project_id: uuid.UUID | str) -> str:
+PROJECT_TAG = "geti_inspect.project_id"
+
+
+def legacy_experiment_name(project_id: uuid.UUID | str) -> str:
+    """The name experiments had before they carried the project's name (still found and renamed)."""
     return f"geti-inspect/project-{project_id}"
+
+
+def experiment_name(client: MlflowClient, project_id: uuid.UUID | str, project_name: str,
+                    experiment_id: str | None = None) -> str:
+    """The project's name, or `<name> (<short id>)` when another experiment holds that name."""
+    name = " ".join(project_name.split())[:200] or "project"  # MLflow stores at most 256 characters
+    for candidate in (name, f"{name} ({str(project_id)[:8]})", f"{name} ({project_id})"):
+        holder = client.get_experiment_by_name(candidate)  # deleted experiments keep their names too
+        if holder is None or holder.experiment_id == experiment_id:
+            return candidate
+    raise ValueError(f"no free experiment name for project {project_id}")
+
+
+def find_project_experiment(client: MlflowClient, project_id: uuid.UUID | str) -> Any | None:
+    from mlflow.entities import ViewType
+
+    found = client.search_experiments(view_type=ViewType.ALL, max_results=1,
+                                      filter_string=f"tags.`{PROJECT_TAG}` = '{project_id}'")
+    return found[0] if found else client.get_experiment_by_name(legacy_experiment_name(project_id))
+
+
+def project_experiment(client: MlflowClient, project_id: uuid.UUID | str, project_name: str) -> str:
+    """The id of the project's experiment, created or renamed (and restored) as needed."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = find_project_experiment(client, project_id)
+    if experiment is None:
+        try:
+            return client.create_experiment(experiment_name(client, project_id, project_name),
+                                            tags={PROJECT_TAG: str(project_id)})
+        except MlflowException:  # created concurrently by another run
+            experiment = find_project_experiment(client, project_id)
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        client.restore_experiment(experiment.experiment_id)
+    sync_experiment_name(client, experiment, project_id, project_name)
+    return experiment.experiment_id
+
+
+def sync_experiment_name(client: MlflowClient, experiment: Any, project_id: uuid.UUID | str, project_name: str) -> None:
+    if experiment.tags.get(PROJECT_TAG) != str(project_id):
+        client.set_experiment_tag(experiment.experiment_id, PROJECT_TAG, str(project_id))
+    wanted = experiment_name(client, project_id, project_name, experiment.experiment_id)
+    if experiment.name != wanted:
+        client.rename_experiment(experiment.experiment_id, wanted)
+
+
+def rename_project_experiment(uri: str, project_id: uuid.UUID | str, project_name: str) -> bool:
+    """Keep the experiment's name in step with a renamed project; False when it has none or MLflow is down.
+
+    Best effort: the project's next training renames the experiment too. A quick health probe first,
+    because the MLflow client retries an unreachable server for minutes.
+    """
+    import httpx
+    from mlflow import MlflowClient
+
+    if uri.startswith("http"):
+        try:
+            httpx.get(f"{uri.rstrip('/')}/health", timeout=2).raise_for_status()
+        except httpx.HTTPError:
+            return False
+    client = MlflowClient(tracking_uri=uri)
+    experiment = find_project_experiment(client, project_id)
+    if experiment is None:
+        return False
+    sync_experiment_name(client, experiment, project_id, project_name)
+    return True
 
 
 def registered_model_name(project_id: uuid.UUID | str) -> str:
@@ -65,26 +140,18 @@ class ModelRun:
     """The MLflow run of one model: params, metrics, artifacts, the registered version."""
 
     def __init__(self, uri: str, project_id: uuid.UUID | str, model_id: uuid.UUID | str, run_name: str,
-                 tags: dict[str, str] | None = None) -> None:
+                 tags: dict[str, str] | None = None, project_name: str | None = None) -> None:
         from mlflow import MlflowClient
 
         self.client: MlflowClient = MlflowClient(tracking_uri=uri)
         self.model_name = registered_model_name(project_id)
+        self.project_name = project_name or f"project {str(project_id)[:8]}"
         self.version: str | None = None
-        experiment = self.client.get_experiment_by_name(experiment_name(project_id))
-        experiment_id = (experiment.experiment_id if experiment is not None
-                         else self._create_experiment(experiment_name(project_id)))
-        run_tags = {"geti_inspect.project_id": str(project_id), "geti_inspect.model_id": str(model_id), **(tags or {})}
-        self.run = self.client.create_run(experiment_id, run_name=run_name, tags=run_tags)
+        self.experiment_id = project_experiment(self.client, project_id, self.project_name)
+        run_tags = {PROJECT_TAG: str(project_id), "geti_inspect.model_id": str(model_id),
+                    "geti_inspect.project_name": self.project_name, **(tags or {})}
+        self.run = self.client.create_run(self.experiment_id, run_name=run_name, tags=run_tags)
         self.run_id: str = self.run.info.run_id
-
-    def _create_experiment(self, name: str) -> str:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self.client.create_experiment(name)
-        except MlflowException:  # created concurrently by another run
-            return self.client.get_experiment_by_name(name).experiment_id
 
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param
@@ -135,7 +202,9 @@ class ModelRun:
         except MlflowException:
             # Another run may create it at the same moment: that is fine.
             with contextlib.suppress(MlflowException):
-                self.client.create_registered_model(self.model_name, description="Geti Inspect models of one project")
+                self.client.create_registered_model(
+                    self.model_name, description=f"Geti Inspect models of project {self.project_name!r}",
+                    tags={PROJECT_TAG: self.run.data.tags.get(PROJECT_TAG, "")})
         version = self.client.create_model_version(self.model_name, source=f"{self.run.info.artifact_uri}/"
                                                    f"{artifact_path}", run_id=self.run_id, description=description)
         self.version = str(version.version)

@@ -9,10 +9,11 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import update
 
 from api.deps import SessionDep, get_or_404
+from api.links import UiLinksDep, job_out
 from api.routers._jobs import OrchestratorDep, orchestration_errors
 from api.schemas.jobs import JobOut
 from infra.database.models import Model, Project, Snapshot
-from infra.orchestration import Job, JobStatus, JobType
+from infra.orchestration import JobStatus, JobType
 from infra.orchestration.reconcile import settle_rows
 
 router = APIRouter(tags=["jobs"])
@@ -23,25 +24,26 @@ def list_jobs(
     project_id: uuid.UUID,
     session: SessionDep,
     orchestrator: OrchestratorDep,
+    links: UiLinksDep,
     job_type: Annotated[JobType | None, Query(alias="type")] = None,
     status: JobStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> list[Job]:
+) -> list[JobOut]:
     """Newest first, a page at a time: Prefect's cost grows with the jobs returned."""
     get_or_404(session, Project, project_id)
     with orchestration_errors():
         jobs = orchestrator.list_jobs(project_id, job_type, status, limit=limit, offset=offset)
     settle_rows(session, jobs)
-    return jobs
+    return [job_out(job, links) for job in jobs]
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDep) -> Job:
+def get_job(job_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDep, links: UiLinksDep) -> JobOut:
     with orchestration_errors():
         job = orchestrator.get_job(job_id)
     settle_rows(session, [job])
-    return job
+    return job_out(job, links)
 
 
 @router.delete("/jobs/{job_id}", status_code=204)

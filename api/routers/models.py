@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
+from api.links import UiLinksDep, model_out
 from api.routers._guards import ensure_unused
 from api.routers._jobs import OrchestratorDep, cancel_training_jobs, orchestration_errors
 from api.schemas.jobs import JobAccepted
@@ -25,18 +26,19 @@ router = APIRouter(tags=["models"])
 
 
 @router.get("/projects/{project_id}/models", response_model=list[ModelOut])
-def list_models(project_id: uuid.UUID, session: SessionDep) -> list[Model]:
+def list_models(project_id: uuid.UUID, session: SessionDep, links: UiLinksDep) -> list[ModelOut]:
     get_or_404(session, Project, project_id)
-    return list(session.scalars(select(Model).where(Model.project_id == project_id).order_by(Model.created_at.desc())))
+    models = session.scalars(select(Model).where(Model.project_id == project_id).order_by(Model.created_at.desc()))
+    return [model_out(model, links) for model in models]
 
 
 @router.get("/models/{model_id}", response_model=ModelOut)
-def get_model(model_id: uuid.UUID, session: SessionDep) -> Model:
-    return get_or_404(session, Model, model_id)
+def get_model(model_id: uuid.UUID, session: SessionDep, links: UiLinksDep) -> ModelOut:
+    return model_out(get_or_404(session, Model, model_id), links)
 
 
 @router.post("/models/{model_id}/promote", response_model=ModelOut)
-def promote_model(model_id: uuid.UUID, session: SessionDep, settings: SettingsDep) -> Model:
+def promote_model(model_id: uuid.UUID, session: SessionDep, settings: SettingsDep, links: UiLinksDep) -> ModelOut:
     """Make the model its project's champion: pipelines that follow the champion switch to it live."""
     model = get_or_404(session, Model, model_id)
     try:
@@ -47,7 +49,7 @@ def promote_model(model_id: uuid.UUID, session: SessionDep, settings: SettingsDe
         session.rollback()
         raise HTTPException(status_code=503, detail=str(error)) from error
     session.commit()
-    return model
+    return model_out(model, links)
 
 
 @router.delete("/models/{model_id}", status_code=204)

@@ -3,10 +3,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, BackgroundTasks, Response
 from sqlalchemy import select
 
-from api.deps import SessionDep, StoreDep, get_or_404
+from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.routers._active import ensure_idle
 from api.routers._jobs import OrchestratorDep, cancel_training_jobs
 from api.schemas.projects import ProjectCreate, ProjectOut, ProjectUpdate
@@ -15,6 +15,7 @@ from infra.database.models import Media, Model, Pipeline, Project, Snapshot, Sna
 from infra.model_files import model_prefix
 from infra.orchestration import OrchestrationUnavailable
 from infra.orchestration.schedules import delete_schedule, settings_key
+from infra.tracking import rename_project_experiment, tracking_uri
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +41,21 @@ def get_project(project_id: uuid.UUID, session: SessionDep) -> Project:
 
 
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
-def update_project(project_id: uuid.UUID, body: ProjectUpdate, session: SessionDep) -> Project:
+def update_project(project_id: uuid.UUID, body: ProjectUpdate, session: SessionDep, settings: SettingsDep,
+                   background: BackgroundTasks) -> Project:
     project = get_or_404(session, Project, project_id)
     project.name = body.name
     session.flush()
+    # After the response (and the commit): the MLflow experiment follows the project's name.
+    background.add_task(_rename_experiment, tracking_uri(settings), project_id, body.name)
     return project
+
+
+def _rename_experiment(uri: str, project_id: uuid.UUID, name: str) -> None:
+    try:
+        rename_project_experiment(uri, project_id, name)
+    except Exception:  # noqa: BLE001 - best effort: the next training renames it too
+        log.warning("could not rename the MLflow experiment of project %s", project_id, exc_info=True)
 
 
 @router.delete("/projects/{project_id}", status_code=204)

@@ -3,10 +3,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.schemas.common import ApiModel, UtcDatetime
 from infra.orchestration import JobStatus, JobType
+
+
+class JobLinks(BaseModel):
+    """Browser address of the job's flow run in the Prefect UI."""
+
+    prefect_flow_run: str | None = None
 
 
 class JobOut(ApiModel):
@@ -21,6 +27,7 @@ class JobOut(ApiModel):
     created_at: UtcDatetime | None
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
+    links: JobLinks = Field(default_factory=JobLinks)
 
 
 class JobAccepted(BaseModel):

@@ -3,7 +3,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from api.schemas.common import ApiModel, UtcDatetime
+
+
+class ModelLinks(BaseModel):
+    """Browser addresses of the model's MLflow run (once trained) and of the flow run that trained it."""
+
+    mlflow_run: str | None = None
+    prefect_flow_run: str | None = None
 
 
 class ModelOut(ApiModel):
@@ -25,3 +34,4 @@ class ModelOut(ApiModel):
     error: str | None
     # The model the project's live lines follow (at most one per project).
     champion: bool = False
+    links: ModelLinks = Field(default_factory=ModelLinks)

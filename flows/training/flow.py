@@ -25,14 +25,17 @@ from prefect import flow
 from prefect.exceptions import TerminationSignal
 from sqlalchemy import select, update
 
-from flows.common import JobProgress, cancel_requested, current_job_id, flow_settings
+from flows.common import JobProgress, cancel_requested, current_job_id, flow_settings, step
+from flows.run_names import training_run_name
 from flows.snapshot import freeze_snapshot
+from flows.training.summary import publish_summary, version_description
 from infra.database.engine import session_scope
-from infra.database.models import Model, Snapshot, SnapshotItem
+from infra.database.models import Model, Project, Snapshot, SnapshotItem
 from infra.model_files import checkpoint_key, model_prefix, openvino_prefix, upload_folder
 from infra.settings import Settings
 from infra.storage import ObjectStore, blob_key, build_store
 from infra.tracking import ModelRun, TrackingUnavailable, is_tracking_failure, tracking_uri
+from infra.ui_links import ui_links
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,7 @@ class ModelSpec:
     architecture: str
     parameters: dict[str, Any]
     snapshot_id: uuid.UUID
+    project_name: str
 
 
 @contextmanager
@@ -96,8 +100,9 @@ def _load_spec(settings: Settings, model_id: uuid.UUID) -> ModelSpec:
             raise TrainingFlowError(f"model {model_id} does not exist (deleted before training started?)")
         if model.snapshot_id is None:
             raise TrainingFlowError(f"model {model_id} has no snapshot to train on")
+        project = session.get(Project, model.project_id)
         return ModelSpec(model.id, model.project_id, model.name, model.architecture, dict(model.parameters or {}),
-                         model.snapshot_id)
+                         model.snapshot_id, project.name if project is not None else str(model.project_id))
 
 
 def dataset_items(session: Any, snapshot_id: uuid.UUID) -> list[tuple]:
@@ -150,12 +155,71 @@ def _numeric(metrics: dict[str, Any]) -> dict[str, float]:
             if isinstance(value, int | float) and not isinstance(value, bool)}
 
 
-@flow(name="train-model", log_prints=True)
+def _snapshot_items(settings: Settings, spec: ModelSpec, freeze: bool, progress: JobProgress) -> list:
+    with session_scope(settings.resolved_database_url) as session:
+        if freeze:
+            progress.update(0.0, stage="snapshot")
+            freeze_snapshot(session, spec.snapshot_id)
+        snapshot = session.get(Snapshot, spec.snapshot_id)
+        if snapshot is None or snapshot.status != "ready":
+            raise TrainingFlowError(f"snapshot {spec.snapshot_id} is not ready")
+        return dataset_items(session, spec.snapshot_id)
+
+
+def _start_run(settings: Settings, spec: ModelSpec) -> ModelRun:
+    run = ModelRun(tracking_uri(settings), spec.project_id, spec.id, run_name=spec.name, project_name=spec.project_name,
+                   tags={"geti_inspect.job_id": str(current_job_id()),
+                         "geti_inspect.snapshot_id": str(spec.snapshot_id), "architecture": spec.architecture})
+    run.log_params({"architecture": spec.architecture, **spec.parameters, "snapshot_id": str(spec.snapshot_id)})
+    return run
+
+
+def _prepare(work: Path, spec: ModelSpec, settings: Settings, on_progress: Any) -> Any:
+    from flows.training.trainer import TrainingSteps
+
+    return TrainingSteps(work / "dataset", spec.architecture, spec.parameters, work / "run",
+                         on_progress=on_progress, data_dir=settings.resolved_data_dir)
+
+
+def _fit(steps: Any) -> None:
+    steps.fit()
+
+
+def _evaluate(steps: Any) -> dict[str, float]:
+    return _numeric(steps.evaluate())
+
+
+def _export_ir(steps: Any) -> Path:
+    return steps.export_ir()
+
+
+def _verify_ir(steps: Any) -> float:
+    return steps.verify_ir()
+
+
+def _upload(store: ObjectStore, model_id: uuid.UUID, result: Any) -> None:
+    upload_folder(store, result.openvino_dir, openvino_prefix(model_id))
+    store.put_file(checkpoint_key(model_id), result.checkpoint)
+
+
+def _register(run: ModelRun, spec: ModelSpec, result: Any, metrics: dict[str, float]) -> str:
+    run.log_params({"dataset": result.dataset, "image_size": list(result.image_size)})
+    run.log_history([_numeric(entry) for entry in result.history])
+    run.log_artifacts(result.openvino_dir, "openvino")
+    run.log_artifact(result.checkpoint, "checkpoint")
+    return run.register("openvino", description=version_description(
+        spec.name, spec.project_name, result.parameters, spec.architecture, result.dataset, metrics))
+
+
+@flow(name="train-model", flow_run_name=training_run_name, log_prints=True)
 def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
-    """Train the model row `model_id` on its snapshot (frozen first when `freeze`)."""
+    """Train the model row `model_id` on its snapshot (frozen first when `freeze`).
+
+    Each step is a Prefect task, so the run's task list and timeline show where the time goes.
+    """
     marks = {"start": time.perf_counter()}
     from flows.training.dataset import materialise
-    from flows.training.trainer import ProgressEvent, train
+    from flows.training.trainer import ProgressEvent
 
     marks["imports"] = time.perf_counter()
     settings = flow_settings()
@@ -164,23 +228,14 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
     progress = JobProgress(f"Training {spec.architecture} model {spec.name!r}")
     run: ModelRun | None = None
     try:
-        with session_scope(settings.resolved_database_url) as session:
-            if freeze:
-                progress.update(0.0, stage="snapshot")
-                freeze_snapshot(session, spec.snapshot_id)
-            snapshot = session.get(Snapshot, spec.snapshot_id)
-            if snapshot is None or snapshot.status != "ready":
-                raise TrainingFlowError(f"snapshot {spec.snapshot_id} is not ready")
-            items = dataset_items(session, spec.snapshot_id)
+        items = step("load snapshot", _snapshot_items, settings, spec, freeze, progress)
         with tempfile.TemporaryDirectory(prefix="geti-inspect-train-") as tmp:
             work = Path(tmp)
             progress.update(0.01, stage="dataset")
-            materialise(items, _fetch_blob(store), work / "dataset")
+            step("materialise data", materialise, items, _fetch_blob(store), work / "dataset")
             marks["dataset"] = time.perf_counter()
             progress.update(DATA_SHARE, stage="preparing")
-            run = ModelRun(tracking_uri(settings), spec.project_id, spec.id, run_name=spec.name,
-                           tags={"geti_inspect.job_id": str(current_job_id()), "architecture": spec.architecture})
-            run.log_params({"architecture": spec.architecture, **spec.parameters, "snapshot_id": str(spec.snapshot_id)})
+            run = step("start MLflow run", _start_run, settings, spec)
 
             def on_progress(event: ProgressEvent) -> None:
                 fields = {key: value for key, value in event.to_dict().items() if key != "progress"}
@@ -188,20 +243,18 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
 
             marks["tracking"] = time.perf_counter()
             with prefect_keeps_sigterm():
-                result = train(work / "dataset", spec.architecture, spec.parameters, work / "run",
-                               on_progress=on_progress, data_dir=settings.resolved_data_dir)
+                steps = step("prepare model", _prepare, work, spec, settings, on_progress)
+                step("fit", _fit, steps)
+                metrics = step("evaluate", _evaluate, steps)
+                step("export IR", _export_ir, steps)
+                step("verify IR", _verify_ir, steps)
+            result = steps.result()
             marks["train"] = time.perf_counter()
-            run.log_params({"dataset": result.dataset, "image_size": list(result.image_size)})
-            run.log_history([_numeric(entry) for entry in result.history])
-            metrics = _numeric(result.metrics)
             progress.update(TRAIN_END, stage="saving", **metrics)
-            upload_folder(store, result.openvino_dir, openvino_prefix(spec.id))
-            store.put_file(checkpoint_key(spec.id), result.checkpoint)
+            step("upload files", _upload, store, spec.id, result)
             marks["storage"] = time.perf_counter()
-            run.log_artifacts(result.openvino_dir, "openvino")
-            run.log_artifact(result.checkpoint, "checkpoint")
             progress.update(0.95, stage="registering")
-            run.register("openvino", description=f"{spec.architecture} model {spec.name!r} ({spec.id})")
+            step("register in MLflow", _register, run, spec, result, metrics)
             marks["mlflow"] = time.perf_counter()
             timings = {f"time_{key}": value for key, value in _numeric(result.timings).items()}
             timings.update(_phase_times(marks))
@@ -220,6 +273,11 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
             raise TrackingUnavailable(reason) from error
         raise
     progress.done(**metrics, **timings)
+    try:  # the model is ready: a report that cannot be written must not fail the job
+        publish_summary(str(spec.id), spec.name, spec.project_name, spec.architecture, result.parameters,
+                        result.dataset, metrics, timings, run, ui_links(settings))
+    except Exception:  # noqa: BLE001
+        log.exception("could not publish the training summary of model %s", spec.id)
     return metrics
 
 

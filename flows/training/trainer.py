@@ -200,104 +200,145 @@ def _verification_image(root: Path) -> Path:
     raise FileNotFoundError(f"no image under {root}")
 
 
-def train(
-    dataset_root: Path,
-    architecture: str,
-    parameters: dict[str, Any] | None,
-    work_dir: Path,
-    on_progress: Callable[[ProgressEvent], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    *,
-    data_dir: Path | None = None,
-    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
-    seed: int = 42,
-    holdout_ratio: float = 0.25,
-    batch_size: int = 8,
-) -> TrainingResult:
-    """Fit ``architecture`` on ``dataset_root`` (see ``dataset.materialise``), test, export the IR.
+class TrainingSteps:
+    """One training, step by step: prepare (on construction), fit, evaluate, export IR, verify IR.
 
-    ``data_dir`` holds the Hugging Face cache with the offline backbone weights (defaults to the
-    platform data dir). Raises ``ParameterError`` for bad parameters, ``WeightsUnavailableError``
-    when the backbone's weights cannot be loaded, :class:`ArchitectureUnavailable`,
-    :class:`TrainingCancelled`, ``DatasetError`` or ``ExportError``.
+    The steps run in this order; the training flow runs each as its own Prefect task so the run's
+    timeline shows where the time goes, and :func:`train` runs them all in one call.
+
+    Fits ``architecture`` on ``dataset_root`` (see ``dataset.materialise``). ``data_dir`` holds the
+    Hugging Face cache with the offline backbone weights (defaults to the platform data dir).
+    Raises ``ParameterError`` for bad parameters, ``WeightsUnavailableError`` when the backbone's
+    weights cannot be loaded, :class:`ArchitectureUnavailable`, :class:`TrainingCancelled`,
+    ``DatasetError`` or ``ExportError``.
     """
-    report = _Reporter(on_progress, should_stop)
-    report("preparing", 0.0)
-    dataset_root, work_dir = Path(dataset_root), Path(work_dir)
-    work_dir.mkdir(parents=True, exist_ok=True)
-    if data_dir is None:
-        from infra.settings import get_settings
 
-        data_dir = get_settings().resolved_data_dir
-    cache_dir = backbones.activate_hub_cache(Path(data_dir))
+    def __init__(
+        self,
+        dataset_root: Path,
+        architecture: str,
+        parameters: dict[str, Any] | None,
+        work_dir: Path,
+        on_progress: Callable[[ProgressEvent], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        *,
+        data_dir: Path | None = None,
+        image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+        seed: int = 42,
+        holdout_ratio: float = 0.25,
+        batch_size: int = 8,
+    ) -> None:
+        report = self.report = _Reporter(on_progress, should_stop)
+        report("preparing", 0.0)
+        dataset_root, work_dir = Path(dataset_root), Path(work_dir)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        if data_dir is None:
+            from infra.settings import get_settings
 
-    arch = get_architecture(architecture)
-    resolved = validate_parameters(arch.name, parameters, cache_dir=cache_dir)
-    available, reason = availability(arch, cache_dir)
-    if not available:
-        raise ArchitectureUnavailable(f"{arch.offering.display_name}: {reason}")
-    if resolved.get("backbone"):
-        backbones.ensure_weights(resolved["backbone"], cache_dir)
+            data_dir = get_settings().resolved_data_dir
+        cache_dir = backbones.activate_hub_cache(Path(data_dir))
 
-    seed_everything(seed, workers=True, verbose=False)
-    layout = read_layout(dataset_root)
-    datamodule = build_datamodule(
-        dataset_root, holdout_ratio=holdout_ratio, train_batch_size=batch_size, eval_batch_size=batch_size, seed=seed
-    )
-    model = build_model(arch.name, resolved, image_size)
-    is_patchcore = arch.name == "patchcore"
-    max_epochs = int(resolved[MAX_EPOCHS])
-    progress = _ProgressCallback(report, max_epochs, PATCHCORE_BATCH_SHARE if is_patchcore else 1.0)
-    engine = _engine(progress, max_epochs, work_dir / "lightning")
-    report("preparing", 1.0)
+        arch = get_architecture(architecture)
+        resolved = validate_parameters(arch.name, parameters, cache_dir=cache_dir)
+        available, reason = availability(arch, cache_dir)
+        if not available:
+            raise ArchitectureUnavailable(f"{arch.offering.display_name}: {reason}")
+        if resolved.get("backbone"):
+            backbones.ensure_weights(resolved["backbone"], cache_dir)
 
-    def coreset_progress(done: int, total: int) -> None:
-        report("fitting", PATCHCORE_BATCH_SHARE + (1 - PATCHCORE_BATCH_SHARE) * done / total)
+        seed_everything(seed, workers=True, verbose=False)
+        self.layout = read_layout(dataset_root)
+        self.datamodule = build_datamodule(
+            dataset_root, holdout_ratio=holdout_ratio, train_batch_size=batch_size, eval_batch_size=batch_size,
+            seed=seed
+        )
+        self.model = build_model(arch.name, resolved, image_size)
+        max_epochs = int(resolved[MAX_EPOCHS])
+        self.is_patchcore = arch.name == "patchcore"
+        self.progress = _ProgressCallback(report, max_epochs, PATCHCORE_BATCH_SHARE if self.is_patchcore else 1.0)
+        self.engine = _engine(self.progress, max_epochs, work_dir / "lightning")
+        self.architecture, self.parameters, self.image_size = arch.name, resolved, tuple(image_size)
+        self.dataset_root, self.work_dir = dataset_root, work_dir
+        self.timings: dict[str, float] = {}
+        self.metrics: dict[str, float] = {}
+        self.checkpoint = work_dir / "model.ckpt"
+        self.openvino_dir = work_dir / "openvino"
+        self.openvino_score: float | None = None
+        report("preparing", 1.0)
 
-    timings: dict[str, float] = {}
-    started = time.perf_counter()
-    with fast_coreset(model, progress=coreset_progress) if is_patchcore else nullcontext():
-        engine.fit(model=model, datamodule=datamodule)
-    timings["fit_s"] = round(time.perf_counter() - started, 3)
-    report("fitting", 1.0)
+    def fit(self) -> None:
+        report = self.report
 
-    started = time.perf_counter()
-    results = engine.test(model=model, datamodule=datamodule, verbose=False)
-    timings["test_s"] = round(time.perf_counter() - started, 3)
-    metrics = {METRIC_NAMES[key]: value for key, value in _scalars(results[0]).items() if key in METRIC_NAMES}
-    # Which images the figures rest on: a candidate and its champion compare on the same eval set.
-    metrics["train_images"], metrics["eval_images"] = len(datamodule.train_data), len(datamodule.test_data)
-    checkpoint = work_dir / "model.ckpt"
-    engine.trainer.save_checkpoint(checkpoint)
-    report("exporting", 0.0)
+        def coreset_progress(done: int, total: int) -> None:
+            report("fitting", PATCHCORE_BATCH_SHARE + (1 - PATCHCORE_BATCH_SHARE) * done / total)
 
-    started = time.perf_counter()
-    openvino_dir = export(model, arch.name, resolved, "openvino", None, work_dir / "openvino", image_size=image_size)
-    report("exporting", 0.7)
-    # Always run the IR on one real image: a graph that only takes a batch of 2 must not reach users.
-    image = load_image(_verification_image(dataset_root), image_size)
-    ov_score = verify_openvino(openvino_dir / "model.xml", image, expected_score=torch_score(model, image))
-    timings["export_s"] = round(time.perf_counter() - started, 3)
-    report("exporting", 1.0)
+        started = time.perf_counter()
+        with fast_coreset(self.model, progress=coreset_progress) if self.is_patchcore else nullcontext():
+            self.engine.fit(model=self.model, datamodule=self.datamodule)
+        self.timings["fit_s"] = round(time.perf_counter() - started, 3)
+        report("fitting", 1.0)
 
-    test_data = datamodule.test_data
-    return TrainingResult(
-        architecture=arch.name,
-        parameters=resolved,
-        metrics=metrics,
-        history=progress.history,
-        checkpoint=checkpoint,
-        openvino_dir=openvino_dir,
-        timings=timings,
-        dataset={
-            "normal": layout.normal,
-            "normal_eval": layout.normal_eval,
-            "anomalous": layout.anomalous,
-            "masks": layout.masks,
-            "train_images": len(datamodule.train_data),
-            "test_images": len(test_data),
-            "synthetic_anomalies": layout.anomalous == 0,
-        },
-        image_size=tuple(image_size),
-        openvino_score=ov_score,
-    )
+    def evaluate(self) -> dict[str, float]:
+        """Test on the held-out images and save the checkpoint; returns the metrics."""
+        started = time.perf_counter()
+        results = self.engine.test(model=self.model, datamodule=self.datamodule, verbose=False)
+        self.timings["test_s"] = round(time.perf_counter() - started, 3)
+        self.metrics = {METRIC_NAMES[key]: value for key, value in _scalars(results[0]).items()
+                        if key in METRIC_NAMES}
+        # Which images the figures rest on: a candidate and its champion compare on the same eval set.
+        self.metrics["train_images"] = len(self.datamodule.train_data)
+        self.metrics["eval_images"] = len(self.datamodule.test_data)
+        self.engine.trainer.save_checkpoint(self.checkpoint)
+        self.report("exporting", 0.0)
+        return self.metrics
+
+    def export_ir(self) -> Path:
+        started = time.perf_counter()
+        self.openvino_dir = export(self.model, self.architecture, self.parameters, "openvino", None,
+                                   self.work_dir / "openvino", image_size=self.image_size)
+        self.timings["export_s"] = round(time.perf_counter() - started, 3)
+        self.report("exporting", 0.7)
+        return self.openvino_dir
+
+    def verify_ir(self) -> float:
+        """Run the IR on one real image: a graph that only takes a batch of 2 must not reach users."""
+        started = time.perf_counter()
+        image = load_image(_verification_image(self.dataset_root), self.image_size)
+        self.openvino_score = verify_openvino(self.openvino_dir / "model.xml", image,
+                                              expected_score=torch_score(self.model, image))
+        self.timings["export_s"] = round(self.timings.get("export_s", 0.0) + time.perf_counter() - started, 3)
+        self.report("exporting", 1.0)
+        return self.openvino_score
+
+    def result(self) -> TrainingResult:
+        layout, test_data = self.layout, self.datamodule.test_data
+        return TrainingResult(
+            architecture=self.architecture,
+            parameters=self.parameters,
+            metrics=self.metrics,
+            history=self.progress.history,
+            checkpoint=self.checkpoint,
+            openvino_dir=self.openvino_dir,
+            timings=self.timings,
+            dataset={
+                "normal": layout.normal,
+                "normal_eval": layout.normal_eval,
+                "anomalous": layout.anomalous,
+                "masks": layout.masks,
+                "train_images": len(self.datamodule.train_data),
+                "test_images": len(test_data),
+                "synthetic_anomalies": layout.anomalous == 0,
+            },
+            image_size=self.image_size,
+            openvino_score=self.openvino_score,
+        )
+
+
+def train(*args: Any, **kwargs: Any) -> TrainingResult:
+    """Every step in one call; the arguments are :class:`TrainingSteps`'."""
+    steps = TrainingSteps(*args, **kwargs)
+    steps.fit()
+    steps.evaluate()
+    steps.export_ir()
+    steps.verify_ir()
+    return steps.result()

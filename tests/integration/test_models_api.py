@@ -10,7 +10,7 @@ from tests.integration.pipeline_support import create_pipeline, insert_model
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 FIELDS = {"id", "project_id", "name", "format", "architecture", "status", "metrics", "parameters", "created_at",
           "updated_at", "job_id", "snapshot_id", "mlflow_run_id", "mlflow_model_name", "mlflow_model_version",
-          "error", "champion"}
+          "error", "champion", "links"}
 
 
 def test_list_and_get(client, project):
@@ -35,11 +35,15 @@ def test_list_and_get(client, project):
         "architecture": "patchcore", "status": "ready", "metrics": {"image_auroc": 0.95, "pixel_auroc": 0.92},
         "parameters": {"backbone": "resnet18"}, "created_at": None, "updated_at": None, "job_id": str(job_id),
         "snapshot_id": str(snapshot_id), "mlflow_run_id": "abc123", "mlflow_model_name": "project-x-patchcore",
-        "mlflow_model_version": "3", "error": None, "champion": False}
+        "mlflow_model_version": "3", "error": None, "champion": False,
+        # Browser links to the MLflow run and the training flow run (supervised ports on the client's host).
+        "links": {"mlflow_run": "http://testserver:5000/#/runs/abc123",
+                  "prefect_flow_run": f"http://testserver:4200/runs/flow-run/{job_id}"}}
     assert ISO_Z.match(body["created_at"]) and ISO_Z.match(body["updated_at"])
     failed = client.get(f"/api/models/{second}").json()
     assert (failed["status"], failed["error"], failed["job_id"], failed["metrics"]) == ("failed", "out of memory",
                                                                                          None, {})
+    assert failed["links"] == {"mlflow_run": None, "prefect_flow_run": None}
 
 
 def test_delete_removes_the_row_and_only_its_files(client, project):

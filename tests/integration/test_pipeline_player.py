@@ -8,9 +8,6 @@ WebRTC track are exercised by a real browser.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -21,13 +18,13 @@ import httpx
 import pytest
 
 from pipelines.control import ControlServer
-from tests.conftest import free_port
+from tests.browser import HeadlessChromium, chromium_available
 from tests.integration.pipeline_helpers import video_runtime
 
 pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = [
     pytest.mark.timeout(120),
-    pytest.mark.skipif(not shutil.which("chromium"), reason="headless Chromium is not installed"),
+    pytest.mark.skipif(not chromium_available(), reason="headless Chromium is not installed"),
 ]
 
 PLAYER = Path(__file__).resolve().parents[2] / "pipelines" / "static" / "player.html"
@@ -73,73 +70,6 @@ class ApiStandIn:
         self.server.server_close()
 
 
-class HeadlessChromium:
-    """Chromium with the DevTools protocol on loopback; ``evaluate`` runs JS in the page."""
-
-    def __init__(self, url: str) -> None:
-        self.port = free_port()
-        self.profile = tempfile.mkdtemp(prefix="chromium-")
-        self.process = subprocess.Popen(
-            [
-                "chromium",
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                f"--user-data-dir={self.profile}",
-                f"--remote-debugging-port={self.port}",
-                "--remote-allow-origins=*",
-                # Show real host candidates instead of mDNS names, which the server side cannot resolve here.
-                "--disable-features=WebRtcHideLocalIpsWithMdns",
-                url,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        self.socket_url = self._page_socket()
-        self._id = 0
-
-    def _page_socket(self) -> str:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                pages = [t for t in httpx.get(f"http://127.0.0.1:{self.port}/json/list").json() if t["type"] == "page"]
-                if pages:
-                    return pages[0]["webSocketDebuggerUrl"]
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("Chromium's DevTools endpoint did not come up")
-
-    def evaluate(self, expression: str) -> object:
-        from websockets.sync.client import connect
-
-        self._id += 1
-        with connect(self.socket_url, max_size=None) as socket:
-            socket.send(
-                json.dumps(
-                    {
-                        "id": self._id,
-                        "method": "Runtime.evaluate",
-                        "params": {"expression": expression, "returnByValue": True},
-                    }
-                )
-            )
-            while True:
-                message = json.loads(socket.recv(timeout=10))
-                if message.get("id") == self._id:
-                    return message["result"]["result"].get("value")
-
-    def close(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-
 @pytest.fixture
 def live_pipeline(model_dir: Path, mtd_video: Path) -> Iterator[ControlServer]:
     runtime = video_runtime(model_dir, mtd_video)
@@ -153,7 +83,9 @@ def live_pipeline(model_dir: Path, mtd_video: Path) -> Iterator[ControlServer]:
 
 def test_the_player_page_plays_the_stream(live_pipeline: ControlServer) -> None:
     api = ApiStandIn(live_pipeline)
-    browser = HeadlessChromium(f"{api.url}/player.html?pipeline_id=run-1&api={api.url}/api")
+    # Real host candidates instead of mDNS names, which the server side cannot resolve here.
+    browser = HeadlessChromium(f"{api.url}/player.html?pipeline_id=run-1&api={api.url}/api",
+                               ["--disable-features=WebRtcHideLocalIpsWithMdns"])
     try:
         deadline = time.monotonic() + 45
         state = frames = width = None

@@ -41,7 +41,7 @@ def test_serve_starts_heals_and_stops_everything(tmp_path: Path):
     env = {**os.environ, "INSPECT_PREFECT_PORT": str(free_port()), "INSPECT_MLFLOW_PORT": str(free_port())}
     log_file = tmp_path / "serve.log"
     with open(log_file, "wb") as log:
-        serve = subprocess.Popen([sys.executable, "-m", "infra.cli", "serve", "--port", str(port),
+        serve = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port),
                                   "--data-dir", str(tmp_path / "data")],
                                  cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     process = psutil.Process(serve.pid)
@@ -52,9 +52,19 @@ def test_serve_starts_heals_and_stops_everything(tmp_path: Path):
         status, body = _health(port)
         assert status == 200 and set(body["components"]) == COMPONENTS, body
         print(f"serve healthy after {time.monotonic() - started:.1f} s")
+        # A quiet console: the platform's own lifecycle, no third-party chatter, and start-up ends with
+        # one block of addresses.
+        wait_for(lambda: "Geti Inspect is ready" in log_file.read_text(), 30, 0.2, "the start-up block")
         output = log_file.read_text()
-        for line in ("API:", "Prefect UI: http://127.0.0.1", "MLflow UI:  http://127.0.0.1"):
-            assert line in output
+        banner = output[output.index("Geti Inspect is ready"):]
+        data_dir = tmp_path / "data"
+        for line in (f"API:        http://127.0.0.1:{port}/api", f"API docs:   http://127.0.0.1:{port}/api/docs",
+                     "Prefect UI: http://127.0.0.1", "MLflow UI:  http://127.0.0.1", f"Data dir:   {data_dir}",
+                     f"Log dir:    {data_dir / 'logs'}"):
+            assert line in banner, banner
+        assert "stack ready" in output and output.index("stack ready") < output.index("Geti Inspect is ready")
+        for chatter in ("HTTP Request:", "alembic", "Uvicorn running", "GET /api/health"):
+            assert chatter not in output, chatter
 
         # A dead child is restarted; health says so while it is down.
         mlflow = _child(process, "mlflow", "server")

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import logging
+import os
+import uuid
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from infra.settings import Settings
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+
 
 app = typer.Typer(help="Geti Inspect: visual anomaly detection for factory inspection.", no_args_is_help=True)
 
@@ -23,14 +32,16 @@ def serve(
     host: Annotated[str | None, typer.Option(help="API bind address [env INSPECT_HOST, default 127.0.0.1]")] = None,
     port: Annotated[int | None, typer.Option(help="API port [env INSPECT_PORT, default 8000]")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Data folder [env INSPECT_DATA_DIR, default ./data]")] = None,
+    log_level: Annotated[LogLevel, typer.Option(help="Console detail; debug adds HTTP requests, Alembic, access lines")
+                         ] = LogLevel.info,
 ) -> None:
     """Start the API and everything it supervises, in the foreground (Ctrl-C stops all)."""
     overrides = {k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None}
     settings = Settings(**overrides)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from infra.serve import run_platform
+    from api.serve import configure_logging, run_platform
 
-    run_platform(settings)
+    configure_logging(log_level.value)
+    run_platform(settings, log_level.value)
 
 
 @app.command()
@@ -40,10 +51,31 @@ def worker(
 ) -> None:
     """Run Prefect worker(s) only, against INSPECT_PREFECT_API_URL (adds a machine to the platform)."""
     settings = Settings(**({"data_dir": data_dir} if data_dir is not None else {}))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from infra.serve import run_workers
+    from api.serve import configure_logging, run_workers
 
+    configure_logging("info")
     run_workers(settings, pool)
+
+
+jobs = typer.Typer(help="Follow the platform's jobs (training, export, snapshots) from a terminal.",
+                   no_args_is_help=True)
+app.add_typer(jobs, name="jobs")
+
+
+@jobs.command("watch")
+def watch_job(
+    job_id: Annotated[uuid.UUID, typer.Argument(help="The job id (as returned by the request that started it)")],
+    api_url: Annotated[str, typer.Option(help="The REST API's base URL")] = "http://127.0.0.1:8000/api",
+    interval: Annotated[float, typer.Option(min=0.1, help="Seconds between polls")] = 1.0,
+) -> None:
+    """Live progress of a job; exits 0 with its metrics when it completes, 1 when it fails or is
+    cancelled, 2 when it cannot be followed. Sends INSPECT_API_KEY as a bearer token when set."""
+    from rich.console import Console
+
+    from api.job_watch import watch
+
+    code = watch(job_id, api_url, os.environ.get("INSPECT_API_KEY") or None, Console(), interval)
+    raise typer.Exit(code)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """`geti-inspect serve`: start the supervised stack (Prefect, workers, MLflow), then the API.
 
-SIGTERM and Ctrl-C stop the API first, then every child; a failure at start stops what started.
+The composition root: it wires settings, the supervisor (infra) and the API app, so it lives
+above both. SIGTERM and Ctrl-C stop the API first, then every child; a failure at start stops
+what started. The console carries the platform's own lifecycle; third-party chatter (HTTP client
+requests, Alembic, uvicorn's access lines) shows only at `--log-level debug`.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from infra.settings import Settings
 from infra.supervisor import ManagedProcess, Stack, stop_processes
 from infra.supervisor.settler import RowSettler
 from infra.supervisor.stack import worker_spec
+from infra.ui_links import ui_links
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +56,52 @@ def signals_ignored() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def run_platform(settings: Settings) -> None:
+# Loggers that narrate every request or plugin: quiet unless debugging.
+CHATTY_LOGGERS = ("httpx", "httpcore", "alembic", "uvicorn", "uvicorn.error", "uvicorn.access", "prefect", "mlflow",
+                  "urllib3", "asyncio", "multipart")
+
+
+class QuietThirdParty(logging.Filter):
+    """Drops third-party records below WARNING, whatever levels the libraries set on their own loggers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith(CHATTY_LOGGERS)
+
+
+def configure_logging(level: str) -> None:
+    numeric = logging.getLevelName(level.upper())
+    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
+    if numeric > logging.DEBUG:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(QuietThirdParty())
+
+
+def ready_banner(settings: Settings) -> str:
+    """The block that ends start-up: every address and folder a user needs."""
+    links = ui_links(settings)
+    rows = [("API", links.api), ("API docs", f"{links.api}/docs"), ("Prefect UI", links.prefect_ui),
+            ("MLflow UI", links.mlflow_ui), ("Data dir", str(settings.resolved_data_dir)),
+            ("Log dir", str(settings.resolved_data_dir / "logs"))]
+    lines = [f"  {label + ':':<12}{value}" for label, value in rows]
+    return "\n".join(["Geti Inspect is ready", *lines, "Press Ctrl-C to stop."])
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, announcing the platform once it listens."""
+
+    def __init__(self, config: uvicorn.Config, banner: str) -> None:
+        super().__init__(config)
+        self.banner = banner
+
+    async def startup(self, sockets: list | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            log.info("\n%s", self.banner)
+
+
+def run_platform(settings: Settings, log_level: str = "info") -> None:
     from api.app import create_app
 
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
@@ -68,11 +117,12 @@ def run_platform(settings: Settings) -> None:
             settler.start()
             catalog.join()
             app = create_app(settings, health_checks=stack.health_checks())
-            log.info("API:        http://%s:%d/api  (docs: /api/docs)", settings.host, settings.port)
-            log.info("Prefect UI: %s", stack.prefect_ui_url)
-            log.info("MLflow UI:  %s", stack.mlflow_uri)
-            log.info("logs of supervised processes: %s", settings.resolved_data_dir / "logs")
-            uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level="info")).run()
+            log.info("starting the API on %s:%d", settings.host, settings.port)
+            # log_config=None: uvicorn's loggers go through ours (format and levels from configure_logging).
+            debug = log_level == "debug"
+            config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                                    log_level="debug" if debug else "warning", access_log=debug)
+            _Server(config, ready_banner(settings)).run()
     except KeyboardInterrupt:
         log.info("stopping")
     finally:
