@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.api_server import api_server
 from tests.conftest import REPO_ROOT, png_bytes
+from tests.integration.api_server import api_server
 from tests.integration.media_support import upload
 from tests.platform_fixtures import wait_job
 
@@ -33,8 +33,8 @@ def api_url(platform) -> Iterator[str]:
     settings = platform.settings
     env = {"INSPECT_PREFECT_PORT": str(settings.prefect_port), "INSPECT_MLFLOW_PORT": str(settings.mlflow_port),
            "INSPECT_MIN_NORMAL_IMAGES": str(settings.min_normal_images)}
-    with api_server(settings.resolved_data_dir, env) as url:
-        yield url
+    with api_server(settings.resolved_data_dir, env, isolated=False) as url:
+        yield f"{url}/api"
 
 
 def test_watch_follows_a_job_to_completion_and_prints_its_metrics(platform_client, api_url) -> None:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.api_server import api_server
 from tests.browser import OFFLINE_ARGS, HeadlessChromium, chromium_available
+from tests.integration.api_server import api_server
 
 EXTERNAL_URL = re.compile(r"""(?:src|href|url)\s*[=:(]\s*["']?(?:https?:)?//""", re.IGNORECASE)
 ASSET_URL = re.compile(r"""(?:src|href)="([^"]+)\"""")
@@ -40,7 +40,7 @@ def test_docs_assets_reject_paths_outside_their_folder(client: TestClient) -> No
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with api_server(tmp_path_factory.mktemp("docs") / "data") as api:
-        yield api.removesuffix("/api")
+        yield api
 
 
 def _wait_in_page(browser: HeadlessChromium, expression: str, timeout: float = 30) -> object:
