@@ -4,7 +4,7 @@ The rooms below, each calling only downwards:
 ``offerings`` (what the platform offers) <- ``introspection`` (anomalib's classes read as JSON
 parameters) <- ``layers`` (backbones with weights here, layer names) <- ``validation`` (the gate
 for training parameters) <- this module (availability and descriptions for this machine).
-Their public names are re-exported here, for code that only wants "the catalog".
+The names the API, the flows and the CLI use are re-exported here, for code that wants "the catalog".
 """
 
 from __future__ import annotations
@@ -15,26 +15,13 @@ from typing import Any
 from infra.anomaly import backbones
 from infra.anomaly.introspection import Architecture, ParameterSpec, architectures, get_architecture, model_kwargs
 from infra.anomaly.layers import available_offline, default_backbone, default_layers, layer_names, weights_ready
-from infra.anomaly.offerings import (
-    DEFAULT_MAX_EPOCHS,
-    FIXED_PARAMS,
-    GENERIC_BACKBONES,
-    MAX_EPOCHS,
-    OFFERINGS,
-    Offering,
-    ParameterError,
-    architecture_names,
-)
+from infra.anomaly.offerings import DEFAULT_MAX_EPOCHS, MAX_EPOCHS, ParameterError, architecture_names
 from infra.anomaly.validation import validate_parameters
 
 __all__ = [
     "DEFAULT_MAX_EPOCHS",
-    "FIXED_PARAMS",
-    "GENERIC_BACKBONES",
     "MAX_EPOCHS",
-    "OFFERINGS",
     "Architecture",
-    "Offering",
     "ParameterError",
     "ParameterSpec",
     "architecture_names",
