@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -61,32 +57,6 @@ class ModelSpec:
     architecture: str
     parameters: dict[str, Any]
     snapshot_id: uuid.UUID
-
-
-@contextmanager
-def prefect_keeps_sigterm() -> Iterator[None]:
-    """Keep Prefect's SIGTERM handler installed while Lightning trains.
-
-    Lightning wraps the current SIGTERM handler in its own for the duration of a fit. Prefect
-    acknowledges a cancel request only while its own handler is installed; otherwise the
-    worker's SIGTERM is recorded as a crash and a cancelled job would end "failed". Lightning's
-    handler only matters for multi-process launchers, which training here does not use.
-    """
-    from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
-
-    original = _SignalConnector.register_signal_handlers
-
-    def register(self: _SignalConnector) -> None:
-        before = signal.getsignal(signal.SIGTERM)
-        original(self)
-        if threading.current_thread() is threading.main_thread() and before is not None:
-            signal.signal(signal.SIGTERM, before)
-
-    _SignalConnector.register_signal_handlers = register  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        _SignalConnector.register_signal_handlers = original  # type: ignore[method-assign]
 
 
 def _load_spec(settings: Settings, model_id: uuid.UUID) -> ModelSpec:
@@ -187,9 +157,9 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
                 progress.update(DATA_SHARE + (TRAIN_END - DATA_SHARE) * event.progress, **fields)
 
             marks["tracking"] = time.perf_counter()
-            with prefect_keeps_sigterm():
-                result = train(work / "dataset", spec.architecture, spec.parameters, work / "run",
-                               on_progress=on_progress, data_dir=settings.resolved_data_dir)
+            # train() keeps Prefect's SIGTERM handler in force (flows/training/signals.py): cancels stay cancels.
+            result = train(work / "dataset", spec.architecture, spec.parameters, work / "run",
+                           on_progress=on_progress, data_dir=settings.resolved_data_dir)
             marks["train"] = time.perf_counter()
             run.log_params({"dataset": result.dataset, "image_size": list(result.image_size)})
             run.log_history([_numeric(entry) for entry in result.history])
