@@ -13,7 +13,8 @@ Runs, in one process on one machine:
    other processes share the cores.
 
 Prints a table. The model is ``--model-dir`` (an anomalib OpenVINO export) or, by default, the
-tiny PaDiM export the tests train (random resnet18: same compute as a pretrained one).
+tiny PaDiM export the tests train (random resnet18: same compute as a pretrained one), on the MTD
+tiles of ``--mtd-dir`` or, without them, on the tests' synthetic parts.
 
     .venv/bin/python benchmarks/pipeline.py --seconds 60
 """
@@ -41,17 +42,30 @@ from pipelines.runtime import PipelineRuntime  # noqa: E402
 from pipelines.sources import build_source  # noqa: E402
 
 
-def default_model_dir(mtd_dir: Path) -> Path:
+def default_model_dir(images_dir: Path, data_key: str) -> Path:
     from tests.integration.pipeline_helpers import tiny_padim_key, train_tiny_padim
 
-    cache = REPO_ROOT / ".pytest_cache" / "d" / f"tiny-padim-{tiny_padim_key()}"
-    return train_tiny_padim(mtd_dir, cache)
+    cache = REPO_ROOT / ".pytest_cache" / "d" / f"tiny-padim-{tiny_padim_key(data_key)}"
+    return train_tiny_padim(images_dir, cache)
 
 
-def make_video(mtd_dir: Path, out: Path, frames: int, size: tuple[int, int]) -> Path:
-    from tests.integration.pipeline_helpers import frames_from, mtd_images, write_video
+def images_for(mtd_dir: Path, scratch: Path, frames: int) -> tuple[Path, str]:
+    """The MTD tiles when present, else synthetic parts (tests/synthetic_parts.py): (folder, data key)."""
+    if mtd_dir.is_dir():
+        return mtd_dir, "mtd"
+    from tests.integration.pipeline_helpers import synthetic_parts_key
+    from tests.synthetic_parts import write_parts
 
-    paths = mtd_images(mtd_dir, "MT_Free", frames * 3 // 4) + mtd_images(mtd_dir, "MT_Crack", frames - frames * 3 // 4)
+    print(f"no MTD tiles at {mtd_dir}: using synthetic parts", flush=True)
+    counts = {"MT_Free": max(16, frames * 3 // 4), "MT_Crack": max(4, frames - frames * 3 // 4)}
+    return write_parts(scratch / "parts", counts), synthetic_parts_key()
+
+
+def make_video(images_dir: Path, out: Path, frames: int, size: tuple[int, int]) -> Path:
+    from tests.integration.pipeline_helpers import class_images, frames_from, write_video
+
+    good, cracked = frames * 3 // 4, frames - frames * 3 // 4
+    paths = class_images(images_dir, "MT_Free", good) + class_images(images_dir, "MT_Crack", cracked)
     return write_video(out, frames_from(paths, size), fps=30)
 
 
@@ -183,9 +197,10 @@ def main() -> None:
     size = tuple(int(part) for part in args.frame_size.lower().split("x"))
     sample_s = args.sample or max(1.0, args.seconds / 20)
 
-    model_dir = args.model_dir or default_model_dir(args.mtd_dir)
     with tempfile.TemporaryDirectory() as scratch:
-        video = make_video(args.mtd_dir, Path(scratch) / "bench.avi", args.frames, size)  # type: ignore[arg-type]
+        images_dir, data_key = images_for(args.mtd_dir, Path(scratch), args.frames)
+        model_dir = args.model_dir or default_model_dir(images_dir, data_key)
+        video = make_video(images_dir, Path(scratch) / "bench.avi", args.frames, size)  # type: ignore[arg-type]
         source = build_source("video_file", {"path": str(video)})
         source.open()
         frame = source.read(1.0).image

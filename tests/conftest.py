@@ -1,4 +1,4 @@
-"""Shared fixtures: a real app on a temporary data dir, the MTD data slice, service probes."""
+"""Shared fixtures: a real app on a temporary data dir, synthetic part images, the MTD tiles, service probes."""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from PIL import Image
 from api.app import create_app
 from infra.settings import Settings
 from tests.platform_fixtures import platform, platform_client  # noqa: F401 - session-wide Prefect + MLflow
+from tests.synthetic_parts import write_parts
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MTD_DIR = REPO_ROOT.parent / "shared" / "data" / "mtd"
+# The real MTD tiles, for the accuracy test only; INSPECT_TEST_MTD_DIR moves (or, pointed at nothing, hides) them.
+MTD_DIR = Path(os.environ.get("INSPECT_TEST_MTD_DIR") or REPO_ROOT.parent / "shared" / "data" / "mtd")
 
 # Tests make their video files, image folders and sink outputs under pytest's temporary folders: allow
 # those for every Settings of this session (servers and workers inherit it). The confinement tests set
@@ -86,7 +88,14 @@ def project(client: TestClient) -> dict:
 
 
 @pytest.fixture(scope="session")
+def part_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic parts (good, cracks, blowholes, scratches, with masks) in the MTD folder layout; ~0.5 s."""
+    return write_parts(tmp_path_factory.mktemp("parts"))
+
+
+@pytest.fixture(scope="session")
 def mtd_dir() -> Path:
+    """The real MTD tiles: only the accuracy test needs them, and it skips without them."""
     if not MTD_DIR.is_dir():
         pytest.skip(f"MTD data not found at {MTD_DIR}")
     return MTD_DIR

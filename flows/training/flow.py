@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
-import signal
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -65,32 +61,6 @@ class ModelSpec:
     parameters: dict[str, Any]
     snapshot_id: uuid.UUID
     project_name: str
-
-
-@contextmanager
-def prefect_keeps_sigterm() -> Iterator[None]:
-    """Keep Prefect's SIGTERM handler installed while Lightning trains.
-
-    Lightning wraps the current SIGTERM handler in its own for the duration of a fit. Prefect
-    acknowledges a cancel request only while its own handler is installed; otherwise the
-    worker's SIGTERM is recorded as a crash and a cancelled job would end "failed". Lightning's
-    handler only matters for multi-process launchers, which training here does not use.
-    """
-    from lightning.pytorch.trainer.connectors.signal_connector import _SignalConnector
-
-    original = _SignalConnector.register_signal_handlers
-
-    def register(self: _SignalConnector) -> None:
-        before = signal.getsignal(signal.SIGTERM)
-        original(self)
-        if threading.current_thread() is threading.main_thread() and before is not None:
-            signal.signal(signal.SIGTERM, before)
-
-    _SignalConnector.register_signal_handlers = register  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        _SignalConnector.register_signal_handlers = original  # type: ignore[method-assign]
 
 
 def _load_spec(settings: Settings, model_id: uuid.UUID) -> ModelSpec:
@@ -242,12 +212,12 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
                 progress.update(DATA_SHARE + (TRAIN_END - DATA_SHARE) * event.progress, **fields)
 
             marks["tracking"] = time.perf_counter()
-            with prefect_keeps_sigterm():
-                steps = step("prepare model", _prepare, work, spec, settings, on_progress)
-                step("fit", _fit, steps)
-                metrics = step("evaluate", _evaluate, steps)
-                step("export IR", _export_ir, steps)
-                step("verify IR", _verify_ir, steps)
+            # The trainer keeps Prefect's SIGTERM handler in force (flows/training/signals.py): cancels stay cancels.
+            steps = step("prepare model", _prepare, work, spec, settings, on_progress)
+            step("fit", _fit, steps)
+            metrics = step("evaluate", _evaluate, steps)
+            step("export IR", _export_ir, steps)
+            step("verify IR", _verify_ir, steps)
             result = steps.result()
             marks["train"] = time.perf_counter()
             progress.update(TRAIN_END, stage="saving", **metrics)

@@ -25,6 +25,7 @@ from flows.training.build import DEFAULT_IMAGE_SIZE, build_model
 from flows.training.coreset import fast_coreset
 from flows.training.dataset import ANOMALOUS, NORMAL, build_datamodule, read_layout
 from flows.training.export import export, load_image, torch_score, verify_openvino
+from flows.training.signals import KeepSigtermHandler
 from infra.anomaly import backbones
 from infra.anomaly.catalog import MAX_EPOCHS, availability, get_architecture, validate_parameters
 
@@ -180,7 +181,7 @@ def _engine(progress: _ProgressCallback, max_epochs: int, root: Path) -> Engine:
     return Engine(
         max_epochs=max_epochs,
         # Without a checkpoint callback anomalib adds one that writes every epoch; we save once, at the end.
-        callbacks=[progress, ModelCheckpoint(dirpath=root, save_top_k=0, save_last=False)],
+        callbacks=[progress, ModelCheckpoint(dirpath=root, save_top_k=0, save_last=False), KeepSigtermHandler()],
         accelerator="cpu",
         devices=1,
         logger=False,

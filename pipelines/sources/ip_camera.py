@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import cv2
@@ -46,9 +45,9 @@ class IpCameraSource(LiveCaptureSource):
             Confinement.here().host(self.config.url)  # DNS may have changed since the pipeline started
         except NotAllowed as error:
             raise SourceError(str(error)) from error
-        if urlsplit(self._url).scheme.lower().startswith("rtsp"):
-            # RTSP over TCP survives lossy networks far better than FFmpeg's UDP default.
-            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+        # RTSP runs over TCP: OpenCV asks FFmpeg for it whenever OPENCV_FFMPEG_CAPTURE_OPTIONS is unset
+        # (tests/integration/test_ip_camera_rtsp.py checks it); TCP survives lossy networks far better
+        # than FFmpeg's UDP default. Operators who need other FFmpeg options set that variable themselves.
         capture = cv2.VideoCapture(
             self._url,
             cv2.CAP_FFMPEG,

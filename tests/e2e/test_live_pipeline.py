@@ -1,6 +1,6 @@
 """A live pipeline end to end: the API starts a long-running flow run on the real `inference` worker.
 
-One scenario on a looping MTD video with a filesystem sink and a tiny PaDiM OpenVINO model:
+One scenario on a looping video of synthetic parts with a filesystem sink and a tiny PaDiM OpenVINO model:
 starting → running, metrics growing, a threshold changed live, events in the sink folder, a
 capture added to the dataset, WebRTC frames through the API's signalling proxy, an API restart
 that still finds it, and a stop that ends it within seconds. Beside it, a pipeline whose video
@@ -27,7 +27,7 @@ from tests.integration.pipeline_support import create, insert_model
 from tests.platform_fixtures import Platform, wait_for
 from tests.webrtc_viewer import watch
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]  # model_dir (tiny PaDiM IR) and mtd_video
+pytest_plugins = ["tests.integration.pipeline_fixtures"]  # model_dir (tiny PaDiM IR) and part_video
 pytestmark = pytest.mark.slow
 
 START_TIMEOUT_S = 90  # worker poll + flow process start + model compile, on 2 busy cores
@@ -59,7 +59,7 @@ def events(folder: Path) -> list[dict]:
 
 
 @pytest.fixture
-def line(platform_client: TestClient, model_dir: Path, mtd_video: Path, tmp_path: Path) -> dict:
+def line(platform_client: TestClient, model_dir: Path, part_video: Path, tmp_path: Path) -> dict:
     """A project with a ready model (IR in the platform's object store), a looping video and a folder sink."""
     client = platform_client
     project = client.post("/api/projects", json={"name": "Live"}).json()
@@ -70,7 +70,7 @@ def line(platform_client: TestClient, model_dir: Path, mtd_video: Path, tmp_path
     for stored in (model_id, next_model):
         assert upload_folder(client.app.state.store, xml.parent, openvino_prefix(stored))
     source = create(client, project["id"], "sources",
-                    {"type": "video_file", "name": "Line video", "config": {"path": str(mtd_video), "loop": True}})
+                    {"type": "video_file", "name": "Line video", "config": {"path": str(part_video), "loop": True}})
     missing = create(client, project["id"], "sources",
                      {"type": "video_file", "name": "Gone", "config": {"path": str(tmp_path / "gone.avi")}})
     sink = create(client, project["id"], "sinks",

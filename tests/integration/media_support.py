@@ -24,8 +24,8 @@ def files_on_disk(storage_root: Path) -> list[str]:
     return sorted(path.relative_to(storage_root).as_posix() for path in storage_root.rglob("*") if path.is_file())
 
 
-def mtd_images(mtd_dir: Path, defect: str, count: int) -> list[tuple[str, bytes]]:
-    """The first `count` real grayscale JPEGs of one MTD class, sorted by name."""
-    paths = sorted((mtd_dir / f"MT_{defect}" / "Imgs").glob("*.jpg"))[:count]
-    assert len(paths) == count, f"not enough MT_{defect} images"
+def part_files(images_dir: Path, defect: str, count: int) -> list[tuple[str, bytes]]:
+    """(name, bytes) of the first `count` grayscale JPEGs of one class (``Free``, ``Crack``...), sorted by name."""
+    paths = sorted((images_dir / f"MT_{defect}" / "Imgs").glob("*.jpg"))[:count]
+    assert len(paths) == count, f"not enough MT_{defect} images in {images_dir}"
     return [(path.name, path.read_bytes()) for path in paths]

@@ -21,8 +21,9 @@ from tests.integration.pipeline_helpers import (
     MjpegCamera,
     MosquittoProcess,
     WebhookReceiver,
+    class_images,
     frames_from,
-    mtd_images,
+    synthetic_parts_key,
     tiny_padim_key,
     train_tiny_padim,
     write_video,
@@ -30,24 +31,24 @@ from tests.integration.pipeline_helpers import (
 
 
 @pytest.fixture(scope="session")
-def model_dir(mtd_dir: Path, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real anomalib PaDiM OpenVINO export (first use trains it: ~20-40 s on 2 cores)."""
-    name = f"tiny-padim-{tiny_padim_key()}"
+def model_dir(part_images: Path, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real anomalib PaDiM OpenVINO export, trained on synthetic parts (first use: ~20-40 s on 2 cores)."""
+    name = f"tiny-padim-{tiny_padim_key(synthetic_parts_key())}"
     cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     folder = cache.mkdir(name) if cache is not None else tmp_path_factory.getbasetemp() / name
-    return train_tiny_padim(mtd_dir, folder)
+    return train_tiny_padim(part_images, folder)
 
 
 @pytest.fixture
-def mtd_video(mtd_dir: Path, tmp_path: Path) -> Path:
-    """12 frames: 8 MT_Free, 4 MT_Crack, 320x240, 25 fps."""
-    paths = mtd_images(mtd_dir, "MT_Free", 8) + mtd_images(mtd_dir, "MT_Crack", 4, start=4)
+def part_video(part_images: Path, tmp_path: Path) -> Path:
+    """12 frames: 8 good parts, 4 cracked ones, 320x240, 25 fps."""
+    paths = class_images(part_images, "MT_Free", 8) + class_images(part_images, "MT_Crack", 4, start=4)
     return write_video(tmp_path / "line.avi", frames_from(paths))
 
 
 @pytest.fixture
-def mjpeg_camera(mtd_dir: Path) -> Iterator[MjpegCamera]:
-    camera = MjpegCamera(frames_from(mtd_images(mtd_dir, "MT_Free", 6)))
+def mjpeg_camera(part_images: Path) -> Iterator[MjpegCamera]:
+    camera = MjpegCamera(frames_from(class_images(part_images, "MT_Free", 6)))
     camera.start()
     yield camera
     camera.stop()

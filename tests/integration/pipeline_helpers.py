@@ -1,4 +1,4 @@
-"""Real parts for the pipeline runtime tests: a tiny trained model, MTD frames and videos, loopback servers.
+"""Real parts for the pipeline runtime tests: a tiny trained model, part frames and videos, loopback servers.
 
 The fixtures that wrap these live in ``pipeline_fixtures.py`` (a pytest plugin). The benchmark in
 ``benchmarks/pipeline.py`` reuses the model and video helpers, so this module stays light to import.
@@ -47,16 +47,16 @@ from anomalib.deploy import ExportType
 from anomalib.engine import Engine
 from anomalib.models import Padim
 
-mtd, out = Path(sys.argv[1]), Path(sys.argv[2])
+images, out = Path(sys.argv[1]), Path(sys.argv[2])
 data = out / "data"
 for sub, pattern, count in (("good", "MT_Free/Imgs/*.jpg", 16), ("bad", "MT_Crack/Imgs/*.jpg", 4)):
     (data / sub).mkdir(parents=True)
-    for path in sorted(mtd.glob(pattern))[:count]:
+    for path in sorted(images.glob(pattern))[:count]:
         shutil.copy(path, data / sub)
 seed_everything(7, verbose=False)
 datamodule = Folder(name="t", root=data, normal_dir="good", abnormal_dir="bad",
                     train_batch_size=8, eval_batch_size=8, num_workers=0)
-# Random backbone weights (offline): fine for plumbing tests, which never judge accuracy.
+# Random backbone weights (offline): enough to tell the synthetic parts' drawn defects from good parts.
 model = Padim(backbone="resnet18", pre_trained=False, layers=["layer1", "layer2", "layer3"])
 engine = Engine(default_root_dir=out / "run", max_epochs=1, accelerator="cpu", devices=1, logger=False,
                 enable_progress_bar=False, enable_model_summary=False)
@@ -65,16 +65,23 @@ engine.export(model=model, export_type=ExportType.OPENVINO, export_root=out / "e
 """
 
 
-def tiny_padim_key() -> str:
-    """Changes whenever the recipe or the libraries that shape the export change."""
+def tiny_padim_key(data: str) -> str:
+    """Changes with the training data (``data`` names it), the recipe or the libraries that shape the export."""
     from importlib.metadata import version
 
-    recipe = f"{_TRAIN_SCRIPT}{version('anomalib')}{version('openvino')}{version('torch')}"
+    recipe = f"{data}{_TRAIN_SCRIPT}{version('anomalib')}{version('openvino')}{version('torch')}"
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
-def train_tiny_padim(mtd_dir: Path, out_dir: Path) -> Path:
-    """Train PaDiM (random resnet18) on 16 MT_Free images and export OpenVINO; returns the model dir.
+def synthetic_parts_key() -> str:
+    """The synthetic parts' generator, as a ``tiny_padim_key`` data name: a new drawing retrains the model."""
+    from tests import synthetic_parts
+
+    return "synthetic-" + hashlib.sha256(Path(synthetic_parts.__file__).read_bytes()).hexdigest()[:16]
+
+
+def train_tiny_padim(images_dir: Path, out_dir: Path) -> Path:
+    """Train PaDiM (random resnet18) on 16 MT_Free images of an MTD-layout folder, export OpenVINO; returns its dir.
 
     Work happens in a scratch folder and only a finished export is moved to ``out_dir/export``,
     so an interrupted run never leaves a half-written model behind for the next one.
@@ -85,7 +92,7 @@ def train_tiny_padim(mtd_dir: Path, out_dir: Path) -> Path:
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
         result = subprocess.run(
-            [sys.executable, "-c", _TRAIN_SCRIPT, str(mtd_dir), str(scratch)],
+            [sys.executable, "-c", _TRAIN_SCRIPT, str(images_dir), str(scratch)],
             cwd=REPO_ROOT,
             capture_output=True,
             text=True,
@@ -99,8 +106,11 @@ def train_tiny_padim(mtd_dir: Path, out_dir: Path) -> Path:
     return export_dir
 
 
-def mtd_images(mtd_dir: Path, cls: str, count: int, start: int = 0) -> list[Path]:
-    return sorted((mtd_dir / cls / "Imgs").glob("*.jpg"))[start : start + count]
+def class_images(images_dir: Path, cls: str, count: int, start: int = 0) -> list[Path]:
+    """Images ``start`` .. ``start + count`` (by name) of one class folder (``MT_Free``, ``MT_Crack``...)."""
+    paths = sorted((images_dir / cls / "Imgs").glob("*.jpg"))[start : start + count]
+    assert len(paths) == count, f"not enough {cls} images in {images_dir}"
+    return paths
 
 
 def frames_from(paths: list[Path], size: tuple[int, int] = FRAME_SIZE) -> list[np.ndarray]:

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from tests.conftest import png_bytes
-from tests.integration.media_support import mtd_images, upload
+from tests.integration.media_support import part_files, upload
 from tests.platform_fixtures import wait_epoch, wait_for, wait_job
 
 pytestmark = pytest.mark.slow
@@ -109,12 +109,12 @@ SLOW_TRAINING = {"architecture": "stfpm", "parameters": {"backbone": "mobilenetv
 
 
 @pytest.fixture(scope="module")
-def mtd_project(platform_client, mtd_dir) -> dict:
-    """A project with 12 normal and 4 anomalous real tiles, and a ready snapshot of them."""
+def parts_project(platform_client, part_images) -> dict:
+    """A project with 12 normal and 4 anomalous synthetic parts, and a ready snapshot of them."""
     client = platform_client
-    project = client.post("/api/projects", json={"name": "MTD jobs"}).json()
-    assert upload(client, project["id"], mtd_images(mtd_dir, "Free", 12)).status_code == 201
-    assert upload(client, project["id"], mtd_images(mtd_dir, "Crack", 4), label="anomalous").status_code == 201
+    project = client.post("/api/projects", json={"name": "Parts jobs"}).json()
+    assert upload(client, project["id"], part_files(part_images, "Free", 12)).status_code == 201
+    assert upload(client, project["id"], part_files(part_images, "Crack", 4), label="anomalous").status_code == 201
     snapshot = client.post(f"/api/projects/{project['id']}/snapshots", json={"name": "all"}).json()
     assert wait_job(client, snapshot["job_id"], {"completed", "failed"})["status"] == "completed"
     return {**project, "snapshot_id": snapshot["id"]}
@@ -152,8 +152,8 @@ def platform_store(platform):
     return build_store(platform.settings)
 
 
-def test_training_is_refused_upfront(platform_client, mtd_project, project):
-    client, project_id = platform_client, mtd_project["id"]
+def test_training_is_refused_upfront(platform_client, parts_project, project):
+    client, project_id = platform_client, parts_project["id"]
     cases = [
         ({"architecture": "nonsense"}, 422, "unknown architecture"),
         ({"architecture": "padim", "parameters": {"colour": 1}}, 422, "unknown parameter"),
@@ -170,11 +170,11 @@ def test_training_is_refused_upfront(platform_client, mtd_project, project):
     assert client.get(f"/api/projects/{project_id}/models").json() == [], "a refused request left a model row"
 
 
-def test_failing_training_ends_failed_with_the_reason(platform, platform_client, mtd_dir):
+def test_failing_training_ends_failed_with_the_reason(platform, platform_client, part_images):
     client = platform_client
     project = client.post("/api/projects", json={"name": "storage loss"}).json()
-    # Other tiles than mtd_project's: blobs are shared by content and one is about to be lost.
-    assert upload(client, project["id"], mtd_images(mtd_dir, "Free", 18)[12:]).status_code == 201
+    # Other parts than parts_project's: blobs are shared by content and one is about to be lost.
+    assert upload(client, project["id"], part_files(part_images, "Free", 18)[12:]).status_code == 201
     snapshot = client.post(f"/api/projects/{project['id']}/snapshots", json={"name": "s"}).json()
     assert wait_job(client, snapshot["job_id"], {"completed", "failed"})["status"] == "completed"
     # The bytes of one snapshot image are lost from object storage.
@@ -199,9 +199,9 @@ def _wait_training(client, job_id: str) -> dict:
     return wait_epoch(client, job_id)
 
 
-def test_cancel_a_running_training(platform, platform_client, mtd_project):
+def test_cancel_a_running_training(platform, platform_client, parts_project):
     client = platform_client
-    accepted = _train(client, mtd_project["id"], snapshot_id=mtd_project["snapshot_id"], **SLOW_TRAINING)
+    accepted = _train(client, parts_project["id"], snapshot_id=parts_project["snapshot_id"], **SLOW_TRAINING)
     running = _wait_training(client, accepted["job_id"])
     assert 0 < running["progress"] < 1 and running["started_at"]
 
@@ -215,13 +215,13 @@ def test_cancel_a_running_training(platform, platform_client, mtd_project):
     assert model["status"] == "failed" and model["error"] == "cancelled"
     wait_for(lambda: _model_leftovers(platform, accepted["model_id"]) == [], 15, what="cleanup of the model")
     assert client.delete(f"/api/jobs/{accepted['job_id']}").status_code == 409
-    listed = client.get(f"/api/projects/{mtd_project['id']}/jobs", params={"status": "cancelled"}).json()
+    listed = client.get(f"/api/projects/{parts_project['id']}/jobs", params={"status": "cancelled"}).json()
     assert accepted["job_id"] in [item["id"] for item in listed]
 
 
-def test_deleting_a_model_in_training_cancels_its_job(platform, platform_client, mtd_project):
+def test_deleting_a_model_in_training_cancels_its_job(platform, platform_client, parts_project):
     client = platform_client
-    accepted = _train(client, mtd_project["id"], snapshot_id=mtd_project["snapshot_id"], **SLOW_TRAINING)
+    accepted = _train(client, parts_project["id"], snapshot_id=parts_project["snapshot_id"], **SLOW_TRAINING)
     _wait_training(client, accepted["job_id"])
 
     assert client.delete(f"/api/models/{accepted['model_id']}").status_code == 204
@@ -231,10 +231,10 @@ def test_deleting_a_model_in_training_cancels_its_job(platform, platform_client,
     wait_for(lambda: _model_leftovers(platform, accepted["model_id"]) == [], 15, what="cleanup of the model")
 
 
-def test_killed_worker_fails_the_job(platform, platform_client, mtd_project):
+def test_killed_worker_fails_the_job(platform, platform_client, parts_project):
     """The worker and its flow process die (a lost machine): heartbeats stop, the job ends failed."""
     client = platform_client
-    accepted = _train(client, mtd_project["id"], snapshot_id=mtd_project["snapshot_id"], **SLOW_TRAINING)
+    accepted = _train(client, parts_project["id"], snapshot_id=parts_project["snapshot_id"], **SLOW_TRAINING)
     _wait_training(client, accepted["job_id"])
     worker = platform.stack.workers["training"]
     flow_processes = worker.descendants()

@@ -15,7 +15,7 @@ from infra.blob_gc import thumbnail_key
 from infra.database.models import Media, Snapshot, SnapshotItem
 from infra.storage import blob_key
 from tests.conftest import png_bytes
-from tests.integration.media_support import files_on_disk, mtd_images, stored_files, upload
+from tests.integration.media_support import files_on_disk, part_files, stored_files, upload
 
 ISO_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
@@ -33,9 +33,9 @@ def media_rows(client) -> int:
         return session.scalar(select(func.count()).select_from(Media))
 
 
-def test_upload_real_images_then_list_get_and_thumbnail(client, project, mtd_dir, settings):
-    normal = mtd_images(mtd_dir, "Free", 3)
-    crack = mtd_images(mtd_dir, "Crack", 1)
+def test_upload_real_images_then_list_get_and_thumbnail(client, project, part_images, settings):
+    normal = part_files(part_images, "Free", 3)
+    crack = part_files(part_images, "Crack", 1)
     first = upload(client, project["id"], normal, label="normal")
     assert first.status_code == 201, first.text
     body = first.json()
@@ -44,7 +44,7 @@ def test_upload_real_images_then_list_get_and_thumbnail(client, project, mtd_dir
 
     for item, (name, data) in zip(body["items"], normal, strict=True):
         with Image.open(io.BytesIO(data)) as original:
-            assert original.mode == "L"  # MTD tiles are grayscale JPEGs
+            assert original.mode == "L"  # the test parts are grayscale JPEGs
             size = original.size
         assert (item["filename"], item["label"], item["content_type"]) == (name, "normal", "image/jpeg")
         assert (item["width"], item["height"], item["size_bytes"]) == (*size, len(data))
@@ -89,8 +89,8 @@ def test_paging_is_stable_and_parameters_are_validated(client, project):
     assert missing.status_code == 404 and "detail" in missing.json()
 
 
-def test_bad_files_are_refused_and_good_ones_kept(client, project, mtd_dir):
-    (name, jpeg), = mtd_images(mtd_dir, "Free", 1)
+def test_bad_files_are_refused_and_good_ones_kept(client, project, part_images):
+    (name, jpeg), = part_files(part_images, "Free", 1)
     gif = io.BytesIO()
     Image.new("RGB", (8, 8)).save(gif, format="GIF")
     files = [("notes.png", b"not an image at all"), (name, jpeg), ("cut.jpg", jpeg[: len(jpeg) // 2]),
@@ -220,8 +220,8 @@ def test_shared_blobs_are_deleted_only_when_unreferenced(client, project):
     assert client.delete(f"/api/media/{elsewhere['id']}").status_code == 404
 
 
-def test_project_deletion_removes_its_blobs_but_not_shared_ones(client, project, settings, mtd_dir):
-    (_, own), (_, shared) = mtd_images(mtd_dir, "Blowhole", 2)
+def test_project_deletion_removes_its_blobs_but_not_shared_ones(client, project, settings, part_images):
+    (_, own), (_, shared) = part_files(part_images, "Blowhole", 2)
     second = client.post("/api/projects", json={"name": "Line 2"}).json()
     assert upload(client, project["id"], [("own.jpg", own), ("shared.jpg", shared)]).status_code == 201
     kept = upload(client, second["id"], [("shared.jpg", shared)], label="anomalous").json()["items"][0]

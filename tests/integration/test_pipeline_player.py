@@ -71,8 +71,8 @@ class ApiStandIn:
 
 
 @pytest.fixture
-def live_pipeline(model_dir: Path, mtd_video: Path) -> Iterator[ControlServer]:
-    runtime = video_runtime(model_dir, mtd_video)
+def live_pipeline(model_dir: Path, part_video: Path) -> Iterator[ControlServer]:
+    runtime = video_runtime(model_dir, part_video)
     runtime.start()
     control = ControlServer(runtime)
     control.start()

@@ -89,7 +89,7 @@ def make_runtime(model_dir: Path) -> Iterator[Callable[..., PipelineRuntime]]:
 
 def test_video_to_three_sinks_with_metrics_capture_and_hot_threshold(
     make_runtime,
-    mtd_video: Path,
+    part_video: Path,
     model_dir: Path,
     webhook_receiver: WebhookReceiver,
     mqtt_broker_port: int,
@@ -101,7 +101,7 @@ def test_video_to_three_sinks_with_metrics_capture_and_hot_threshold(
     statuses = StatusLog()
     runtime = make_runtime(
         "video_file",
-        {"path": str(mtd_video)},
+        {"path": str(part_video)},
         [
             SinkSpec("webhook", "hook", {"url": webhook_receiver.url, "include_image": True, "cooldown_s": 0}),
             SinkSpec(
@@ -149,7 +149,7 @@ def test_video_to_three_sinks_with_metrics_capture_and_hot_threshold(
 
     # hot threshold change: from now on only frames scoring at or above it become events
     model = AnomalyModel(model_dir)
-    scores = [model.infer(frame).score for frame in video_frames(mtd_video)]
+    scores = [model.infer(frame).score for frame in video_frames(part_video)]
     distinct = sorted(set(scores))
     assert len(distinct) >= 2, f"the test video should not score uniformly: {scores}"
     threshold = (distinct[len(distinct) // 2 - 1] + distinct[len(distinct) // 2]) / 2
@@ -172,9 +172,9 @@ def test_video_to_three_sinks_with_metrics_capture_and_hot_threshold(
     assert all(sink["sent"] > 0 for sink in statuses.last["sinks"])
 
 
-def test_fps_pacing_and_hot_model_swap(make_runtime, mtd_video: Path, model_dir: Path, tmp_path: Path) -> None:
+def test_fps_pacing_and_hot_model_swap(make_runtime, part_video: Path, model_dir: Path, tmp_path: Path) -> None:
     # Rates well below what the model manages even on a busy 2-core machine, so only pacing limits them.
-    runtime = make_runtime("video_file", {"path": str(mtd_video)}, config={"threshold": 0.5, "fps": 4})
+    runtime = make_runtime("video_file", {"path": str(part_video)}, config={"threshold": 0.5, "fps": 4})
     runtime.start()
     time.sleep(3.5)
     assert 3.0 <= runtime.metrics.fps() <= 4.5
@@ -198,10 +198,13 @@ def test_fps_pacing_and_hot_model_swap(make_runtime, mtd_video: Path, model_dir:
         runtime.update_config(threshold=1.5)
 
 
-def test_a_finite_source_ends_the_run_cleanly(make_runtime, mtd_video: Path) -> None:
+def test_a_finite_source_ends_the_run_cleanly(make_runtime, part_video: Path) -> None:
     statuses = StatusLog()
     runtime = make_runtime(
-        "video_file", {"path": str(mtd_video), "loop": False}, config={"threshold": 0.5, "fps": 100}, on_status=statuses
+        "video_file",
+        {"path": str(part_video), "loop": False},
+        config={"threshold": 0.5, "fps": 100},
+        on_status=statuses,
     )
     runtime.start()
     assert runtime.wait(20)
@@ -229,28 +232,28 @@ def test_an_unavailable_source_fails_the_start_with_the_reason(make_runtime, sou
     assert runtime.wait(0)
 
 
-def test_a_missing_model_fails_the_start(make_runtime, mtd_video: Path, tmp_path: Path) -> None:
-    runtime = make_runtime("video_file", {"path": str(mtd_video)}, model_dir=tmp_path / "no-model")
+def test_a_missing_model_fails_the_start(make_runtime, part_video: Path, tmp_path: Path) -> None:
+    runtime = make_runtime("video_file", {"path": str(part_video)}, model_dir=tmp_path / "no-model")
     with pytest.raises(PipelineStartError, match="does not exist"):
         runtime.start()
     assert runtime.status()["state"] == "failed"
 
 
-def test_an_unwritable_sink_is_refused_before_start(make_runtime, mtd_video: Path, tmp_path: Path) -> None:
+def test_an_unwritable_sink_is_refused_before_start(make_runtime, part_video: Path, tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(PipelineStartError, match="sink 'files'"):
         make_runtime(
             "video_file",
-            {"path": str(mtd_video)},
+            {"path": str(part_video)},
             [SinkSpec("filesystem", "files", {"output_dir": str(blocker / "sub")})],
         )
 
 
-def test_a_failing_sink_is_counted_and_never_stalls_inference(make_runtime, mtd_video: Path) -> None:
+def test_a_failing_sink_is_counted_and_never_stalls_inference(make_runtime, part_video: Path) -> None:
     runtime = make_runtime(
         "video_file",
-        {"path": str(mtd_video)},
+        {"path": str(part_video)},
         [
             SinkSpec("webhook", "dead", {"url": "http://127.0.0.1:1/x", "retries": 0, "cooldown_s": 0}),
         ],
@@ -287,12 +290,12 @@ def test_a_camera_that_never_comes_back_fails_the_pipeline(make_runtime, mjpeg_c
     assert runtime.state == "failed" and "gave up after 2 reconnect attempts" in runtime.status()["message"]
 
 
-def test_invalid_configs_are_refused_before_start(make_runtime, mtd_video: Path) -> None:
+def test_invalid_configs_are_refused_before_start(make_runtime, part_video: Path) -> None:
     with pytest.raises(PipelineStartError, match="source config"):
-        make_runtime("video_file", {"path": str(mtd_video), "fps": 3})  # no such field
+        make_runtime("video_file", {"path": str(part_video), "fps": 3})  # no such field
     with pytest.raises(PipelineStartError, match="source config"):
         make_runtime("thermal_camera", {})
     with pytest.raises(PipelineStartError, match="source config"):
-        make_runtime("video_file", {"path": str(mtd_video)}, config={"threshold": 2})
+        make_runtime("video_file", {"path": str(part_video)}, config={"threshold": 2})
     with pytest.raises(PipelineStartError, match="sink 'hook'"):
-        make_runtime("video_file", {"path": str(mtd_video)}, [SinkSpec("webhook", "hook", {"url": "ftp://x"})])
+        make_runtime("video_file", {"path": str(part_video)}, [SinkSpec("webhook", "hook", {"url": "ftp://x"})])

@@ -21,7 +21,7 @@ from pipelines.sources.images_folder import ImagesFolderSource
 from pipelines.sources.ip_camera import IpCameraSource, url_with_credentials
 from pipelines.sources.video_file import VideoFileSource
 from pipelines.sources.webcam import WebcamSource
-from tests.integration.pipeline_helpers import MjpegCamera, mtd_images
+from tests.integration.pipeline_helpers import MjpegCamera, class_images
 
 pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = pytest.mark.timeout(60)
@@ -53,13 +53,13 @@ def wait_state(source, state: str, timeout: float = 15.0) -> dict:
 # ------------------------------------------------------------------ video file
 
 
-def test_video_file_check_reports_size_and_fps(mtd_video: Path) -> None:
-    result = check_source("video_file", {"path": str(mtd_video)})
+def test_video_file_check_reports_size_and_fps(part_video: Path) -> None:
+    result = check_source("video_file", {"path": str(part_video)})
     assert result.to_dict() == {"reachable": True, "width": 320, "height": 240, "fps": 25.0, "error": None}
 
 
-def test_video_file_loops_or_ends(mtd_video: Path) -> None:
-    looping = VideoFileSource(VideoFileConfig(path=str(mtd_video), loop=True))
+def test_video_file_loops_or_ends(part_video: Path) -> None:
+    looping = VideoFileSource(VideoFileConfig(path=str(part_video), loop=True))
     looping.open()
     frames = read_n(looping, 30)
     looping.close()
@@ -67,7 +67,7 @@ def test_video_file_loops_or_ends(mtd_video: Path) -> None:
     assert np.array_equal(frames[0].image, frames[12].image)  # frame 12 is frame 0 again
     assert looping.status()["loops"] == 2
 
-    once = VideoFileSource(VideoFileConfig(path=str(mtd_video), loop=False))
+    once = VideoFileSource(VideoFileConfig(path=str(part_video), loop=False))
     once.open()
     assert len(read_n(once, 12)) == 12
     with pytest.raises(SourceEnded):
@@ -90,16 +90,16 @@ def test_video_file_missing_or_not_a_video_is_a_clear_error(tmp_path: Path) -> N
 
 
 @pytest.fixture
-def image_folder(mtd_dir: Path, tmp_path: Path) -> Path:
+def image_folder(part_images: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "incoming"
     folder.mkdir()
-    for index, path in enumerate(mtd_images(mtd_dir, "MT_Free", 3)):
+    for index, path in enumerate(class_images(part_images, "MT_Free", 3)):
         shutil.copy(path, folder / f"img_{index:02d}.jpg")
     (folder / "README.txt").write_text("not an image")
     return folder
 
 
-def test_images_folder_reads_in_name_order_and_picks_up_new_files(image_folder: Path, mtd_dir: Path) -> None:
+def test_images_folder_reads_in_name_order_and_picks_up_new_files(image_folder: Path, part_images: Path) -> None:
     source = ImagesFolderSource(ImagesFolderConfig(path=str(image_folder), watch=True))
     source.open()
     expected = [cv2.imread(str(image_folder / f"img_{i:02d}.jpg")) for i in range(3)]
@@ -107,7 +107,7 @@ def test_images_folder_reads_in_name_order_and_picks_up_new_files(image_folder: 
     assert [frame.image.shape for frame in frames] == [image.shape for image in expected]
     assert all(np.array_equal(f.image, e) for f, e in zip(frames, expected, strict=True))
     assert source.read(timeout=0.3) is None  # watching: nothing new yet
-    new = mtd_images(mtd_dir, "MT_Crack", 1)[0]
+    new = class_images(part_images, "MT_Crack", 1)[0]
     shutil.copy(new, image_folder / "img_99.jpg")  # arrives while the source runs
     frame = read_n(source, 1, timeout=5)[0]
     assert np.array_equal(frame.image, cv2.imread(str(new)))

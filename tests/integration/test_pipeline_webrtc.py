@@ -23,8 +23,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture
-def runtime(model_dir: Path, mtd_video: Path) -> Iterator[PipelineRuntime]:
-    runtime = video_runtime(model_dir, mtd_video)
+def runtime(model_dir: Path, part_video: Path) -> Iterator[PipelineRuntime]:
+    runtime = video_runtime(model_dir, part_video)
     yield runtime
     runtime.stop()
 

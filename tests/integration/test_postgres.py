@@ -12,7 +12,7 @@ from api.app import create_app
 from infra.database.engine import get_engine
 from infra.settings import Settings
 from tests.integration.databases import fresh_postgres_database
-from tests.integration.media_support import files_on_disk, mtd_images, upload
+from tests.integration.media_support import files_on_disk, part_files, upload
 
 pytestmark = pytest.mark.postgres
 
@@ -25,7 +25,7 @@ def pg_client(tmp_path) -> Iterator[TestClient]:
             yield client
 
 
-def test_media_roundtrip_on_postgres(pg_client, mtd_dir, tmp_path):
+def test_media_roundtrip_on_postgres(pg_client, part_images, tmp_path):
     client = pg_client
     database_url = client.app.state.settings.resolved_database_url
     assert get_engine(database_url).dialect.name == "postgresql"
@@ -33,11 +33,11 @@ def test_media_roundtrip_on_postgres(pg_client, mtd_dir, tmp_path):
         assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
 
     project = client.post("/api/projects", json={"name": "On PostgreSQL"}).json()
-    normal = mtd_images(mtd_dir, "Free", 2)
+    normal = part_files(part_images, "Free", 2)
     uploaded = upload(client, project["id"], normal + [("bad.png", b"not an image")])
     assert uploaded.status_code == 201, uploaded.text
     assert (uploaded.json()["uploaded"], uploaded.json()["failed"]) == (2, 1)
-    assert upload(client, project["id"], mtd_images(mtd_dir, "Crack", 1), label="anomalous").status_code == 201
+    assert upload(client, project["id"], part_files(part_images, "Crack", 1), label="anomalous").status_code == 201
 
     listing = client.get(f"/api/projects/{project['id']}/media", params={"label": "normal", "limit": 1}).json()
     assert listing["total"] == 2 and len(listing["items"]) == 1

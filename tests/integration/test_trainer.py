@@ -1,4 +1,4 @@
-"""Training core on real MTD tiles, offline: fit, test, export every format, run the IR on one image."""
+"""Training core on synthetic parts, offline: fit, test, export every format, run the IR on one image."""
 
 from __future__ import annotations
 
@@ -34,12 +34,12 @@ def offline() -> Iterator[None]:
     backbones.hub_reachable.cache_clear()
 
 
-def _slice(mtd_dir: Path, root: Path, normal: int, per_defect: int) -> Path:
-    """First ``normal`` MT_Free tiles + ``per_defect`` MT_Blowhole and MT_Crack tiles with their masks."""
-    good = sorted((mtd_dir / "MT_Free" / "Imgs").glob("*.jpg"))[:normal]
+def _slice(images_dir: Path, root: Path, normal: int, per_defect: int | None) -> Path:
+    """First ``normal`` MT_Free images + ``per_defect`` (None: all) MT_Blowhole and MT_Crack images with their masks."""
+    good = sorted((images_dir / "MT_Free" / "Imgs").glob("*.jpg"))[:normal]
     items = [DatasetItem(path.name, "normal", str(path)) for path in good]
     for defect in ("MT_Blowhole", "MT_Crack"):
-        for path in sorted((mtd_dir / defect / "Imgs").glob("*.jpg"))[:per_defect]:
+        for path in sorted((images_dir / defect / "Imgs").glob("*.jpg"))[:per_defect]:
             items.append(DatasetItem(path.name, "anomalous", str(path), str(path.with_suffix(".png"))))
     layout = materialise(items, lambda ref: Path(ref).read_bytes(), root)
     assert layout.has_masks
@@ -53,10 +53,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def padim(
-    mtd_dir: Path, tmp_path_factory: pytest.TempPathFactory, data_dir: Path, offline: None
+    part_images: Path, tmp_path_factory: pytest.TempPathFactory, data_dir: Path, offline: None
 ) -> tuple[TrainingResult, list[ProgressEvent]]:
-    # 44 normal tiles: 32 train + 12 held out; 12 defective tiles with masks.
-    root = _slice(mtd_dir, tmp_path_factory.mktemp("mtd") / "dataset", normal=44, per_defect=6)
+    # 44 good parts: 32 train + 12 held out; 12 defective parts with masks.
+    root = _slice(part_images, tmp_path_factory.mktemp("parts") / "dataset", normal=44, per_defect=6)
     events: list[ProgressEvent] = []
     result = train(
         root,
@@ -70,13 +70,15 @@ def padim(
     return result, events
 
 
-def test_padim_learns_real_defects_offline(padim: tuple[TrainingResult, list[ProgressEvent]]) -> None:
+def test_padim_learns_defects_offline(padim: tuple[TrainingResult, list[ProgressEvent]]) -> None:
     result, events = padim
     assert result.dataset["train_images"] == 32 and result.dataset["test_images"] == 24
     assert result.parameters["layers"] == ["blocks.2", "blocks.4"] and result.parameters["n_features"] == 128
     print("padim", result.metrics, result.timings)
-    assert result.metrics["image_auroc"] > 0.7, result.metrics  # random weights give ~0.5 on these tiles
-    assert result.metrics["pixel_auroc"] > 0.8, result.metrics
+    # The drawn defects are plain to see (measured: 1.0 and 0.997); what real tiles need of the weights,
+    # the MTD test below checks.
+    assert result.metrics["image_auroc"] > 0.9, result.metrics
+    assert result.metrics["pixel_auroc"] > 0.9, result.metrics
     assert set(result.timings) == {"fit_s", "test_s", "export_s"}
     assert result.history and result.history[0]["epoch"] == 1
     assert all("loss" not in entry for entry in result.history)  # nor in the per-epoch history (MLflow)
@@ -95,26 +97,28 @@ def _run(path: Path, image: np.ndarray) -> dict[str, np.ndarray]:
     return {name: value for port, value in compiled(image).items() for name in port.get_names()}
 
 
-def test_openvino_ir_scores_a_single_image(padim: tuple[TrainingResult, list[ProgressEvent]], mtd_dir: Path) -> None:
+def test_openvino_ir_scores_a_single_image(
+    padim: tuple[TrainingResult, list[ProgressEvent]], part_images: Path
+) -> None:
     result, _ = padim
     xml = result.openvino_dir / "model.xml"
     assert xml.with_suffix(".bin").is_file()
     shape = ov.Core().read_model(str(xml)).input(0).get_partial_shape()
     assert shape[0].get_length() == 1 and shape[1].get_length() == 3  # one image, any height and width
-    crack = load_image(sorted((mtd_dir / "MT_Crack" / "Imgs").glob("*.jpg"))[-1])
+    crack = load_image(sorted((part_images / "MT_Crack" / "Imgs").glob("*.jpg"))[-1])
     outputs = _run(xml, crack)
     assert outputs["pred_score"].size == 1 and 0.0 <= float(outputs["pred_score"].item()) <= 1.0
     assert outputs["anomaly_map"].shape[-2:] == (256, 256)
     # The graph resizes by itself: a raw-sized tile goes in as it is.
-    raw = load_image(sorted((mtd_dir / "MT_Crack" / "Imgs").glob("*.jpg"))[-1], image_size=(180, 300))
+    raw = load_image(sorted((part_images / "MT_Crack" / "Imgs").glob("*.jpg"))[-1], image_size=(180, 300))
     assert np.isfinite(_run(xml, raw)["pred_score"]).all()
 
 
 def test_every_format_exports_from_the_checkpoint(
-    padim: tuple[TrainingResult, list[ProgressEvent]], tmp_path: Path, data_dir: Path, mtd_dir: Path
+    padim: tuple[TrainingResult, list[ProgressEvent]], tmp_path: Path, data_dir: Path, part_images: Path
 ) -> None:
     result, _ = padim
-    image = load_image(sorted((mtd_dir / "MT_Blowhole" / "Imgs").glob("*.jpg"))[-1])
+    image = load_image(sorted((part_images / "MT_Blowhole" / "Imgs").glob("*.jpg"))[-1])
     reference = _run(result.openvino_dir / "model.xml", image)["pred_score"].item()
 
     def rebuilt(fmt: str, compression: str | None = None) -> Path:
@@ -143,9 +147,9 @@ def test_every_format_exports_from_the_checkpoint(
 
 
 def test_patchcore_trains_with_the_fast_coreset(
-    mtd_dir: Path, tmp_path: Path, data_dir: Path, offline: None
+    part_images: Path, tmp_path: Path, data_dir: Path, offline: None
 ) -> None:
-    root = _slice(mtd_dir, tmp_path / "dataset", normal=16, per_defect=2)
+    root = _slice(part_images, tmp_path / "dataset", normal=16, per_defect=2)
     events: list[ProgressEvent] = []
     result = train(root, "patchcore", {"backbone": "mobilenetv2_100"}, tmp_path / "work", on_progress=events.append,
                    data_dir=data_dir)
@@ -161,8 +165,8 @@ def test_patchcore_trains_with_the_fast_coreset(
     assert result.openvino_score is not None
 
 
-def test_cancellation_and_upfront_failures(mtd_dir: Path, tmp_path: Path, data_dir: Path, offline: None) -> None:
-    root = _slice(mtd_dir, tmp_path / "dataset", normal=8, per_defect=1)
+def test_cancellation_and_upfront_failures(part_images: Path, tmp_path: Path, data_dir: Path, offline: None) -> None:
+    root = _slice(part_images, tmp_path / "dataset", normal=8, per_defect=1)
     events: list[ProgressEvent] = []
     with pytest.raises(TrainingCancelled):
         train(root, "padim", {}, tmp_path / "cancelled", on_progress=events.append,
@@ -193,3 +197,24 @@ def test_models_normalise_inputs_like_their_backbone_was_trained(data_dir: Path,
         for transform in (model.pre_processor.transform, model.pre_processor.export_transform):
             (normalize,) = [step for step in transform.transforms if isinstance(step, Normalize)]
             assert normalize.mean == pytest.approx(mean), backbone
+
+
+# Facts' reference slice of the real tiles: plain anomalib measured image AUROC 0.932 (first 200 MT_Free
+# for training); this test through train() measured 0.933 (pixel 0.969) on 2026-11-30.
+MTD_IMAGE_AUROC_BAR = 0.88
+
+
+def test_padim_reaches_its_reference_accuracy_on_real_mtd_tiles(
+    mtd_dir: Path, tmp_path: Path, data_dir: Path, offline: None
+) -> None:
+    """The suite's one test on real data (skips without the MTD tiles): the platform's PaDiM on a fixed slice.
+
+    300 MT_Free tiles (200 train, 100 held out) and every MT_Blowhole and MT_Crack tile, 256x256,
+    mobilenetv2_100 blocks.2+4 with the offline ImageNet weights.
+    """
+    root = _slice(mtd_dir, tmp_path / "dataset", normal=300, per_defect=None)
+    result = train(root, "padim", {"backbone": "mobilenetv2_100"}, tmp_path / "work", data_dir=data_dir,
+                   holdout_ratio=100 / 300)
+    print("padim on MTD", result.metrics, result.dataset, result.timings)
+    assert result.dataset["train_images"] == 200 and result.dataset["test_images"] == 100 + 115 + 57
+    assert result.metrics["image_auroc"] > MTD_IMAGE_AUROC_BAR, result.metrics
