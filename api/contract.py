@@ -17,8 +17,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 
 from api.access import document_security
 from api.deps import get_session
-from api.routers._jobs import get_orchestrator
 from api.schemas.common import ErrorResponse
+from api.services.jobs import get_orchestrator
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorResponse"}
 

@@ -20,9 +20,6 @@ from sqlalchemy.exc import IntegrityError
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.media_ingest import ImageRejected, decode_image
-from api.routers._active import control_call, ensure_idle, refresh, running_row
-from api.routers._jobs import OrchestratorDep, submit_or_withdraw
-from api.routers.media import add_media, discard_blobs
 from api.schemas.active_pipelines import (
     ActivePipelineCreate,
     ActivePipelineOut,
@@ -32,6 +29,9 @@ from api.schemas.active_pipelines import (
 )
 from api.schemas.common import ErrorResponse
 from api.schemas.media import UploadLabel
+from api.services.active_runs import control_call, ensure_idle, refresh, running_row
+from api.services.jobs import OrchestratorDep, submit_or_withdraw
+from api.services.media_uploads import add_media, discard_blobs
 from infra.active_pipelines import ACTIVE, FINAL, HEARTBEAT_STALE_S, heartbeat_age, transition
 from infra.database.models import ActivePipeline, Capture, Model, Pipeline
 from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable

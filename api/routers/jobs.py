@@ -10,8 +10,8 @@ from sqlalchemy import update
 
 from api.deps import SessionDep, get_or_404
 from api.links import UiLinksDep, job_out
-from api.routers._jobs import OrchestratorDep, orchestration_errors
 from api.schemas.jobs import JobOut
+from api.services.jobs import OrchestratorDep, orchestration_errors
 from infra.database.models import Model, Project, Snapshot
 from infra.orchestration import JobStatus, JobType
 from infra.orchestration.reconcile import settle_rows

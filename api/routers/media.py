@@ -11,10 +11,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
-from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
-from api.media_ingest import DecodedImage, ImageRejected, decode_image, display_filename
+from api.media_ingest import ImageRejected, decode_image, display_filename
 from api.paging import newest_first_page
 from api.schemas.media import (
     MediaLabel,
@@ -27,11 +26,11 @@ from api.schemas.media import (
     UploadLabel,
     UploadResult,
 )
+from api.services.media_uploads import add_media, discard_blobs
 from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
 from infra.database.media_counts import media_total
 from infra.database.models import Media, Project
-from infra.media_records import ImageFacts, add_media_row
-from infra.splits import ANOMALOUS, EVAL, SplitAssigner, assigner_for
+from infra.splits import ANOMALOUS, EVAL, assigner_for
 from infra.storage import ObjectStore, blob_key, put_blob
 
 log = logging.getLogger(__name__)
@@ -62,14 +61,6 @@ def list_media(
     page = newest_first_page(session, Media, conditions, limit, offset, total=known_total)
     return MediaPage(items=[MediaOut.model_validate(row) for row in page.rows], total=page.total, limit=limit,
                      offset=offset)
-
-
-def add_media(session: Session, store: ObjectStore, project_id: uuid.UUID, filename: str, label: str,
-              image: DecodedImage, digest: str, size_bytes: int, assigner: SplitAssigner | None = None) -> Media:
-    """The media row (flushed, not committed) of an image whose blob is stored; adds its thumbnail."""
-    facts = ImageFacts(sha256=digest, content_type=image.content_type, size_bytes=size_bytes, width=image.width,
-                       height=image.height, thumbnail_png=image.thumbnail_png)
-    return add_media_row(session, store, project_id, filename, label, facts, assigner=assigner)
 
 
 def upload_media(
@@ -117,14 +108,6 @@ router.add_api_route(
     responses={413: {"description": "The request is larger than the upload limit"},
                422: {"description": "Bad label, or no file is a decodable image"}},
 )
-
-
-def discard_blobs(session: Session, store: ObjectStore, hashes: set[str]) -> None:
-    """Undo the blobs of a failed upload, keeping any that existing rows already use."""
-    try:
-        delete_unreferenced_blobs(session, store, hashes)
-    except Exception:  # the original error matters more than a failed cleanup
-        log.exception("could not clean up blobs of a failed upload: %s", sorted(hashes))
 
 
 @router.get("/media/{media_id}", response_class=Response,

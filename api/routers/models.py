@@ -12,10 +12,10 @@ from sqlalchemy import select
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.links import UiLinksDep, model_out
-from api.routers._guards import ensure_unused
-from api.routers._jobs import OrchestratorDep, cancel_training_jobs, orchestration_errors
 from api.schemas.jobs import JobAccepted
 from api.schemas.models import ModelOut
+from api.services.guards import ensure_unused
+from api.services.jobs import OrchestratorDep, cancel_training_jobs, orchestration_errors
 from infra.champion import AliasNotMoved, NotPromotable, promote
 from infra.database.models import Model, Pipeline, Project
 from infra.model_files import COMPRESSIONS, EXPORT_FORMATS, archive_key, export_name, model_prefix

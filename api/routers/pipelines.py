@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, StoreDep, get_or_404
-from api.routers._active import ensure_idle
-from api.routers._guards import config_error
-from api.routers._jobs import OrchestratorDep
 from api.schemas.pipelines import PipelineCreate, PipelineOut, PipelinePatch
+from api.services.active_runs import ensure_idle
+from api.services.guards import config_error
+from api.services.jobs import OrchestratorDep
 from infra.blob_gc import capture_hashes, delete_unreferenced_blobs
 from infra.champion import current_champion
 from infra.configs import PipelineConfig

@@ -7,9 +7,9 @@ from fastapi import APIRouter, BackgroundTasks, Response
 from sqlalchemy import select
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
-from api.routers._active import ensure_idle
-from api.routers._jobs import OrchestratorDep, cancel_training_jobs
 from api.schemas.projects import ProjectCreate, ProjectOut, ProjectUpdate
+from api.services.active_runs import ensure_idle
+from api.services.jobs import OrchestratorDep, cancel_training_jobs
 from infra.blob_gc import capture_hashes, delete_unreferenced_blobs
 from infra.database.models import Media, Model, Pipeline, Project, Snapshot, SnapshotItem
 from infra.model_files import model_prefix

@@ -1,7 +1,7 @@
 """Sinks: webhooks, MQTT topics and folders that receive a pipeline's anomaly events."""
 
-from api.routers._configured import ConfiguredResource, build_router
 from api.schemas.sinks import SinkCreate, SinkOut, SinkPatch
+from api.services.configured_resources import ConfiguredResource, build_router
 from infra.configs import SINK_CONFIGS
 from infra.database.models import Pipeline, Sink
 

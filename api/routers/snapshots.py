@@ -8,8 +8,8 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from api.deps import SessionDep, get_or_404
-from api.routers._jobs import OrchestratorDep, submit_or_withdraw
 from api.schemas.snapshots import SnapshotCreate, SnapshotOut
+from api.services.jobs import OrchestratorDep, submit_or_withdraw
 from infra.database.models import Project, Snapshot
 from infra.orchestration import JobType
 

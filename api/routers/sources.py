@@ -1,7 +1,7 @@
 """Sources: cameras, streams, video files and image folders that feed pipelines."""
 
-from api.routers._configured import ConfiguredResource, build_router
 from api.schemas.sources import SourceCreate, SourceOut, SourcePatch
+from api.services.configured_resources import ConfiguredResource, build_router
 from infra.configs import SOURCE_CONFIGS
 from infra.database.models import Pipeline, Source
 

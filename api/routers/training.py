@@ -14,8 +14,8 @@ from fastapi import APIRouter, HTTPException
 from sqlalchemy import func, select
 
 from api.deps import SessionDep, SettingsDep, get_or_404
-from api.routers._jobs import OrchestratorDep, submit_or_withdraw
 from api.schemas.training import TrainAccepted, TrainRequest
+from api.services.jobs import OrchestratorDep, submit_or_withdraw
 from infra.anomaly.backbones import hub_cache_dir
 from infra.anomaly.catalog import ParameterError, availability, get_architecture, validate_parameters
 from infra.database.models import Media, Model, Project, Snapshot, SnapshotItem

@@ -11,10 +11,10 @@ import uuid
 from fastapi import APIRouter, HTTPException, Response
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
-from api.routers._jobs import OrchestratorDep, orchestration_errors
 from api.routers.training import checked_parameters
 from api.schemas.jobs import JobAccepted
 from api.schemas.training_schedule import TrainingScheduleIn, TrainingScheduleOut, TrainingScheduleSettings
+from api.services.jobs import OrchestratorDep, orchestration_errors
 from infra.database.models import Project
 from infra.orchestration import JobType, Orchestrator
 from infra.orchestration.schedules import (

@@ -11,10 +11,10 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import SessionDep
-from api.routers._active import control_call, running_row
-from api.routers._jobs import OrchestratorDep
 from api.schemas.common import ErrorResponse
 from api.schemas.webrtc import WebRtcAnswer, WebRtcCandidate, WebRtcOffer
+from api.services.active_runs import control_call, running_row
+from api.services.jobs import OrchestratorDep
 
 # The active pipeline named in the body may not exist (404); the pipeline may answer nonsense (502).
 router = APIRouter(tags=["webrtc"], responses={

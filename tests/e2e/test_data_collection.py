@@ -19,7 +19,7 @@ from infra.model_files import openvino_prefix, upload_folder
 from tests.integration.pipeline_support import create, insert_model
 from tests.platform_fixtures import wait_for
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]  # model_dir (tiny PaDiM IR) and mtd_video
+pytest_plugins = ["tests.integration.pipeline_fixtures"]  # model_dir (tiny PaDiM IR) and part_video
 pytestmark = pytest.mark.slow
 
 START_TIMEOUT_S = 90  # worker poll + flow process start + model compile, on 2 busy cores
@@ -50,13 +50,13 @@ def frames_pass(client: TestClient, active_id: str, count: int) -> None:
 
 
 def test_each_collection_mode_adds_media_at_its_rate(platform_client: TestClient, model_dir: Path,
-                                                     mtd_video: Path, tmp_path: Path) -> None:
+                                                     part_video: Path, tmp_path: Path) -> None:
     client = platform_client
     project_id = client.post("/api/projects", json={"name": "Collecting line"}).json()["id"]
     model_id = insert_model(client, project_id)
     assert upload_folder(client.app.state.store, next(model_dir.rglob("model.xml")).parent, openvino_prefix(model_id))
     source = create(client, project_id, "sources",
-                    {"type": "video_file", "name": "Line video", "config": {"path": str(mtd_video), "loop": True}})
+                    {"type": "video_file", "name": "Line video", "config": {"path": str(part_video), "loop": True}})
     sink = create(client, project_id, "sinks",
                   {"type": "filesystem", "name": "Folder", "config": {"output_dir": str(tmp_path / "events")}})
     pipeline = create(client, project_id, "pipelines", {

@@ -31,14 +31,14 @@ def _metrics(runtime: PipelineRuntime) -> dict:
     return runtime.status()["metrics"]
 
 
-def test_sinks_down_for_an_outage_then_back(model_dir: Path, mtd_video: Path) -> None:
+def test_sinks_down_for_an_outage_then_back(model_dir: Path, part_video: Path) -> None:
     broker, receiver = MosquittoProcess(), WebhookReceiver()
     broker.start()
     topic = f"inspect/outage/{time.monotonic_ns()}"
     listener = MqttListener(broker.port, topic)
     runtime = PipelineRuntime.from_config(
         pipeline_id="pipe-outage", active_pipeline_id="run-outage", source_type="video_file",
-        source_name="Line 9", source_config={"path": str(mtd_video), "loop": True}, source_id="src-9",
+        source_name="Line 9", source_config={"path": str(part_video), "loop": True}, source_id="src-9",
         sinks=[SinkSpec("webhook", "hook", {"url": receiver.url, "retries": 1, "backoff_s": 0.2, "timeout_s": 2,
                                             "cooldown_s": 0}),
                SinkSpec("mqtt", "mqtt", {"broker": f"mqtt://127.0.0.1:{broker.port}", "topic": topic,

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from api.deps import SessionDep, SettingsDep, get_or_404
-from api.routers._guards import config_error, ensure_unused
 from api.schemas.configured import ConfiguredPatch
+from api.services.guards import config_error, ensure_unused
 from infra.configs import ConfigModel, MaskedSecretError, restore_masked
 from infra.configs.confinement import Confinement, NotAllowed
 from infra.database.models import Project, Sink, Source
