@@ -61,7 +61,7 @@ def main() -> int:
     env = {**os.environ, "INSPECT_API_KEY": key, "INSPECT_PREFECT_PORT": str(free_port()),
            "INSPECT_MLFLOW_PORT": str(free_port()), "INSPECT_WORKER_WARM_START": "false"}
     log = open(work / "serve.log", "wb")  # noqa: SIM115 - open for the whole run
-    process = subprocess.Popen([sys.executable, "-m", "infra.cli", "serve", "--port", str(port),
+    process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port),
                                 "--data-dir", str(work / "data")], cwd=REPO_ROOT, env=env,
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"

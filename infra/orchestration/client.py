@@ -161,7 +161,8 @@ class Orchestrator:
         with self._lock:
             if job_type not in self._deployments:
                 try:
-                    self._deployments[job_type] = self._client.read_deployment_by_name(DEPLOYMENTS[job_type]).id
+                    with _unavailable_on_error():  # an unreachable Prefect is a 503, not a 500
+                        self._deployments[job_type] = self._client.read_deployment_by_name(DEPLOYMENTS[job_type]).id
                 except ObjectNotFound as error:
                     raise OrchestrationUnavailable(
                         f"deployment {DEPLOYMENTS[job_type]!r} is not registered with Prefect") from error

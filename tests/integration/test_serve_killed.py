@@ -33,7 +33,7 @@ def serve(data_dir: Path, ports: dict[str, int], log_path: Path) -> Iterator[sub
     env = {**os.environ, "INSPECT_PREFECT_PORT": str(ports["prefect"]), "INSPECT_MLFLOW_PORT": str(ports["mlflow"]),
            "INSPECT_MIN_NORMAL_IMAGES": "4"}
     with open(log_path, "ab") as log:
-        process = subprocess.Popen([sys.executable, "-m", "infra.cli", "serve", "--port", str(ports["api"]),
+        process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(ports["api"]),
                                     "--data-dir", str(data_dir)], cwd=REPO_ROOT, env=env, stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{ports['api']}/api"

@@ -39,7 +39,7 @@ def test_info_keeps_the_platform_and_silences_the_chatter() -> None:
 
 def test_debug_shows_everything() -> None:
     configure_logging("debug")
-    for name in ("httpx", "alembic.runtime.plugins", "uvicorn.access", "infra.serve"):
+    for name in ("httpx", "alembic.runtime.plugins", "uvicorn.access", "api.serve"):
         assert shown(name, logging.DEBUG), name
 
 
