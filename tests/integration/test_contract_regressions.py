@@ -77,3 +77,13 @@ def test_st103_prefect_down_is_a_documented_503(client, method, path, template) 
     response = client.request(method.upper(), path)
     assert response.status_code == 503 and "Job orchestration unavailable" in response.json()["detail"]
     assert "503" in responses_of(client, method, template)
+
+
+def test_st901_a_schedule_put_while_prefect_is_down_is_503_not_500(client) -> None:
+    """Seed C0PppK: the deployment lookup behind PUT training-schedule let Prefect's ConnectError through."""
+    project = client.post("/api/projects", json={"name": "p"}).json()
+    body = {"cron": "0 2 * * *", "timezone": "UTC", "architecture": "padim", "parameters": {}, "promotion": "auto",
+            "min_improvement": 0, "min_new_images": 0, "active": False}
+    response = client.put(f"/api/projects/{project['id']}/training-schedule", json=body)
+    assert response.status_code == 503, response.text
+    assert "Prefect" in response.json()["detail"]
