@@ -35,8 +35,8 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from infra.openvino_model import AnomalyModel  # noqa: E402
 from pipelines.events import SourceInfo  # noqa: E402
-from pipelines.inference import AnomalyModel  # noqa: E402
 from pipelines.metrics import MetricsTracker  # noqa: E402
 from pipelines.runtime import PipelineRuntime  # noqa: E402
 from pipelines.sources import build_source  # noqa: E402

@@ -38,10 +38,10 @@ from infra.collected_media import CollectedMediaWriter
 from infra.configs import PipelineConfig
 from infra.database.engine import session_scope
 from infra.database.models import ActivePipeline, Model, Pipeline, Sink, Source, utcnow
+from infra.openvino_model import ModelLoadError
 from infra.settings import Settings
 from infra.storage import build_store
 from pipelines.control import ControlServer
-from pipelines.inference import ModelLoadError
 from pipelines.runtime import PipelineRuntime, SinkSpec
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """Asynchronous OpenVINO scoring for the live runtime (several requests in flight).
 
 The IR loading and its pre-processing live in `infra/openvino_model.py`, shared with the
-retraining flow; they are re-exported here for the runtime and its tests.
+retraining flow.
 """
 
 from __future__ import annotations
@@ -14,15 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import openvino as ov
 
-from infra.openvino_model import (  # noqa: F401 - re-exported for the runtime
-    DEFAULT_INPUT_SIZE,
-    MAP_OUTPUT,
-    SCORE_OUTPUT,
-    AnomalyModel,
-    ModelLoadError,
-    Prediction,
-    find_model_xml,
-)
+from infra.openvino_model import AnomalyModel, Prediction
 
 log = logging.getLogger(__name__)
 

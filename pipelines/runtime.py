@@ -34,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from infra.configs import ConfigModel, DataCollection, PipelineConfig
+from infra.openvino_model import AnomalyModel, ModelLoadError, Prediction
 from pipelines.collection import FrameCollector, SaveCollected
 from pipelines.events import AnomalyEvent, SourceInfo, iso_utc
 from pipelines.frames import AnnotatedFrame, LatestFrame, encode_image
-from pipelines.inference import AnomalyModel, AsyncScorer, ModelLoadError, Prediction
+from pipelines.inference import AsyncScorer
 from pipelines.metrics import MetricsTracker, PeriodicReporter
 from pipelines.sinks import SinkWorker, build_sink_worker
 from pipelines.sources import Source, SourceEnded, SourceError, SourceFrame, build_source

@@ -11,7 +11,8 @@ import numpy as np
 import openvino as ov
 import pytest
 
-from pipelines.inference import AnomalyModel, AsyncScorer, ModelLoadError, find_model_xml
+from infra.openvino_model import AnomalyModel, ModelLoadError, find_model_xml
+from pipelines.inference import AsyncScorer
 from tests.integration.pipeline_helpers import class_images, frames_from
 
 pytest_plugins = ["tests.integration.pipeline_fixtures"]

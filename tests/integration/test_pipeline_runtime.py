@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipelines.inference import AnomalyModel, ModelLoadError
+from infra.openvino_model import AnomalyModel, ModelLoadError
 from pipelines.runtime import NoFrameYet, PipelineRuntime, PipelineStartError, SinkSpec
 from tests.integration.pipeline_helpers import MjpegCamera, MqttListener, WebhookReceiver
 
