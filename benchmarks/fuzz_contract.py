@@ -59,7 +59,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="fuzz-contract-"))
     port = free_port()
     env = {**os.environ, "INSPECT_API_KEY": key, "INSPECT_PREFECT_PORT": str(free_port()),
-           "INSPECT_MLFLOW_PORT": str(free_port()), "INSPECT_WORKER_WARM_START": "false"}
+           "INSPECT_MLFLOW_PORT": str(free_port()), "INSPECT_WORKER_START": "cold"}
     log = open(work / "serve.log", "wb")  # noqa: SIM115 - open for the whole run
     process = subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port),
                                 "--data-dir", str(work / "data")], cwd=REPO_ROOT, env=env,

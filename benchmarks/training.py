@@ -4,7 +4,7 @@ Starts the platform's stack (Prefect server + worker, MLflow) on free ports and 
 dir, uploads an MTD slice through the API, snapshots it, and per architecture:
 
 - **platform**: `POST /projects/{id}/train` once the worker's spare engine is ready (steady state;
-  INSPECT_WORKER_WARM_START=false measures cold engine processes), polled every 0.1 s: submit→running latency,
+  INSPECT_WORKER_START=cold measures cold engine processes), polled every 0.1 s: submit→running latency,
   submit→completed wall time, the fit/test/export times the job reports, image AUROC;
 - **plain**: a fresh Python process *without* the worker's allocator (no tcmalloc preload) on the
   very same dataset folder (same file names, same seeded split, same model construction), that
@@ -100,21 +100,21 @@ def platform_job(client, project_id: str, snapshot_id: str, architecture: str, p
 
 
 def wait_until_worker_idle(worker_pid: int, timeout: float = 180) -> None:
-    """Until the worker's spare engine has finished its imports, as between jobs in steady use."""
+    """Until the worker's warm engine (fork server or spare) has finished its imports, as in steady use."""
     import psutil
 
-    from infra.orchestration.warm_worker import waiting_spares
+    from infra.orchestration.engine_launchers import engine_processes
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        spares = waiting_spares(worker_pid)
+        spares = engine_processes(worker_pid)
         try:
             if len(spares) == 1 and spares[0].cpu_percent(interval=1.0) < 5:
                 return
         except psutil.Error:
             pass
         time.sleep(0.5)
-    print("warning: the worker's spare engine did not settle; this job may start cold", file=sys.stderr)
+    print("warning: the worker's warm engine did not settle; this job may start cold", file=sys.stderr)
 
 
 def mtd_files(normal: int, anomalous: int) -> tuple[list[Path], list[Path]]:
@@ -178,7 +178,7 @@ def main() -> None:
                 materialise(items, lambda sha: store.get(blob_key(sha)), dataset)
                 for architecture in args.architectures:
                     parameters = {"backbone": args.backbone, "layers": args.layers}
-                    if settings.worker_warm_start:
+                    if settings.worker_start != "cold":
                         wait_until_worker_idle(stack.workers["training"].pid)
                     print(f"{architecture}: platform job...", file=sys.stderr)
                     platform = platform_job(client, project_id, snapshot["id"], architecture, parameters)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,7 +44,9 @@ class Settings(BaseSettings):
     min_normal_images: int = 8
     # Workers keep a spare flow process with the flows' imports (torch, anomalib) done: jobs start in
     # about a second instead of spending 10-20 s importing. Costs one idle process per worker (~0.8 GB training).
-    worker_warm_start: bool = True
+    # How a worker gets a flow process with the flows' imports done (docs/architecture.md, "Workers"):
+    # "fork" (a fork server forks each run), "spare" (one waiting spare, replaced after each run) or "cold".
+    worker_start: Literal["fork", "spare", "cold"] = "fork"
     # Flow runs a training-pool worker runs at once (`prefect worker start --limit`): training, snapshot and
     # export jobs share the pool. More wait `pending` with a "waiting for a worker" message. 1 suits 2 cores.
     training_concurrency: int = Field(default=1, ge=1)

@@ -43,6 +43,8 @@ def ensure_work_pools(client: SyncPrefectClient, names: list[str]) -> None:
 
 # Comma-separated modules a warm worker's spare engine imports (`pool_modules`); empty: no spare.
 WARM_MODULES_ENV = "GETI_INSPECT_WARM_MODULES"
+# How a warm worker gets a warm flow process: `fork` (a fork server), `spare` or `cold` (`engine_launchers`).
+WORKER_START_ENV = "GETI_INSPECT_WORKER_START"
 
 
 def pool_modules(pool: str, project_dir: Path = REPO_ROOT) -> list[str]:

@@ -1,23 +1,32 @@
-"""A spare flow process: imports the flows' modules ahead of time, then runs one flow run.
+"""A flow process that imports the flows' modules ahead of time, then runs flow runs.
 
 `python -m prefect.engine` spends most of a short job importing torch, anomalib and Prefect.
-The warm worker (`infra.orchestration.warm_worker`) keeps one of these processes waiting with
-those imports done; when a flow run arrives it writes one JSON line on our stdin, the run's
-environment and working directory, and from then on this process *is* Prefect's engine process
-for that run: same environment, same `prefect.engine` entry point, same exit code, same signals.
+The warm worker (`infra.orchestration.warm_worker`) starts this module in one of two roles:
 
-    python -m infra.orchestration.warm_engine flows.training.flow flows.export ...
+- a fork server (`--fork-server FD`, the default): it imports once, then forks a child per flow
+  run (`infra.orchestration.fork_server`);
+- a spare: it imports, then waits for one JSON line on stdin, the run's environment and
+  working directory.
+
+Either way the process that runs the flow then *is* Prefect's engine process for that run: same
+environment, same `prefect.engine` entry point, same exit code, same signals.
+
+    python -m infra.orchestration.warm_engine [--fork-server FD] flows.training.flow flows.export ...
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import logging
 import os
 import runpy
+import socket
 import sys
 import warnings
+
+from infra.orchestration.fork_server import ForkServer
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +48,7 @@ def preload(modules: list[str]) -> None:
         pending.extend(getattr(module, "WARM_START_IMPORTS", ()))
 
 
-def run_engine(environment: dict[str, str], cwd: str) -> None:
+def run_engine(environment: dict[str, str], cwd: str, module: str = "prefect.engine") -> None:
     """Become `python -m prefect.engine` for the flow run named in `environment`."""
     os.environ.clear()
     os.environ.update(environment)
@@ -52,17 +61,28 @@ def run_engine(environment: dict[str, str], cwd: str) -> None:
     # the run's, as Prefect's own subprocess launcher does.
     with SettingsContext(profile=get_settings_context().profile, settings=Settings()), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*found in sys.modules", category=RuntimeWarning)
-        runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+
+
+def _next_order(fork_server_fd: int | None) -> dict | None:
+    """The run this process is to become: forked from the server, or read from stdin by a spare."""
+    if fork_server_fd is not None:
+        return ForkServer(socket.socket(fileno=fork_server_fd)).serve()
+    line = sys.stdin.readline()
+    sys.stdin.close()
+    return json.loads(line) if line.strip() else None  # empty: the worker stopped before handing us a run
 
 
 def main(argv: list[str]) -> int:
-    preload(argv)
-    line = sys.stdin.readline()
-    if not line.strip():
-        return 0  # the worker stopped (stdin closed) before handing us a run
-    order = json.loads(line)
-    sys.stdin.close()
-    run_engine(order["env"], order["cwd"])
+    parser = argparse.ArgumentParser(prog="warm_engine")
+    parser.add_argument("--fork-server", type=int, metavar="FD", help="serve forks over this connected socket")
+    parser.add_argument("modules", nargs="*")
+    arguments = parser.parse_args(argv)
+    preload(arguments.modules)
+    order = _next_order(arguments.fork_server)
+    if order is None:
+        return 0
+    run_engine(order["env"], order["cwd"], order.get("module", "prefect.engine"))
     return 0
 
 

@@ -1,26 +1,18 @@
-"""Prefect's process worker, with flow runs started in a spare process that has done its imports.
+"""Prefect's process worker, with flow runs started in a process that has already done its imports.
 
 A job's own work can be a few seconds, while a fresh `python -m prefect.engine` spends 10-20 s of
-a 2-core machine importing Prefect, torch and anomalib before the flow starts. This worker keeps
-one spare process (`infra.orchestration.warm_engine`) that has already imported the modules of
-the pool's flows, and hands the next flow run to it. Everything else is Prefect's own machinery:
-the run executor, state proposals, cancellation (control channel + SIGTERM to the run's pid) and
-crash detection see an ordinary child process of the worker.
-
-The replacement spare is started only once the run that used the last one has ended, so that its
-imports never compete with a running job for the CPU; a run that finds no spare gets one started
-on the spot, which costs what a cold `python -m prefect.engine` costs.
+a 2-core machine importing Prefect, torch and anomalib before the flow starts. This worker gets
+each run's process from an `EngineLauncher` (`engine_launchers.py`: a fork server by default, or a
+spare process) that has imported the modules of the pool's flows. Everything else is Prefect's own
+machinery: the run executor, state proposals, cancellation (control channel + SIGTERM to the
+run's pid) and crash detection see an ordinary flow process.
 
     python -m infra.orchestration.warm_worker worker start --pool training   # the `prefect` CLI
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -28,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
-import psutil
 from prefect.flows import load_flow_from_flow_run
 from prefect.runner._flow_run_executor import FlowRunExecutionResult, FlowRunExecutorContext
 from prefect.runner._process_manager import ProcessHandle
@@ -36,67 +27,19 @@ from prefect.settings import get_current_settings
 from prefect.utilities.processutils import sanitize_subprocess_env
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
-from infra.orchestration.setup import WARM_MODULES_ENV
+from infra.orchestration.engine_launchers import EngineLauncher, ForkedEngines, SpareEngine
+from infra.orchestration.setup import WARM_MODULES_ENV, WORKER_START_ENV
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
     from prefect.runner._control_channel import ControlChannel
 
-def waiting_spares(worker_pid: int) -> list[psutil.Process]:
-    """The worker's spare engine processes: the waiting one and any that now runs a flow it was handed."""
-    spares = []
-    try:
-        children = psutil.Process(worker_pid).children()
-    except psutil.Error:
-        return []
-    for child in children:
-        try:
-            if "infra.orchestration.warm_engine" in child.cmdline() and child.status() != psutil.STATUS_ZOMBIE:
-                spares.append(child)
-        except psutil.Error:
-            continue
-    return spares
-
-
-class SpareEngine:
-    """At most one waiting `warm_engine` process."""
-
-    def __init__(self, modules: list[str]) -> None:
-        self.modules = modules
-        self._spare: anyio.abc.Process | None = None
-
-    async def _spawn(self) -> anyio.abc.Process:
-        # stdout/stderr are the worker's: the run's output lands where a cold run's would.
-        return await anyio.open_process([sys.executable, "-m", "infra.orchestration.warm_engine", *self.modules],
-                                        stdin=subprocess.PIPE, stdout=None, stderr=None)
-
-    async def take(self) -> anyio.abc.Process:
-        """The waiting spare (or a new one, importing while the run's order waits in its stdin)."""
-        spare, self._spare = self._spare, None
-        if spare is None or spare.returncode is not None:
-            spare = await self._spawn()
-        return spare
-
-    async def refill(self) -> None:
-        if self._spare is None or self._spare.returncode is not None:
-            self._spare = await self._spawn()
-
-    async def close(self) -> None:
-        spare, self._spare = self._spare, None
-        if spare is None:
-            return
-        if spare.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                spare.terminate()
-        await spare.aclose()
-
-
 class WarmEngineStarter:
-    """A Prefect `ProcessStarter`: hands the flow run to the spare instead of spawning the engine."""
+    """A Prefect `ProcessStarter`: hands the flow run to a warm engine instead of spawning one."""
 
-    def __init__(self, spares: SpareEngine, *, cwd: Path, env: dict[str, str | None],
+    def __init__(self, launcher: EngineLauncher, *, cwd: Path, env: dict[str, str | None],
                  control_channel: ControlChannel | None) -> None:
-        self._spares = spares
+        self._launcher = launcher
         self._cwd = cwd
         self._env = env
         self._control_channel = control_channel
@@ -119,18 +62,15 @@ class WarmEngineStarter:
             except RuntimeError:
                 pass  # no loopback listener: Prefect falls back to kill-only cancellation
         try:
-            process = await self._spares.take()
-            order = json.dumps({"env": self._run_environment(flow_run, control), "cwd": str(self._cwd)})
-            assert process.stdin is not None
-            await process.stdin.send(order.encode() + b"\n")
-            await process.stdin.aclose()
+            process = await self._launcher.launch({"env": self._run_environment(flow_run, control),
+                                                   "cwd": str(self._cwd)})
         except BaseException:
             if control and self._control_channel is not None:
                 self._control_channel.unregister(flow_run.id)
             raise
-        task_status.started(ProcessHandle(process))
+        task_status.started(ProcessHandle(process))  # type: ignore[arg-type]  # pid and returncode are all it reads
         await process.wait()
-        await self._spares.refill()  # not when cancelled: the worker is stopping
+        await self._launcher.run_ended()  # not when cancelled: the worker is stopping
 
 
 # Subclassing re-registers the "process" worker type to this class, which is the point.
@@ -142,29 +82,29 @@ class WarmProcessWorker(ProcessWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        modules = [name for name in os.environ.get(WARM_MODULES_ENV, "").split(",") if name]
-        self._spares = SpareEngine(modules) if modules else None
+        self._launcher = engine_launcher(os.environ.get(WORKER_START_ENV, "fork"),
+                                         [name for name in os.environ.get(WARM_MODULES_ENV, "").split(",") if name])
 
     async def setup(self) -> None:
         await super().setup()
-        if self._spares is not None:
-            await self._spares.refill()
+        if self._launcher is not None:
+            await self._launcher.start()  # before the first poll: no run of this worker waits for imports
 
     async def teardown(self, *exc_info: Any) -> None:
-        if self._spares is not None:
-            await self._spares.close()
+        if self._launcher is not None:
+            await self._launcher.close()
         await super().teardown(*exc_info)
 
     async def run(self, flow_run: FlowRun, configuration: ProcessJobConfiguration,
                   task_status: anyio.abc.TaskStatus[int] | None = None) -> ProcessWorkerResult:
         # A custom `command` job variable asks for a specific launcher: leave it to Prefect.
-        if self._spares is None or configuration._command_configured:  # noqa: SLF001
+        if self._launcher is None or configuration._command_configured:  # noqa: SLF001
             return await super().run(flow_run, configuration, task_status)
         task_status = task_status or anyio.TASK_STATUS_IGNORED
         execution: FlowRunExecutionResult | None = None
         with tempfile.TemporaryDirectory(suffix="prefect") as scratch:
             async with FlowRunExecutorContext() as context:
-                starter = WarmEngineStarter(self._spares, cwd=Path(configuration.working_dir or scratch).resolve(),
+                starter = WarmEngineStarter(self._launcher, cwd=Path(configuration.working_dir or scratch).resolve(),
                                             env=configuration.env, control_channel=context.control_channel)
                 executor = context.create_executor(flow_run, starter, resolve_flow=load_flow_from_flow_run,
                                                    propose_submitting=False)
@@ -180,6 +120,13 @@ class WarmProcessWorker(ProcessWorker):
         if execution is None or execution.status_code is None:
             raise RuntimeError("Failed to start flow run process.")
         return ProcessWorkerResult(status_code=execution.status_code, identifier=str(execution.handle.pid))
+
+
+def engine_launcher(mode: str, modules: list[str]) -> EngineLauncher | None:
+    """The launcher for `INSPECT_WORKER_START` (`fork`, `spare`; `cold` or no modules: Prefect's own starter)."""
+    if not modules or mode == "cold":
+        return None
+    return SpareEngine(modules) if mode == "spare" else ForkedEngines(modules)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from infra.orchestration.client import prefect_api_url
 from infra.orchestration.setup import (
     REPO_ROOT,
     WARM_MODULES_ENV,
+    WORKER_START_ENV,
     apply_deployments,
     crash_flow_runs,
     ensure_crash_automation,
@@ -231,7 +232,8 @@ def worker_spec(settings: Settings, pool: str, log_dir: Path | None, *, prefect_
     """`prefect worker start` for a pool (the warm worker); its environment reaches every flow process it starts."""
     env = worker_env(settings, prefect_api, mlflow_uri, query_seconds=options.worker_query_seconds,
                      heartbeat_seconds=options.heartbeat_seconds)
-    env[WARM_MODULES_ENV] = ",".join(pool_modules(pool)) if settings.worker_warm_start else ""
+    env[WARM_MODULES_ENV] = ",".join(pool_modules(pool))
+    env[WORKER_START_ENV] = settings.worker_start
     env[STACK_ENV] = stack_marker(settings.resolved_data_dir)  # flow processes inherit it
     command = [sys.executable, "-m", "infra.orchestration.warm_worker", "worker", "start",
                "--pool", pool, "--name", f"{os.uname().nodename}-{pool}-{os.getpid()}"]

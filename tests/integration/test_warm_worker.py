@@ -1,15 +1,16 @@
-"""The warm worker hands flow runs to a spare process that already imported the pool's flows.
+"""The warm worker runs each flow run in a process forked by a server that already imported the pool's flows.
 
 Real Prefect server and worker (the session platform); the jobs are snapshots, the quickest flow.
 """
 
 from __future__ import annotations
 
+import httpx
 import psutil
 import pytest
 
+from infra.orchestration.engine_launchers import engine_processes
 from infra.orchestration.setup import pool_modules
-from infra.orchestration.warm_worker import waiting_spares
 from tests.conftest import png_bytes
 from tests.integration.media_support import upload
 from tests.platform_fixtures import wait_for, wait_job
@@ -23,8 +24,8 @@ def small_project(platform_client) -> dict:
     return project
 
 
-def _spares(platform) -> list[psutil.Process]:
-    return waiting_spares(platform.stack.workers["training"].pid)
+def _engines(platform) -> list[psutil.Process]:
+    return engine_processes(platform.stack.workers["training"].pid)
 
 
 def _snapshot_job(client, project_id: str) -> dict:
@@ -33,32 +34,37 @@ def _snapshot_job(client, project_id: str) -> dict:
     return wait_job(client, created.json()["job_id"], {"completed", "failed", "cancelled"}, timeout=120)
 
 
+def _flow_process_pid(platform, job_id: str) -> int:
+    run = httpx.get(f"{platform.stack.prefect_api_url}/flow_runs/{job_id}", timeout=10).json()
+    return int(run["infrastructure_pid"].rpartition(":")[2])
+
+
 def test_pool_modules_come_from_prefect_yaml() -> None:
     assert pool_modules("training") == ["flows.snapshot", "flows.training.flow", "flows.export", "flows.retraining"]
     assert pool_modules("inference") == ["flows.inference"]
     assert pool_modules("no-such-pool") == []
 
 
-def test_a_job_runs_in_the_waiting_spare_and_a_new_spare_follows(platform, platform_client, small_project) -> None:
-    (spare,) = wait_for(lambda: _spares(platform), 120, what="a spare engine process")
-    assert "flows.training.flow" in spare.cmdline()
+def test_jobs_run_in_processes_forked_by_one_fork_server(platform, platform_client, small_project) -> None:
+    (server,) = wait_for(lambda: _engines(platform), 120, what="the fork server")
+    assert "--fork-server" in server.cmdline() and "flows.training.flow" in server.cmdline()
 
-    job = _snapshot_job(platform_client, small_project["id"])
+    jobs = [_snapshot_job(platform_client, small_project["id"]) for _ in range(2)]
 
-    assert job["status"] == "completed", job
-    # The spare ran the job (it only ever exits after a run, or when the worker stops) ...
-    wait_for(lambda: not spare.is_running() or spare.status() == psutil.STATUS_ZOMBIE, 30, what="the used spare to end")
-    # ... and its replacement is waiting for the next one.
-    (replacement,) = wait_for(lambda: _spares(platform), 60, what="a replacement spare")
-    assert replacement.pid != spare.pid
+    assert [job["status"] for job in jobs] == ["completed", "completed"], jobs
+    pids = {_flow_process_pid(platform, job["id"]) for job in jobs}
+    assert len(pids) == 2 and server.pid not in pids  # each run its own forked process ...
+    assert _engines(platform) == [server]  # ... and the same server, still there, serves the next
 
 
-def test_a_job_still_runs_when_the_spare_died(platform, platform_client, small_project) -> None:
-    (spare,) = wait_for(lambda: _spares(platform), 120, what="a spare engine process")
-    spare.kill()
-    spare.wait(10)
+def test_a_job_still_runs_when_the_fork_server_died(platform, platform_client, small_project) -> None:
+    (server,) = wait_for(lambda: _engines(platform), 120, what="the fork server")
+    server.kill()
+    server.wait(10)
 
     job = _snapshot_job(platform_client, small_project["id"])
 
     assert job["status"] == "completed", job
     assert job["progress"] == 1.0
+    (replacement,) = _engines(platform)  # started again for that run
+    assert replacement.pid != server.pid

@@ -1,8 +1,14 @@
-"""Spare engine processes: what they preload, and how the worker keeps exactly one waiting."""
+"""Warm engine processes: what they preload, the fork server's protocol, and the spare's replacement.
+
+Real processes throughout: the fork server is `python -m infra.orchestration.warm_engine`, and the
+"flow run" it forks is a probe module that reports what it sees instead of Prefect's engine.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -10,8 +16,8 @@ import anyio
 import psutil
 import pytest
 
+from infra.orchestration.engine_launchers import UNKNOWN_EXIT, ForkedEngines, SpareEngine, engine_processes
 from infra.orchestration.warm_engine import preload
-from infra.orchestration.warm_worker import SpareEngine, waiting_spares
 
 
 @pytest.fixture
@@ -45,9 +51,9 @@ def anyio_backend() -> str:
 @pytest.mark.anyio
 async def test_spare_engine_keeps_one_spare_and_replaces_a_dead_one() -> None:
     spares = SpareEngine(["json"])
-    await spares.refill()
-    await spares.refill()
-    (waiting,) = waiting_spares(os.getpid())
+    await spares.start()
+    await spares.run_ended()
+    (waiting,) = engine_processes(os.getpid())
 
     waiting.kill()
     for _ in range(200):  # asyncio's child watcher reaps it; psutil must not (the worker would never learn)
@@ -58,9 +64,112 @@ async def test_spare_engine_keeps_one_spare_and_replaces_a_dead_one() -> None:
     taken = await spares.take()  # the dead spare is not handed out: a new process is
     assert taken.pid != waiting.pid and taken.returncode is None
 
-    await spares.refill()
-    assert len(waiting_spares(os.getpid())) == 2
+    await spares.run_ended()
+    assert len(engine_processes(os.getpid())) == 2
     await taken.aclose()  # stdin closed without an order: the spare ends on its own, cleanly
     assert taken.returncode == 0
     await spares.close()
-    assert waiting_spares(os.getpid()) == []
+    assert engine_processes(os.getpid()) == []
+
+
+PROBE = """
+import json, os, sys, time
+from pathlib import Path
+Path(os.environ["PROBE_OUT"]).write_text(json.dumps({
+    "pid": os.getpid(), "ppid": os.getppid(), "cwd": os.getcwd(), "seen": os.environ.get("PROBE_SEEN"),
+    "preloaded": "forkprobe_heavy" in sys.modules}))
+time.sleep(float(os.environ.get("PROBE_SLEEP", "0")))
+sys.exit(int(os.environ.get("PROBE_EXIT", "0")))
+"""
+
+
+@pytest.fixture
+def probe_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Modules the fork server can import (it inherits PYTHONPATH) and fork into."""
+    (tmp_path / "forkprobe.py").write_text(PROBE)
+    (tmp_path / "forkprobe_heavy.py").write_text("LOADED = True\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    return tmp_path
+
+
+def _order(out: Path, cwd: Path, **env: str) -> dict:
+    return {"env": {**os.environ, "PROBE_OUT": str(out), **env}, "cwd": str(cwd), "module": "forkprobe"}
+
+
+async def _wait_for_file(path: Path) -> dict:
+    for _ in range(400):
+        if path.exists() and path.read_text():
+            return json.loads(path.read_text())
+        await anyio.sleep(0.05)
+    raise AssertionError(f"{path} never written")
+
+
+@pytest.mark.anyio
+async def test_fork_server_forks_each_run_with_its_environment_and_reports_exits(probe_path: Path) -> None:
+    engines = ForkedEngines(["forkprobe_heavy"])
+    await engines.start()  # returns once the imports are done
+    try:
+        (server,) = engine_processes(os.getpid())
+        workdir = probe_path / "work"
+        workdir.mkdir()
+
+        first = await engines.launch(_order(probe_path / "first.json", workdir, PROBE_SEEN="one", PROBE_EXIT="3"))
+        second = await engines.launch(_order(probe_path / "second.json", probe_path, PROBE_SEEN="two"))
+
+        assert await first.wait() == 3 and await second.wait() == 0
+        seen = [json.loads((probe_path / name).read_text()) for name in ("first.json", "second.json")]
+        assert [report["seen"] for report in seen] == ["one", "two"]
+        assert [report["pid"] for report in seen] == [first.pid, second.pid]
+        assert {report["ppid"] for report in seen} == {server.pid}  # forked, not spawned by the worker
+        assert all(report["preloaded"] for report in seen)  # the server's imports came along
+        assert Path(seen[0]["cwd"]) == workdir.resolve()
+        assert engine_processes(os.getpid()) == [server]  # the same server serves every run
+    finally:
+        await engines.close()
+
+
+@pytest.mark.anyio
+async def test_a_forked_run_can_be_stopped_by_its_pid(probe_path: Path) -> None:
+    """Prefect cancels a run with SIGTERM to the pid it was handed, then SIGKILL."""
+    engines = ForkedEngines([])
+    await engines.start()
+    try:
+        run = await engines.launch(_order(probe_path / "run.json", probe_path, PROBE_SLEEP="60"))
+        await _wait_for_file(probe_path / "run.json")
+        os.kill(run.pid, signal.SIGTERM)
+        assert await run.wait() == -signal.SIGTERM
+    finally:
+        await engines.close()
+
+
+@pytest.mark.anyio
+async def test_a_dead_fork_server_is_replaced_and_its_running_child_still_ends(probe_path: Path) -> None:
+    engines = ForkedEngines([])
+    await engines.start()
+    try:
+        (server,) = engine_processes(os.getpid())
+        running = await engines.launch(_order(probe_path / "orphan.json", probe_path, PROBE_SLEEP="1"))
+        await _wait_for_file(probe_path / "orphan.json")
+        server.kill()
+
+        # Its exit code is lost with the server; the worker still learns that it ended.
+        assert await running.wait() == UNKNOWN_EXIT
+
+        after = await engines.launch(_order(probe_path / "after.json", probe_path, PROBE_EXIT="5"))
+        assert await after.wait() == 5
+        (replacement,) = engine_processes(os.getpid())
+        assert replacement.pid != server.pid
+        assert json.loads((probe_path / "after.json").read_text())["ppid"] == replacement.pid
+    finally:
+        await engines.close()
+
+
+@pytest.mark.anyio
+async def test_closing_the_fork_server_lets_it_end_once_idle(probe_path: Path) -> None:
+    engines = ForkedEngines([])
+    await engines.start()
+    server = engines.server
+    assert server is not None and server.returncode is None
+    await engines.close()
+    assert server.returncode == 0
+    assert engine_processes(os.getpid()) == []
