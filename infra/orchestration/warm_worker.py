@@ -86,9 +86,11 @@ class WarmProcessWorker(ProcessWorker):
                                          [name for name in os.environ.get(WARM_MODULES_ENV, "").split(",") if name])
 
     async def setup(self) -> None:
-        await super().setup()
+        # Before Prefect's setup, whose first heartbeat shows the worker online: a job submitted as
+        # soon as it is online must not wait for the imports.
         if self._launcher is not None:
-            await self._launcher.start()  # before the first poll: no run of this worker waits for imports
+            await self._launcher.start()
+        await super().setup()
 
     async def teardown(self, *exc_info: Any) -> None:
         if self._launcher is not None:

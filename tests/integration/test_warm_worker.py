@@ -5,12 +5,16 @@ Real Prefect server and worker (the session platform); the jobs are snapshots, t
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import httpx
 import psutil
 import pytest
 
 from infra.orchestration.engine_launchers import engine_processes
-from infra.orchestration.setup import pool_modules
+from infra.orchestration.setup import WARM_MODULES_ENV, WORKER_START_ENV, pool_modules
 from tests.conftest import png_bytes
 from tests.integration.media_support import upload
 from tests.platform_fixtures import wait_for, wait_job
@@ -68,3 +72,26 @@ def test_a_job_still_runs_when_the_fork_server_died(platform, platform_client, s
     assert job["progress"] == 1.0
     (replacement,) = _engines(platform)  # started again for that run
     assert replacement.pid != server.pid
+
+
+def test_a_worker_shows_online_only_once_its_fork_server_has_imported(platform, tmp_path) -> None:
+    """A job submitted the moment a worker is online must find the imports done (torch here)."""
+    pool = "warm-probe"
+    env = {**os.environ, "PREFECT_API_URL": platform.stack.prefect_api_url, "PREFECT_WORKER_QUERY_SECONDS": "1",
+           WARM_MODULES_ENV: "flows.training.flow", WORKER_START_ENV: "fork"}
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "infra.orchestration.warm_worker", "worker", "start",
+                                   "--pool", pool, "--type", "process", "--name", "probe"],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        def online() -> bool:
+            workers = httpx.post(f"{platform.stack.prefect_api_url}/work_pools/{pool}/workers/filter", json={},
+                                 timeout=10)
+            return workers.status_code == 200 and any(item["status"] == "ONLINE" for item in workers.json())
+
+        wait_for(online, 180, interval=0.1, what="the probe worker online")
+        (server,) = engine_processes(worker.pid)
+        assert any("libtorch" in region.path for region in server.memory_maps()), "online before its imports"
+    finally:
+        worker.terminate()
+        worker.wait(30)
