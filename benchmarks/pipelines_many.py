@@ -14,9 +14,10 @@ ratios), so a neighbour's load that comes and goes hits both sides alike. CPU ti
 (every thread of the processes, user + system) is printed beside it: the share the lines would
 reach on an idle machine, whatever the neighbours take.
 
-Per line: fps, p95 latency read → published (frames read before a pause are not counted; a
-saturated line's latency includes its queue: requests in flight plus one frame waiting) and
-resident memory at the end.
+Per line: fps, p95 latency read → published of the frames read inside the lines' turns (a
+saturated line's latency includes its queue: requests in flight plus one frame waiting), and
+memory at the end: RSS, and USS (what only that line holds; RSS also counts the IR file's pages,
+which the page cache shares between lines).
 
     .venv/bin/python benchmarks/pipelines_many.py --lines 1 2 4 --rounds 4 --slice 5
 """
@@ -31,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -49,7 +49,22 @@ from pipelines.sources import build_source  # noqa: E402
 
 TARGET_SHARE = 0.90
 MAX_FPS = 120.0  # a pipeline config's highest fps
-SETTLE_S = 1.5  # after a resume, frames read before the pause are still in flight: their latency is not counted
+
+
+class WindowMetrics(MetricsTracker):
+    """The runtime's metrics, plus the latency of each frame read inside the open window (a frame read
+    before a pause and published after it would count the pause)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened: float | None = None
+        self.window_latencies: list[float] = []
+
+    def record_frame(self, inference_ms: float, latency_ms: float, anomalous: bool) -> None:
+        super().record_frame(inference_ms, latency_ms, anomalous)
+        opened = self.opened
+        if opened is not None and time.monotonic() - latency_ms / 1000 >= opened:
+            self.window_latencies.append(latency_ms)
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -59,7 +74,7 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 def run_line(model_dir: Path, video: Path, warmup_s: float, ov_config: dict | None) -> None:
     """Child: one line. stdin: 'go' opens a window, 'mark' closes it (prints its figures), 'stop' ends."""
-    metrics = MetricsTracker(latency_window=10_000_000)  # every latency, for the p95
+    metrics = WindowMetrics()
     if ov_config:  # a setting to compare: applies to every model this process compiles
         _ov_core().set_property("CPU", ov_config)
     runtime = PipelineRuntime.from_config(
@@ -69,19 +84,17 @@ def run_line(model_dir: Path, video: Path, warmup_s: float, ov_config: dict | No
     runtime.start()
     time.sleep(warmup_s)
     print("ready", flush=True)
-    process, latencies, settled = psutil.Process(), [], [0]
+    process = psutil.Process()
     window: tuple[int, float, float] = (0, 0.0, 0.0)
     for command in sys.stdin:
         command = command.strip()
         if command == "go":
             window = (metrics.frames_processed, time.monotonic(), cpu_seconds(process))
-            timer = threading.Timer(SETTLE_S, lambda: settled.__setitem__(0, len(metrics.latencies_ms())))
-            timer.start()
+            metrics.opened = window[1]
         elif command == "mark":
-            timer.join()
+            metrics.opened = None
             frames, started, cpu = window
             count = metrics.frames_processed - frames
-            latencies.extend(metrics.latencies_ms()[settled[0]:])
             print(json.dumps({"frames": count, "seconds": time.monotonic() - started,
                               "cpu_s": cpu_seconds(process) - cpu}), flush=True)
         elif command == "stop":
@@ -89,6 +102,7 @@ def run_line(model_dir: Path, video: Path, warmup_s: float, ov_config: dict | No
     memory = process.memory_full_info()  # USS: pages only this line holds; RSS also counts the shared IR file
     state = runtime.state
     runtime.stop()
+    latencies = metrics.window_latencies
     print(json.dumps({"state": state, "p95": percentile(latencies, 95) if latencies else float("nan"),
                       "latencies": len(latencies), "rss_mib": memory.rss / 2**20, "uss_mib": memory.uss / 2**20}),
           flush=True)
