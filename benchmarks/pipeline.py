@@ -22,6 +22,7 @@ tiles of ``--mtd-dir`` or, without them, on the tests' synthetic parts.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -198,6 +199,7 @@ def main() -> None:
     sample_s = args.sample or max(1.0, args.seconds / 20)
 
     with tempfile.TemporaryDirectory() as scratch:
+        os.environ["INSPECT_ALLOWED_PATHS"] = scratch  # where a video_file source may read
         images_dir, data_key = images_for(args.mtd_dir, Path(scratch), args.frames)
         model_dir = args.model_dir or default_model_dir(images_dir, data_key)
         video = make_video(images_dir, Path(scratch) / "bench.avi", args.frames, size)  # type: ignore[arg-type]
