@@ -40,12 +40,11 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.pipeline import default_model_dir, images_for, make_video, raw_async_fps  # noqa: E402
+from benchmarks.pipeline import prepare, raw_async_fps  # noqa: E402
 from benchmarks.support import percentile  # noqa: E402
 from infra.openvino_model import _ov_core  # noqa: E402
 from pipelines.metrics import MetricsTracker  # noqa: E402
 from pipelines.runtime import PipelineRuntime  # noqa: E402
-from pipelines.sources import build_source  # noqa: E402
 
 TARGET_SHARE = 0.90
 MAX_FPS = 120.0  # a pipeline config's highest fps
@@ -236,19 +235,11 @@ def main() -> None:
         run_line(args.model_dir, args.video, args.warmup, json.loads(args.ov_config) if args.ov_config else None)
         return
 
-    size = tuple(int(part) for part in args.frame_size.lower().split("x"))
+    width, height = (int(part) for part in args.frame_size.lower().split("x"))
+    size = (width, height)
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
-        os.environ["INSPECT_ALLOWED_PATHS"] = scratch  # where a video_file source may read (the lines inherit it)
-        images_dir, data_key = images_for(args.mtd_dir, Path(scratch), args.frames)
-        model_dir = args.model_dir or default_model_dir(images_dir, data_key)
-        video = make_video(images_dir, Path(scratch) / "bench.avi", args.frames, size)  # type: ignore[arg-type]
-        source = build_source("video_file", {"path": str(video)})
-        source.open()
-        frame = source.read(1.0).image
-        source.close()
-        print(f"model {model_dir}; video {size[0]}x{size[1]} MJPG, {args.frames} frames looped; "
-              f"{psutil.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}", flush=True)
+        model_dir, video, frame = prepare(args.model_dir, args.mtd_dir, Path(scratch), args.frames, size)
         for count in args.lines:
             row = measure(count, model_dir, video, frame, args, Path(scratch))
             rows.append(row)
