@@ -22,6 +22,7 @@ tiles of ``--mtd-dir`` or, without them, on the tests' synthetic parts.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -67,6 +68,23 @@ def make_video(images_dir: Path, out: Path, frames: int, size: tuple[int, int]) 
     good, cracked = frames * 3 // 4, frames - frames * 3 // 4
     paths = class_images(images_dir, "MT_Free", good) + class_images(images_dir, "MT_Crack", cracked)
     return write_video(out, frames_from(paths, size), fps=30)
+
+
+def prepare(
+    model_dir: Path | None, mtd_dir: Path, scratch: Path, frames: int, size: tuple[int, int]
+) -> tuple[Path, Path, np.ndarray]:
+    """(model, looping video in `scratch`, its first frame); `scratch` becomes the folder sources may read."""
+    os.environ["INSPECT_ALLOWED_PATHS"] = str(scratch)  # child processes inherit it
+    images_dir, data_key = images_for(mtd_dir, scratch, frames)
+    model_dir = model_dir or default_model_dir(images_dir, data_key)
+    video = make_video(images_dir, scratch / "bench.avi", frames, size)
+    source = build_source("video_file", {"path": str(video)})
+    source.open()
+    frame = source.read(1.0).image
+    source.close()
+    print(f"model {model_dir}; video {size[0]}x{size[1]} MJPG, {frames} frames looped; "
+          f"{psutil.cpu_count()} CPUs; load {os.getloadavg()[0]:.2f}", flush=True)
+    return model_dir, video, frame
 
 
 def raw_sync_fps(model_dir: Path, frame: np.ndarray, seconds: float) -> tuple[float, float]:
@@ -194,20 +212,12 @@ def main() -> None:
     parser.add_argument("--frame-size", default="640x480", help="video frame size WxH (default 640x480)")
     parser.add_argument("--frames", type=int, default=48, help="distinct frames in the looping video (default 48)")
     args = parser.parse_args()
-    size = tuple(int(part) for part in args.frame_size.lower().split("x"))
+    width, height = (int(part) for part in args.frame_size.lower().split("x"))
+    size = (width, height)
     sample_s = args.sample or max(1.0, args.seconds / 20)
 
     with tempfile.TemporaryDirectory() as scratch:
-        images_dir, data_key = images_for(args.mtd_dir, Path(scratch), args.frames)
-        model_dir = args.model_dir or default_model_dir(images_dir, data_key)
-        video = make_video(images_dir, Path(scratch) / "bench.avi", args.frames, size)  # type: ignore[arg-type]
-        source = build_source("video_file", {"path": str(video)})
-        source.open()
-        frame = source.read(1.0).image
-        source.close()
-        print(
-            f"model {model_dir}; video {size[0]}x{size[1]} MJPG, {args.frames} frames looped; {psutil.cpu_count()} CPUs"
-        )
+        model_dir, video, frame = prepare(args.model_dir, args.mtd_dir, Path(scratch), args.frames, size)
         # The long run goes first, in a process that has loaded nothing else, so RSS is the pipeline's own.
         print(f"pipeline for {args.seconds:g} s…", flush=True)
         result = run_pipeline(model_dir, video, args.seconds, sample_s, args.warmup, args.fps)
