@@ -226,6 +226,12 @@ class Stack:
                            mlflow_uri=self.mlflow_uri, options=self.options)
 
 
+def worker_name(pool: str, supervisor_pid: int | None = None) -> str:
+    """`<host>-<pool>-<supervisor pid>`: unique per machine and per `serve`/`worker` process, so the Prefect UI
+    (work pool page, the runs' worker events) tells which machine ran a job."""
+    return f"{os.uname().nodename}-{pool}-{supervisor_pid if supervisor_pid is not None else os.getpid()}"
+
+
 def worker_spec(settings: Settings, pool: str, log_dir: Path | None, *, prefect_api: str, mlflow_uri: str,
                 options: StackOptions) -> ChildSpec:
     """`prefect worker start` for a pool (the warm worker); its environment reaches every flow process it starts."""
@@ -234,7 +240,7 @@ def worker_spec(settings: Settings, pool: str, log_dir: Path | None, *, prefect_
     env[WARM_MODULES_ENV] = ",".join(pool_modules(pool)) if settings.worker_warm_start else ""
     env[STACK_ENV] = stack_marker(settings.resolved_data_dir)  # flow processes inherit it
     command = [sys.executable, "-m", "infra.orchestration.warm_worker", "worker", "start",
-               "--pool", pool, "--name", f"{os.uname().nodename}-{pool}-{os.getpid()}"]
+               "--pool", pool, "--name", worker_name(pool)]
     if pool == TRAINING_POOL:
         # The worker takes no more runs than this; the rest stay SCHEDULED (the API shows them pending) until a
         # slot frees. A per-worker limit, unlike the pool's, grows with the workers added on other machines.
