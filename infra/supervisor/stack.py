@@ -200,7 +200,8 @@ class Stack:
             "PREFECT_UI_API_URL": self.prefect_api_url,
             "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
         }
-        return ChildSpec("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+        return ChildSpec("prefect-server", [sys.executable, "-m", "prefect", "server", "start",
+                                            "--host", self.settings.services_host,
                                             "--port", str(self.settings.prefect_port)],
                          env, log_path=self._logs / "prefect-server.log", term_grace_s=10)
 
@@ -218,7 +219,8 @@ class Stack:
         return ChildSpec("mlflow-server", [sys.executable, "-m", "mlflow", "server",
                                            "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
                                            "--artifacts-destination", artifacts, "--workers", "1",
-                                           "--host", "127.0.0.1", "--port", str(self.settings.mlflow_port)],
+                                           "--host", self.settings.services_host,
+                                           "--port", str(self.settings.mlflow_port)],
                          env, log_path=self._logs / "mlflow-server.log", term_grace_s=10)
 
     def _worker_spec(self, pool: str) -> ChildSpec:

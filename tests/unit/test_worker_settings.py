@@ -27,3 +27,15 @@ def test_worker_names_tell_machines_and_processes_apart():
                        mlflow_uri="http://m", options=StackOptions())
     assert spec.argv[spec.argv.index("--name") + 1] == worker_name("training")
     assert worker_name("training", 41) != worker_name("training", 42) != worker_name("inference", 42)
+
+
+def test_prefect_and_mlflow_bind_loopback_unless_told_otherwise(tmp_path):
+    from infra.supervisor.stack import Stack
+
+    def hosts(**settings) -> set[str]:
+        stack = Stack(Settings(data_dir=tmp_path, **settings))
+        specs = (stack._prefect_server_spec(), stack._mlflow_server_spec())  # noqa: SLF001
+        return {spec.argv[spec.argv.index("--host") + 1] for spec in specs}
+
+    assert hosts() == {"127.0.0.1"}
+    assert hosts(services_host="0.0.0.0") == {"0.0.0.0"}  # noqa: S104 - what another machine needs
