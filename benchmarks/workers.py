@@ -156,10 +156,12 @@ def main() -> None:
         upload(http, project["id"], normal, "normal")
         upload(http, project["id"], anomalous, "anomalous")
         snapshot = http.post(f"/projects/{project['id']}/snapshots", json={"name": "benchmark"}).json()
-        frozen = wait_until(lambda: http.get(f"/snapshots/{snapshot['id']}").json()["status"] != "pending", 600,
-                            "the snapshot")
-        if http.get(f"/snapshots/{snapshot['id']}").json()["status"] != "ready":
-            raise RuntimeError(f"the snapshot failed: {frozen}")
+        def frozen() -> dict | None:
+            found = http.get(f"/snapshots/{snapshot['id']}").json()
+            return found if found["status"] != "pending" else None
+
+        if (final := wait_until(frozen, 600, "the snapshot"))["status"] != "ready":
+            raise RuntimeError(f"the snapshot did not freeze: {final}")
         print(f"# {len(normal)} normal + {len(anomalous)} anomalous {origin}; PaDiM {TRAINING['parameters']}; "
               f"{os.cpu_count()} CPU cores")
 
