@@ -23,7 +23,7 @@ from tests.integration.s3_server import moto_server
 from tests.machines import SharedState, serve, worker, workers_that_ran
 from tests.platform_fixtures import wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(1200)]
 
 # Two: each worker takes one run at a time, so with both online the second run has to go to the other one.
 TRAININGS = 2
