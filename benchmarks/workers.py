@@ -1,19 +1,21 @@
 """Training throughput with one and with two training workers: the same PaDiM jobs, as jobs per hour.
 
-Starts `geti-inspect serve` (its `training` worker runs one job at a time, INSPECT_TRAINING_CONCURRENCY=1),
-uploads a data set through the API, freezes one snapshot, and then runs the same batch twice:
+Starts `geti-inspect serve` (its `training` worker runs one job at a time, INSPECT_TRAINING_CONCURRENCY=1)
+and a second `geti-inspect worker --pool training` from its own data dir with only the shared settings
+(database, S3 API, Prefect and MLflow addresses), as another machine would. Uploads a data set through
+the API, freezes one snapshot, then submits N PaDiM trainings (default 6) per configuration:
 
-- **1 worker**: N PaDiM trainings (default 6) submitted back to back on that snapshot;
-- **2 workers**: a second `geti-inspect worker --pool training` started from its own data dir with only the
-  shared settings (database, S3 API, Prefect and MLflow addresses), as another machine would, then the
-  same N trainings.
+- **1 worker**: the second worker's processes are stopped (SIGSTOP: it polls nothing and uses no CPU);
+- **2 workers**: it runs (SIGCONT) and is online in the pool before the first submission.
 
-Wall time runs from the first submission to the last job's end (the job API's `finished_at`); jobs/hour
-is N over that. Each batch starts once the platform's processes are idle (the workers' spare engines have
-done their imports), so both measure steady state. Shared state: `--database-url` or a SQLite file
-outside both data dirs; storage in an S3 API (`--s3-endpoint-url`, else `moto_server` when installed);
-without one the second worker shares `serve`'s data dir (local storage: a second worker on the same
-machine). Images: the MTD tiles from ../shared/data/mtd when present, else synthetic parts.
+On a shared machine the load drifts over minutes, so the jobs go in rounds of `--round` (default 2)
+submitted back to back, the configurations alternating (1,2 / 2,1 / 1,2 ...), and each round starts once
+the platform's processes are idle (spare engines done importing: steady state). A round's wall time runs
+from its first submission to its last job's end (the job API's `finished_at`); jobs/hour is N over the
+summed wall time. Shared state: `--database-url` or a SQLite file outside both data dirs; storage in an S3
+API (`--s3-endpoint-url`, else `moto_server` when installed); without one the second worker shares
+`serve`'s data dir (local storage: a second worker on the same machine). Images: the MTD tiles from
+../shared/data/mtd when present, else synthetic parts.
 
     .venv/bin/python benchmarks/workers.py
     .venv/bin/python benchmarks/workers.py --jobs 4 --normal 30
@@ -28,7 +30,9 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from contextlib import ExitStack, suppress
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext, suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -39,7 +43,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.support import load  # noqa: E402
-from tests.machines import SharedState, moto_binary, s3_api, serve, worker, workers_that_ran  # noqa: E402
+from infra.supervisor.stack import TRAINING_POOL, worker_name  # noqa: E402
+from tests.machines import SharedState, moto_binary, online_workers, s3_api, serve, worker, workers_that_ran  # noqa: E402
 from tests.synthetic_parts import write_parts  # noqa: E402
 
 MTD_DIR = REPO_ROOT.parent / "shared" / "data" / "mtd"
@@ -125,7 +130,7 @@ def batch(http: httpx.Client, project_id: str, snapshot_id: str, jobs: int, labe
     failed = [job for job in done if job["status"] != "completed"]
     if failed:
         raise RuntimeError(f"{len(failed)} training(s) did not complete: {failed[0]}")
-    last = max(datetime.fromisoformat(job["finished_at"].replace("Z", "+00:00")) for job in done)
+    last = max(_instant(job["finished_at"]) for job in done)
     return (last - submitted).total_seconds(), done
 
 
@@ -134,6 +139,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=6, help="PaDiM trainings per batch")
     parser.add_argument("--normal", type=int, default=40, help="normal images uploaded")
     parser.add_argument("--anomalous", type=int, default=10, help="anomalous images uploaded")
+    parser.add_argument("--round", type=int, default=2, help="jobs per round (configurations alternate by round)")
     parser.add_argument("--database-url", default=None, help="shared database (default: a SQLite file)")
     parser.add_argument("--s3-endpoint-url", default=None, help="shared S3 API (default: moto_server if installed)")
     args = parser.parse_args()
@@ -165,37 +171,84 @@ def main() -> None:
         print(f"# {len(normal)} normal + {len(anomalous)} anomalous {origin}; PaDiM {TRAINING['parameters']}; "
               f"{os.cpu_count()} CPU cores")
 
-        rows = []
-        pids = [platform.process.pid]
-        for workers in (1, 2):
-            if workers == 2:
-                machine_dir = root / "machine-2" if endpoint else platform.data_dir
-                second = stack.enter_context(worker(machine_dir, {**env, **platform.join_env()},
-                                                    root / "worker.log"))
-                pids.append(second.pid)
-            wait_idle(pids)
-            before = load()
-            wall_s, done = batch(http, project["id"], snapshot["id"], args.jobs, f"w{workers}")
-            per_worker = Counter(workers_that_ran(platform.prefect_api_url, [job["id"] for job in done]).values())
-            durations = [(datetime.fromisoformat(job["finished_at"].replace("Z", "+00:00"))
-                          - datetime.fromisoformat(job["started_at"].replace("Z", "+00:00"))).total_seconds()
-                         for job in done]
-            rows.append((workers, args.jobs, wall_s, args.jobs / wall_s * 3600, sum(durations) / len(durations),
-                         "/".join(str(count) for count in sorted(per_worker.values(), reverse=True)),
-                         f"{before} -> {load()}"))
-            print(f"# {workers} worker(s): {args.jobs} jobs in {wall_s:.0f} s", flush=True)
+        machine_dir = root / "machine-2" if endpoint else platform.data_dir
+        second = stack.enter_context(worker(machine_dir, {**env, **platform.join_env()}, root / "worker.log"))
+        names = {worker_name(TRAINING_POOL, platform.process.pid): "serve",
+                 worker_name(TRAINING_POOL, second.pid): "2nd"}
+        tallies = {1: Tally(), 2: Tally()}
+        for index, size in enumerate(round_sizes(args.jobs, args.round)):
+            for workers in ((1, 2) if index % 2 == 0 else (2, 1)):
+                with paused(second.pid) if workers == 1 else nullcontext():
+                    if workers == 2:
+                        wait_until(lambda: worker_name(TRAINING_POOL, second.pid) in online_workers(
+                            platform.prefect_api_url, TRAINING_POOL), 120, "the second worker back online")
+                    wait_idle([platform.process.pid, second.pid])
+                    tallies[workers].loads.append(float(load()))
+                    wall_s, done = batch(http, project["id"], snapshot["id"], size, f"w{workers}-r{index}")
+                tallies[workers].add(wall_s, done)
+                print(f"# round {index + 1}, {workers} worker(s): {size} jobs in {wall_s:.0f} s, load {load()}",
+                      flush=True)
+        report(tallies, args.jobs, names, platform.prefect_api_url)
 
-        print()
-        print("| training workers | jobs | wall s | jobs/hour | mean job s (start->end) | jobs per worker "
-              "| load 1 min |")
-        print("|---|---|---|---|---|---|---|")
-        for workers, jobs, wall_s, per_hour, mean_s, spread, loads in rows:
-            print(f"| {workers} | {jobs} | {wall_s:.0f} | {per_hour:.0f} | {mean_s:.0f} | {spread} | {loads} |")
-        print(f"\n2 workers / 1 worker: {rows[1][3] / rows[0][3]:.2f}x jobs/hour (baseline: 1 worker, same run)")
-        if (os.cpu_count() or 1) <= 4:
-            print(f"note: both workers share this machine's {os.cpu_count()} cores, so the second one mostly "
-                  "overlaps each job's non-CPU time (start-up, MLflow and S3 calls, waits); on a second machine "
-                  "its CPU adds to the first's.")
+
+def round_sizes(jobs: int, size: int) -> list[int]:
+    return [min(size, jobs - start) for start in range(0, jobs, size)]
+
+
+@contextmanager
+def paused(pid: int) -> Iterator[None]:
+    """The process and its descendants stopped (SIGSTOP): a worker that takes no job and uses no CPU."""
+    root = psutil.Process(pid)
+    root.suspend()  # first, so it starts nothing new while its children are stopped
+    tree = [root, *root.children(recursive=True)]
+    for process in tree[1:]:
+        with suppress(psutil.Error):
+            process.suspend()
+    try:
+        yield
+    finally:
+        for process in reversed(tree):
+            with suppress(psutil.Error):
+                process.resume()
+
+
+@dataclass
+class Tally:
+    wall_s: float = 0.0
+    jobs: list[dict] = field(default_factory=list)
+    loads: list[float] = field(default_factory=list)
+
+    def add(self, wall_s: float, jobs: list[dict]) -> None:
+        self.wall_s += wall_s
+        self.jobs += jobs
+
+    def mean_job_s(self) -> float:
+        durations = [(_instant(job["finished_at"]) - _instant(job["started_at"])).total_seconds() for job in self.jobs]
+        return sum(durations) / len(durations)
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def report(tallies: dict[int, Tally], jobs: int, names: dict[str, str], prefect_api_url: str) -> None:
+    print()
+    print("| training workers | jobs | wall s (sum of rounds) | jobs/hour | mean job s (start->end) "
+          "| jobs per worker | load 1 min at round starts |")
+    print("|---|---|---|---|---|---|---|")
+    per_hour = {}
+    for workers, tally in tallies.items():
+        per_hour[workers] = jobs / tally.wall_s * 3600
+        ran = Counter(workers_that_ran(prefect_api_url, [job["id"] for job in tally.jobs]).values())
+        spread = ", ".join(f"{names.get(name, name)} {count}" for name, count in sorted(ran.items()))
+        loads = f"{min(tally.loads):.1f}-{max(tally.loads):.1f}"
+        print(f"| {workers} | {jobs} | {tally.wall_s:.0f} | {per_hour[workers]:.0f} | {tally.mean_job_s():.0f} "
+              f"| {spread} | {loads} |")
+    print(f"\n2 workers / 1 worker: {per_hour[2] / per_hour[1]:.2f}x jobs/hour (baseline: 1 worker, same run)")
+    if (os.cpu_count() or 1) <= 4:
+        print(f"note: both workers share this machine's {os.cpu_count()} cores, so the second one mostly overlaps "
+              "each job's non-CPU time (engine hand-over, MLflow and S3 calls, polling); on a second machine "
+              "its CPU adds to the first's.")
 
 
 if __name__ == "__main__":
