@@ -247,8 +247,9 @@ def report(tallies: dict[int, Tally], jobs: int, names: dict[str, str], prefect_
     print(f"\n2 workers / 1 worker: {per_hour[2] / per_hour[1]:.2f}x jobs/hour (baseline: 1 worker, same run)")
     if (os.cpu_count() or 1) <= 4:
         print(f"note: both workers share this machine's {os.cpu_count()} cores, so the second one mostly overlaps "
-              "each job's non-CPU time (engine hand-over, MLflow and S3 calls, polling); on a second machine "
-              "its CPU adds to the first's.")
+              "each job's non-CPU time (engine hand-over, MLflow and S3 calls, polling), and while other work "
+              "loads the machine (see the load column) two job processes also get a larger share of its CPU than "
+              "one; on a second machine the second worker's CPU adds to the first's.")
 
 
 if __name__ == "__main__":
