@@ -132,8 +132,27 @@ def run_platform(settings: Settings, log_level: str = "info") -> None:
         log.info("stopped")
 
 
+def machine_local_settings(settings: Settings) -> list[str]:
+    """What in these settings reaches only this machine: fine for a worker beside `serve` on the same data dir,
+    wrong on another machine, whose jobs would then write where the API never looks (docs/operations.md)."""
+    found = []
+    if settings.prefect_api_url is None:
+        found.append(f"INSPECT_PREFECT_API_URL is unset (polling Prefect on 127.0.0.1:{settings.prefect_port})")
+    if settings.mlflow_tracking_uri is None:
+        found.append(f"INSPECT_MLFLOW_TRACKING_URI is unset (MLflow on 127.0.0.1:{settings.mlflow_port})")
+    if settings.resolved_database_url.startswith("sqlite"):
+        found.append(f"the database is the SQLite file {settings.resolved_database_url.removeprefix('sqlite:///')}")
+    if settings.storage_backend == "local":
+        found.append(f"storage is the local folder {settings.resolved_data_dir / 'storage'}")
+    return found
+
+
 def run_workers(settings: Settings, pools: list[str]) -> None:
     """Workers only, for a machine that adds capacity to an external Prefect API (docs/operations.md)."""
+    local = machine_local_settings(settings)
+    if local:
+        log.warning("this worker can only serve a platform on this machine and data dir: %s. Another machine needs "
+                    "the shared settings (docs/operations.md, 'Adding a machine')", "; ".join(local))
     stack = Stack(settings)
     processes = [ManagedProcess(worker_spec(settings, pool, settings.resolved_data_dir / "logs",
                                             prefect_api=stack.prefect_api_url, mlflow_uri=stack.mlflow_uri,

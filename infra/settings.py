@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     # Orchestration and tracking (the supervised stack started by `serve`).
     prefect_port: int = 4200
     mlflow_port: int = 5000
+    # Address the supervised Prefect and MLflow servers bind. Loopback keeps them private to this machine; a
+    # worker on another machine needs them reachable (e.g. 0.0.0.0 on a trusted network: neither has a login).
+    services_host: str = "127.0.0.1"
     prefect_api_url: str | None = None  # external Prefect API: nothing is started locally
     mlflow_tracking_uri: str | None = None  # external MLflow server: nothing is started locally
     # Browser addresses of the Prefect and MLflow UIs, for the links in API responses and the start-up

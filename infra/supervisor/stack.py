@@ -203,7 +203,8 @@ class Stack:
             "PREFECT_UI_API_URL": self.prefect_api_url,
             "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
         }
-        return ChildSpec("prefect-server", [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+        return ChildSpec("prefect-server", [sys.executable, "-m", "prefect", "server", "start",
+                                            "--host", self.settings.services_host,
                                             "--port", str(self.settings.prefect_port)],
                          env, log_path=self._logs / "prefect-server.log", term_grace_s=10)
 
@@ -221,12 +222,19 @@ class Stack:
         return ChildSpec("mlflow-server", [sys.executable, "-m", "mlflow", "server",
                                            "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
                                            "--artifacts-destination", artifacts, "--workers", "1",
-                                           "--host", "127.0.0.1", "--port", str(self.settings.mlflow_port)],
+                                           "--host", self.settings.services_host,
+                                           "--port", str(self.settings.mlflow_port)],
                          env, log_path=self._logs / "mlflow-server.log", term_grace_s=10)
 
     def _worker_spec(self, pool: str) -> ChildSpec:
         return worker_spec(self.settings, pool, self._logs, prefect_api=self.prefect_api_url,
                            mlflow_uri=self.mlflow_uri, options=self.options)
+
+
+def worker_name(pool: str, supervisor_pid: int | None = None) -> str:
+    """`<host>-<pool>-<supervisor pid>`: unique per machine and per `serve`/`worker` process, so the Prefect UI
+    (work pool page, the runs' worker events) tells which machine ran a job."""
+    return f"{os.uname().nodename}-{pool}-{supervisor_pid if supervisor_pid is not None else os.getpid()}"
 
 
 def worker_spec(settings: Settings, pool: str, log_dir: Path | None, *, prefect_api: str, mlflow_uri: str,
@@ -238,7 +246,7 @@ def worker_spec(settings: Settings, pool: str, log_dir: Path | None, *, prefect_
     env[WORKER_START_ENV] = settings.worker_start
     env[STACK_ENV] = stack_marker(settings.resolved_data_dir)  # flow processes inherit it
     command = [sys.executable, "-m", "infra.orchestration.warm_worker", "worker", "start",
-               "--pool", pool, "--name", f"{os.uname().nodename}-{pool}-{os.getpid()}"]
+               "--pool", pool, "--name", worker_name(pool)]
     if pool == TRAINING_POOL:
         # The worker takes no more runs than this; the rest stay SCHEDULED (the API shows them pending) until a
         # slot frees. A per-worker limit, unlike the pool's, grows with the workers added on other machines.
