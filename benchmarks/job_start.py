@@ -7,7 +7,7 @@ the baseline), on a fresh platform (Prefect server and workers, MLflow; temporar
 1. right after the training worker comes online in Prefect, a PaDiM training (its model serves
    the line below);
 2. a live pipeline starts on the inference pool (the other pool) and runs through the rest:
-   a looping video of synthetic parts, unpaced unless --line-fps is given;
+   a looping video of synthetic parts at --line-fps (10, a camera's pace);
 3. 9 more jobs back to back, each submitted as the previous one ends: export, snapshot and
    training jobs, mixed.
 
@@ -18,7 +18,7 @@ is sampled every 0.25 s for its proportional memory (PSS: a page shared by N pro
 submit→running ≤ 3 s over the 10 jobs.
 
     .venv/bin/python benchmarks/job_start.py                 # fork, spare, cold
-    .venv/bin/python benchmarks/job_start.py --modes fork --line-fps 10
+    .venv/bin/python benchmarks/job_start.py --modes fork --line-fps 30
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ def print_results(results: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", nargs="+", default=["fork", "spare", "cold"], choices=["fork", "spare", "cold"])
-    parser.add_argument("--line-fps", type=float, default=None, help="pace the live pipeline (default: unpaced)")
+    parser.add_argument("--line-fps", type=float, default=10.0, help="the live pipeline's pace (a camera at 10 fps)")
     args = parser.parse_args()
     results = []
     for mode in args.modes:
