@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,9 @@ from anomalib.models.components import MemoryBankMixin
 from lightning.pytorch import Callback, Trainer, seed_everything
 
 from flows.training.build import DEFAULT_IMAGE_SIZE, build_model
-from flows.training.coreset import fast_coreset
 from flows.training.dataset import ANOMALOUS, NORMAL, build_datamodule, read_layout
 from flows.training.export import export, load_image, torch_score, verify_openvino
+from flows.training.patchcore import fast_patchcore
 from flows.training.signals import KeepSigtermHandler
 from infra.anomaly import backbones
 from infra.anomaly.catalog import MAX_EPOCHS, availability, get_architecture, validate_parameters
@@ -265,6 +265,9 @@ class TrainingSteps:
         self.checkpoint = work_dir / "model.ckpt"
         self.openvino_dir = work_dir / "openvino"
         self.openvino_score: float | None = None
+        # PatchCore's speed-ups (flows/training/patchcore.py) span fit and evaluation; closed before export.
+        self._speedups = ExitStack()
+        self.speedup_stats: dict[str, int] = {}
         report("preparing", 1.0)
 
     def fit(self) -> None:
@@ -274,15 +277,23 @@ class TrainingSteps:
             report("fitting", PATCHCORE_BATCH_SHARE + (1 - PATCHCORE_BATCH_SHARE) * done / total)
 
         started = time.perf_counter()
-        with fast_coreset(self.model, progress=coreset_progress) if self.is_patchcore else nullcontext():
+        if self.is_patchcore:
+            self.speedup_stats = self._speedups.enter_context(fast_patchcore(self.model, progress=coreset_progress))
+        try:
             self.engine.fit(model=self.model, datamodule=self.datamodule)
+        except BaseException:
+            self._speedups.close()
+            raise
         self.timings["fit_s"] = round(time.perf_counter() - started, 3)
         report("fitting", 1.0)
 
     def evaluate(self) -> dict[str, float]:
         """Test on the held-out images and save the checkpoint; returns the metrics."""
         started = time.perf_counter()
-        results = self.engine.test(model=self.model, datamodule=self.datamodule, verbose=False)
+        try:
+            results = self.engine.test(model=self.model, datamodule=self.datamodule, verbose=False)
+        finally:
+            self._speedups.close()  # the model is anomalib's own again: it checkpoints and exports as such
         self.timings["test_s"] = round(time.perf_counter() - started, 3)
         self.metrics = {METRIC_NAMES[key]: value for key, value in _scalars(results[0]).items()
                         if key in METRIC_NAMES}
@@ -294,6 +305,7 @@ class TrainingSteps:
         return self.metrics
 
     def export_ir(self) -> Path:
+        self._speedups.close()
         started = time.perf_counter()
         self.openvino_dir = export(self.model, self.architecture, self.parameters, "openvino", None,
                                    self.work_dir / "openvino", image_size=self.image_size)
@@ -310,6 +322,14 @@ class TrainingSteps:
         self.timings["export_s"] = round(self.timings.get("export_s", 0.0) + time.perf_counter() - started, 3)
         self.report("exporting", 1.0)
         return self.openvino_score
+
+    def _coreset_facts(self) -> dict[str, Any]:
+        """PatchCore: how the memory bank was chosen (exact greedy, or chunked above the exact limit)."""
+        stats = self.speedup_stats
+        if not stats.get("coreset_points"):
+            return {}
+        return {"coreset_patches": stats["coreset_points"], "coreset_size": stats["coreset_size"],
+                "coreset_selection": "chunked greedy" if stats["chunked"] else "exact greedy"}
 
     def result(self) -> TrainingResult:
         layout, test_data = self.layout, self.datamodule.test_data
@@ -329,6 +349,7 @@ class TrainingSteps:
                 "train_images": len(self.datamodule.train_data),
                 "test_images": len(test_data),
                 "synthetic_anomalies": layout.anomalous == 0,
+                **self._coreset_facts(),
             },
             image_size=self.image_size,
             openvino_score=self.openvino_score,
