@@ -6,6 +6,8 @@
   greedily within chunks of ``chunk_points`` (linear growth; its AUROC against anomalib's is printed
   by ``benchmarks/patchcore_scale.py``).
 - **Nearest neighbours** in validation and test: :func:`neighbours.nearest` (exact, fused, tiled).
+- **Channels-last backbone.** oneDNN's depthwise and 1x1 convolutions (MobileNet, EfficientNet) run
+  about 1.7x faster on channels-last weights; features differ from the default layout by float rounding.
 - **One scoring pass.** The platform validates on its evaluation set (anomalib takes thresholds and
   normalisation from it) and then tests on the same images: the model outputs of the validation pass
   are kept, keyed by the exact bytes of the input batch, and the test pass reuses them (it still runs
@@ -107,8 +109,10 @@ def fast_patchcore(
     model.subsample_embedding = subsample_embedding
     model.nearest_neighbors = nearest_neighbors
     model.forward = forward
+    model.feature_extractor.to(memory_format=torch.channels_last)
     try:
         yield stats
     finally:
         for name in ("subsample_embedding", "nearest_neighbors", "forward"):
             vars(model).pop(name, None)
+        model.feature_extractor.to(memory_format=torch.contiguous_format)

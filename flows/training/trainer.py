@@ -233,10 +233,11 @@ class TrainingSteps:
         report("preparing", 0.0)
         dataset_root, work_dir = Path(dataset_root), Path(work_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
-        if data_dir is None:
-            from infra.settings import get_settings
+        from infra.settings import get_settings
 
-            data_dir = get_settings().resolved_data_dir
+        settings = get_settings()
+        data_dir = settings.resolved_data_dir if data_dir is None else data_dir
+        self.exact_coreset_limit = settings.patchcore_exact_coreset_limit
         cache_dir = backbones.activate_hub_cache(Path(data_dir))
 
         arch = get_architecture(architecture)
@@ -278,7 +279,8 @@ class TrainingSteps:
 
         started = time.perf_counter()
         if self.is_patchcore:
-            self.speedup_stats = self._speedups.enter_context(fast_patchcore(self.model, progress=coreset_progress))
+            self.speedup_stats = self._speedups.enter_context(fast_patchcore(
+                self.model, progress=coreset_progress, exact_limit=self.exact_coreset_limit))
         try:
             self.engine.fit(model=self.model, datamodule=self.datamodule)
         except BaseException:

@@ -79,4 +79,5 @@ def test_scores_as_anomalib_and_reuses_a_pass_over_the_same_images(patchcore: Pa
     assert stats["scored"] == 4 and stats["reused"] == 2
     assert not torch.allclose(other.pred_score, plain.pred_score)
     assert not {"forward", "nearest_neighbors", "subsample_embedding"} & set(vars(model))  # class methods back
+    assert all(weight.is_contiguous() for weight in model.feature_extractor.parameters())
     pickle.dumps(model)  # and the model still pickles (anomalib's torch export does)
