@@ -208,7 +208,8 @@ class TrainingSteps:
     timeline shows where the time goes, and :func:`train` runs them all in one call.
 
     Fits ``architecture`` on ``dataset_root`` (see ``dataset.materialise``). ``data_dir`` holds the
-    Hugging Face cache with the offline backbone weights (defaults to the platform data dir).
+    Hugging Face cache with the offline backbone weights (defaults to the platform data dir);
+    ``exact_coreset_limit`` defaults to the setting ``patchcore_exact_coreset_limit``.
     Raises ``ParameterError`` for bad parameters, ``WeightsUnavailableError`` when the backbone's
     weights cannot be loaded, :class:`ArchitectureUnavailable`, :class:`TrainingCancelled`,
     ``DatasetError`` or ``ExportError``.
@@ -228,6 +229,7 @@ class TrainingSteps:
         seed: int = 42,
         holdout_ratio: float = 0.25,
         batch_size: int = 8,
+        exact_coreset_limit: int | None = None,
     ) -> None:
         report = self.report = _Reporter(on_progress, should_stop)
         report("preparing", 0.0)
@@ -237,7 +239,7 @@ class TrainingSteps:
 
         settings = get_settings()
         data_dir = settings.resolved_data_dir if data_dir is None else data_dir
-        self.exact_coreset_limit = settings.patchcore_exact_coreset_limit
+        self.exact_coreset_limit = exact_coreset_limit or settings.patchcore_exact_coreset_limit
         cache_dir = backbones.activate_hub_cache(Path(data_dir))
 
         arch = get_architecture(architecture)
