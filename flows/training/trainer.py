@@ -22,7 +22,7 @@ from anomalib.models.components import MemoryBankMixin
 from lightning.pytorch import Callback, Trainer, seed_everything
 
 from flows.training.build import DEFAULT_IMAGE_SIZE, build_model
-from flows.training.dataset import ANOMALOUS, NORMAL, build_datamodule, read_layout
+from flows.training.dataset import ANOMALOUS, NORMAL, build_datamodule, loader_workers, read_layout
 from flows.training.export import export, load_image, torch_score, verify_openvino
 from flows.training.patchcore import fast_patchcore
 from flows.training.signals import KeepSigtermHandler
@@ -254,7 +254,7 @@ class TrainingSteps:
         self.layout = read_layout(dataset_root)
         self.datamodule = build_datamodule(
             dataset_root, holdout_ratio=holdout_ratio, train_batch_size=batch_size, eval_batch_size=batch_size,
-            seed=seed
+            seed=seed, num_workers=loader_workers(dataset_root, image_size)
         )
         self.model = build_model(arch.name, resolved, image_size)
         max_epochs = int(resolved[MAX_EPOCHS])
