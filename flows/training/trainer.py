@@ -7,6 +7,7 @@ and logs the :class:`TrainingResult`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from anomalib.callbacks.checkpoint import ModelCheckpoint
 from anomalib.engine import Engine
 from anomalib.models.components import MemoryBankMixin
 from lightning.pytorch import Callback, Trainer, seed_everything
+from torch.utils.data import DataLoader
 
 from flows.training.build import DEFAULT_IMAGE_SIZE, build_model
 from flows.training.dataset import ANOMALOUS, NORMAL, build_datamodule, loader_workers, read_layout
@@ -177,11 +179,40 @@ class _ProgressCallback(Callback):
         self.report("testing", (batch_idx + 1) / max(int(total), 1))
 
 
-def _engine(progress: _ProgressCallback, max_epochs: int, root: Path) -> Engine:
+class _KeepValidationBatches(Callback):
+    """Keeps the validation batches (images decoded and resized) so the test pass need not load them again.
+
+    The platform validates and tests on the same images (``ValSplitMode.SAME_AS_TEST``); for large
+    images, decoding is most of a pass. Shallow copies: the steps replace fields, never the kept tensors.
+    Stops keeping (and drops what it kept) beyond ``max_images``.
+    """
+
+    def __init__(self, max_images: int = 1024) -> None:
+        self.max_images = max_images
+        self.batches: list[Any] | None = []
+
+    def on_validation_batch_start(
+        self, trainer: Trainer, pl_module: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if trainer.sanity_checking or self.batches is None:
+            return
+        if batch_idx == 0:
+            self.batches = []
+        self.batches.append(copy.copy(batch))
+        if sum(len(kept) for kept in self.batches) > self.max_images:
+            self.batches = None
+
+
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
+def _engine(progress: _ProgressCallback, max_epochs: int, root: Path, extra: list[Callback]) -> Engine:
     return Engine(
         max_epochs=max_epochs,
         # Without a checkpoint callback anomalib adds one that writes every epoch; we save once, at the end.
-        callbacks=[progress, ModelCheckpoint(dirpath=root, save_top_k=0, save_last=False), KeepSigtermHandler()],
+        callbacks=[progress, ModelCheckpoint(dirpath=root, save_top_k=0, save_last=False), KeepSigtermHandler(),
+                   *extra],
         accelerator="cpu",
         devices=1,
         logger=False,
@@ -260,7 +291,9 @@ class TrainingSteps:
         max_epochs = int(resolved[MAX_EPOCHS])
         self.is_patchcore = arch.name == "patchcore"
         self.progress = _ProgressCallback(report, max_epochs, PATCHCORE_BATCH_SHARE if self.is_patchcore else 1.0)
-        self.engine = _engine(self.progress, max_epochs, work_dir / "lightning")
+        self.kept = _KeepValidationBatches()
+        extra_callbacks: list[Callback] = [self.kept] if self.is_patchcore else []
+        self.engine = _engine(self.progress, max_epochs, work_dir / "lightning", extra_callbacks)
         self.architecture, self.parameters, self.image_size = arch.name, resolved, tuple(image_size)
         self.dataset_root, self.work_dir = dataset_root, work_dir
         self.timings: dict[str, float] = {}
@@ -294,10 +327,16 @@ class TrainingSteps:
     def evaluate(self) -> dict[str, float]:
         """Test on the held-out images and save the checkpoint; returns the metrics."""
         started = time.perf_counter()
+        kept = self.kept.batches
+        if kept and sum(len(batch) for batch in kept) == len(self.datamodule.test_data):
+            # The very images, already decoded (see _KeepValidationBatches); one kept batch per step.
+            loader = DataLoader(kept, batch_size=None, collate_fn=_as_is)
+            self.datamodule.test_dataloader = lambda: loader
         try:
             results = self.engine.test(model=self.model, datamodule=self.datamodule, verbose=False)
         finally:
             self._speedups.close()  # the model is anomalib's own again: it checkpoints and exports as such
+            self.kept.batches = None
         self.timings["test_s"] = round(time.perf_counter() - started, 3)
         self.metrics = {METRIC_NAMES[key]: value for key, value in _scalars(results[0]).items()
                         if key in METRIC_NAMES}
