@@ -218,6 +218,7 @@ def main() -> None:
                 results[case] = platform_case(_large_images(tmp_path / "large"))
             else:
                 results[case] = fit1000_case(tmp_path)
+            print(f"{case}: {json.dumps(results[case], default=str)}", file=sys.stderr, flush=True)  # as it comes
 
     print(f"\nPatchCore, {PARAMETERS['backbone']} {'+'.join(PARAMETERS['layers'])}, 256x256; {os.cpu_count()} CPUs; "
           f"load average now {load()}")
