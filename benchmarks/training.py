@@ -27,7 +27,10 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -125,6 +128,56 @@ def mtd_files(normal: int, anomalous: int) -> tuple[list[Path], list[Path]]:
     return good, bad
 
 
+@contextmanager
+def platform_project(files: dict[str, list[Path]]) -> Iterator[tuple[Any, str, str, Any, Path]]:
+    """The whole stack on free ports and a temporary data dir, a project holding ``files`` (label -> paths)
+    uploaded through the API, and its snapshot: yields (API client, project id, snapshot id, stack, the
+    snapshot's dataset folder exactly as the training flow writes it)."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from flows.training.dataset import materialise
+    from flows.training.flow import dataset_items
+    from infra.anomaly.catalog import architecture_names
+    from infra.database.engine import session_scope
+    from infra.settings import Settings
+    from infra.storage import blob_key, build_store
+    from infra.supervisor import Stack
+
+    with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
+        settings = Settings(data_dir=Path(tmp) / "data", prefect_port=free_port(), mlflow_port=free_port())
+        stack = Stack(settings)
+        started = time.monotonic()
+        stack.start()
+        architecture_names()  # `serve` loads the model catalog while the stack starts
+        print(f"stack ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
+        try:
+            with TestClient(create_app(settings, health_checks=stack.health_checks())) as client:
+                project_id = client.post("/api/projects", json={"name": "benchmark"}).json()["id"]
+                for label, paths in files.items():
+                    for start in range(0, len(paths), 50):  # a few requests, each well under the upload limit
+                        upload = [("files", (path.name, path.read_bytes(), _media_type(path)))
+                                  for path in paths[start:start + 50]]
+                        client.post(f"/api/projects/{project_id}/media", files=upload,
+                                    data={"label": label}).raise_for_status()
+                snapshot = client.post(f"/api/projects/{project_id}/snapshots", json={"name": "bench"}).json()
+                while client.get(f"/api/snapshots/{snapshot['id']}").json()["status"] == "pending":
+                    time.sleep(0.2)
+                # A plain run gets the very folder the training flow builds from the snapshot.
+                store = build_store(settings)
+                with session_scope(settings.resolved_database_url) as session:
+                    items = dataset_items(session, uuid.UUID(snapshot["id"]))
+                dataset = Path(tmp) / "dataset"
+                materialise(items, lambda sha: store.get(blob_key(sha)), dataset)
+                yield client, project_id, snapshot["id"], stack, dataset
+        finally:
+            stack.stop()
+
+
+def _media_type(path: Path) -> str:
+    return "image/png" if path.suffix.lower() == ".png" else "image/jpeg"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--normal", type=int, default=60)
@@ -141,52 +194,18 @@ def main() -> None:
         print(json.dumps(plain_fit(args.dataset, args.plain, json.loads(args.parameters), args.data_dir)))
         return
 
-    from fastapi.testclient import TestClient
-
-    from api.app import create_app
-    from flows.training.dataset import materialise
-    from flows.training.flow import dataset_items
-    from infra.anomaly.catalog import architecture_names
-    from infra.database.engine import session_scope
-    from infra.settings import Settings
-    from infra.storage import blob_key, build_store
-    from infra.supervisor import Stack
-
     good, bad = mtd_files(args.normal, args.anomalous)
-    with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
-        settings = Settings(data_dir=Path(tmp) / "data", prefect_port=free_port(), mlflow_port=free_port())
-        stack = Stack(settings)
-        started = time.monotonic()
-        stack.start()
-        architecture_names()  # `serve` loads the model catalog while the stack starts
-        print(f"stack ready in {time.monotonic() - started:.1f} s", file=sys.stderr)
-        rows = []
-        try:
-            with TestClient(create_app(settings, health_checks=stack.health_checks())) as client:
-                project_id = client.post("/api/projects", json={"name": "benchmark"}).json()["id"]
-                for label, paths in (("normal", good), ("anomalous", bad)):
-                    files = [("files", (path.name, path.read_bytes(), "image/jpeg")) for path in paths]
-                    client.post(f"/api/projects/{project_id}/media", files=files, data={"label": label})
-                snapshot = client.post(f"/api/projects/{project_id}/snapshots", json={"name": "bench"}).json()
-                while client.get(f"/api/snapshots/{snapshot['id']}").json()["status"] == "pending":
-                    time.sleep(0.2)
-                # The plain run gets the very folder the training flow builds from the snapshot.
-                store = build_store(settings)
-                with session_scope(settings.resolved_database_url) as session:
-                    items = dataset_items(session, uuid.UUID(snapshot["id"]))
-                dataset = Path(tmp) / "dataset"
-                materialise(items, lambda sha: store.get(blob_key(sha)), dataset)
-                for architecture in args.architectures:
-                    parameters = {"backbone": args.backbone, "layers": args.layers}
-                    if settings.worker_start != "cold":
-                        wait_until_worker_idle(stack.workers["training"].pid)
-                    print(f"{architecture}: platform job...", file=sys.stderr)
-                    platform = platform_job(client, project_id, snapshot["id"], architecture, parameters)
-                    print(f"{architecture}: plain Engine.fit...", file=sys.stderr)
-                    plain = run_plain(dataset, architecture, parameters, settings.resolved_data_dir)
-                    rows.append((architecture, plain, platform))
-        finally:
-            stack.stop()
+    rows = []
+    with platform_project({"normal": good, "anomalous": bad}) as (client, project_id, snapshot_id, stack, dataset):
+        for architecture in args.architectures:
+            parameters = {"backbone": args.backbone, "layers": args.layers}
+            if stack.settings.worker_start != "cold":
+                wait_until_worker_idle(stack.workers["training"].pid)
+            print(f"{architecture}: platform job...", file=sys.stderr)
+            platform = platform_job(client, project_id, snapshot_id, architecture, parameters)
+            print(f"{architecture}: plain Engine.fit...", file=sys.stderr)
+            plain = run_plain(dataset, architecture, parameters, stack.settings.resolved_data_dir)
+            rows.append((architecture, plain, platform))
 
     print(f"\nMTD slice: {len(good)} normal + {len(bad)} anomalous tiles; backbone {args.backbone} "
           f"{'+'.join(args.layers)}; {os.cpu_count()} CPUs\n")

@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     # Data collection: a project keeps at most this many collected media; the oldest collected go first
     # (uploaded media are never removed).
     max_collected_media: int = Field(default=5000, ge=1)
+    # PatchCore: up to this many training patches (1,024 per 256x256 image) the coreset is anomalib's exact
+    # k-center greedy; above it, greedy within chunks (flows/training/patchcore.py). Exact grows with the
+    # square of the training set.
+    patchcore_exact_coreset_limit: int = Field(default=65_536, ge=1)
 
     # Access control (docs/operations.md, threat model). Unset: no authentication, for a loopback-only
     # install. Set: every endpoint but GET /api/health wants `Authorization: Bearer <key>` or `X-API-Key`.

@@ -43,7 +43,9 @@ def build_model(
         _normalise_for_backbone(pre_processor.transform, backbone)
         # The exported graph uses a copy made at construction, so construct again with the new values.
         pre_processor = type(pre_processor)(transform=pre_processor.transform)
-    return cls(**model_kwargs(arch.name, resolved), pre_processor=pre_processor)
+    # No visualizer: anomalib's draws and writes a PNG per test image (re-reading the full-size original),
+    # which nothing here reads; on large images it was a third of the test pass.
+    return cls(**model_kwargs(arch.name, resolved), pre_processor=pre_processor, visualizer=False)
 
 
 def load_weights(model: AnomalibModule, checkpoint: Path) -> AnomalibModule:

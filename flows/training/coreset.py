@@ -15,9 +15,9 @@ random projection, same random start.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+import math
+from collections.abc import Callable
+from itertools import pairwise
 
 import torch
 from anomalib.models.components.dimensionality_reduction import SparseRandomProjection
@@ -96,6 +96,33 @@ class _BlockedMinDistances:
         self._add_center(torch.tensor(index))
 
 
+def _greedy(
+    features: torch.Tensor,
+    first: torch.Tensor,
+    size: int,
+    block_rows: int,
+    progress: Callable[[int, int], None] | None = None,
+    offset: int = 0,
+    total: int | None = None,
+) -> list[int]:
+    """k-center greedy from ``first``: ``size`` row indices, in anomalib's order and with its ties.
+
+    ``progress(offset + selected, total or size)`` is called every few dozen selections.
+    """
+    selected = [int(first)]
+    if size == 1:
+        return selected
+    distances = _BlockedMinDistances(features, first, size, block_rows)
+    while len(selected) < size:
+        index = distances.farthest()
+        selected.append(index)
+        if len(selected) < size:
+            distances.select(index)
+        if progress is not None and len(selected) % _PROGRESS_EVERY == 0:
+            progress(offset + len(selected), total or size)
+    return selected
+
+
 class FastKCenterGreedy:
     """Drop-in for ``anomalib.models.components.KCenterGreedy`` (same arguments, same results)."""
 
@@ -143,43 +170,85 @@ class FastKCenterGreedy:
     def _select(self) -> list[int]:
         features = self._features()
         first = torch.randint(high=self.n_observations, size=(1,), device=features.device).squeeze()
-        selected = [int(first)]
-        if self.coreset_size == 1:
-            return selected
-        distances = _BlockedMinDistances(features, first, self.coreset_size, self.block_rows)
-        while len(selected) < self.coreset_size:
-            index = distances.farthest()
-            selected.append(index)
-            if len(selected) < self.coreset_size:
-                distances.select(index)
-            if self.progress is not None and len(selected) % _PROGRESS_EVERY == 0:
-                self.progress(len(selected), self.coreset_size)
-        return selected
+        return _greedy(features, first, self.coreset_size, self.block_rows, self.progress)
 
     def sample_coreset(self) -> torch.Tensor:
         return self.embedding[self.select_coreset_idxs()]
 
 
-@contextmanager
-def fast_coreset(patchcore: Any, progress: Callable[[int, int], None] | None = None) -> Iterator[None]:
-    """Within the block, this PatchCore model selects its coreset with :class:`FastKCenterGreedy`.
+def _jl_dims(n: int, eps: float = 0.9) -> int:
+    """The dimension anomalib's random projection maps ``n`` points to (Johnson-Lindenstrauss bound)."""
+    return int(4 * math.log(n) / (eps**2 / 2 - eps**3 / 3))
 
-    Only this instance changes, and only for the duration of the block (so the model still pickles
-    cleanly for export). The replacement mirrors ``PatchcoreModel.subsample_embedding``.
+
+class ChunkedKCenterGreedy:
+    """Approximate coreset for large memory banks: exact k-center greedy within chunks of the bank.
+
+    Exact greedy costs (points x coreset size): it grows with the square of the training set (about
+    17 minutes in anomalib for 160 tiles). Here the bank is cut into contiguous chunks of at most
+    ``chunk_points`` rows (whole images, in training order), each chunk gets its share of the
+    coreset size by exact greedy, and the union is the coreset: cost grows linearly with the set. The
+    coreset has anomalib's size. Points are compared in the raw embedding space when it has no more
+    dimensions than anomalib's random projection would produce (projecting *up* only adds noise), else
+    in that projection. Deterministic under a seed (each chunk's start comes from torch's RNG).
     """
-    torch_model = patchcore.model
 
-    def subsample_embedding(sampling_ratio: float, embeddings: torch.Tensor | None = None) -> None:
-        del embeddings  # deprecated in anomalib; the embedding store is the source
-        if len(torch_model.embedding_store) == 0:
-            raise ValueError("Embedding store is empty. Cannot perform coreset selection.")
-        torch_model.memory_bank = torch.vstack(torch_model.embedding_store)
-        torch_model.embedding_store.clear()
-        sampler = FastKCenterGreedy(torch_model.memory_bank, sampling_ratio, progress=progress)
-        torch_model.memory_bank = sampler.sample_coreset()
+    def __init__(
+        self,
+        embedding: torch.Tensor,
+        sampling_ratio: float,
+        chunk_points: int,
+        threads: int | None = 1,
+        progress: Callable[[int, int], None] | None = None,
+        block_rows: int = BLOCK_ROWS,
+    ) -> None:
+        if embedding.ndim != 2:
+            raise ValueError(f"expected a 2-D embedding (points x dims), got shape {tuple(embedding.shape)}")
+        n = embedding.shape[0]
+        self.coreset_size = int(n * sampling_ratio)
+        if self.coreset_size <= 0:
+            raise ValueError(
+                f"coreset_size must be a positive integer, got {self.coreset_size}. "
+                f"Check sampling_ratio ({sampling_ratio}) and embedding size ({n})."
+            )
+        self.embedding = embedding
+        self.chunk_points = max(int(chunk_points), 1)
+        self.threads, self.progress, self.block_rows = threads, progress, block_rows
 
-    torch_model.subsample_embedding = subsample_embedding
-    try:
-        yield
-    finally:
-        del torch_model.subsample_embedding
+    def _features(self) -> torch.Tensor:
+        n, dims = self.embedding.shape
+        if dims <= _jl_dims(n):
+            return self.embedding.contiguous()
+        projection = SparseRandomProjection(eps=0.9)
+        projection.fit(self.embedding)
+        return projection.transform(self.embedding).contiguous()
+
+    def _shares(self) -> list[tuple[int, int, int]]:
+        """(start, stop, coreset share) per chunk; the shares add up to the coreset size."""
+        n = self.embedding.shape[0]
+        chunks = max(1, math.ceil(n / self.chunk_points))
+        bounds = [round(i * n / chunks) for i in range(chunks + 1)]
+        shares, given = [], 0
+        for start, stop in pairwise(bounds):
+            share = max(1, round(self.coreset_size * stop / n) - given)
+            given += share
+            shares.append((start, stop, min(share, stop - start)))
+        return shares
+
+    def select_coreset_idxs(self) -> list[int]:
+        previous = torch.get_num_threads()
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            features, selected = self._features(), []
+            for start, stop, share in self._shares():
+                first = torch.randint(high=stop - start, size=(1,)).squeeze()
+                chunk = _greedy(features[start:stop], first, share, self.block_rows, self.progress,
+                                offset=len(selected), total=self.coreset_size)
+                selected.extend(start + index for index in chunk)
+            return selected
+        finally:
+            torch.set_num_threads(previous)
+
+    def sample_coreset(self) -> torch.Tensor:
+        return self.embedding[self.select_coreset_idxs()]

@@ -120,6 +120,30 @@ def read_layout(root: Path) -> DatasetLayout:
                          normal_eval=count(NORMAL_EVAL))
 
 
+# Decoding an image bigger than this many times the model input costs more than extracting its features.
+LARGE_IMAGE_FACTOR = 4
+LOADER_WORKERS = 2
+
+
+def loader_workers(root: Path, image_size: tuple[int, int]) -> int:
+    """DataLoader processes for this dataset: large images decode and resize beside the model, small ones inline.
+
+    Reads only the header of the first training image (a project's images usually share a size).
+    """
+    from PIL import Image
+
+    folder = Path(root) / NORMAL
+    first = next((path for path in sorted(folder.iterdir()) if path.is_file()), None) if folder.is_dir() else None
+    if first is None:
+        return 0
+    try:
+        with Image.open(first) as image:
+            width, height = image.size
+    except OSError:
+        return 0
+    return LOADER_WORKERS if width * height > LARGE_IMAGE_FACTOR * image_size[0] * image_size[1] else 0
+
+
 def build_datamodule(
     root: Path,
     *,

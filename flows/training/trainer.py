@@ -7,10 +7,11 @@ and logs the :class:`TrainingResult`.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,11 +21,12 @@ from anomalib.callbacks.checkpoint import ModelCheckpoint
 from anomalib.engine import Engine
 from anomalib.models.components import MemoryBankMixin
 from lightning.pytorch import Callback, Trainer, seed_everything
+from torch.utils.data import DataLoader
 
 from flows.training.build import DEFAULT_IMAGE_SIZE, build_model
-from flows.training.coreset import fast_coreset
-from flows.training.dataset import ANOMALOUS, NORMAL, build_datamodule, read_layout
+from flows.training.dataset import ANOMALOUS, NORMAL, build_datamodule, loader_workers, read_layout
 from flows.training.export import export, load_image, torch_score, verify_openvino
+from flows.training.patchcore import fast_patchcore
 from flows.training.signals import KeepSigtermHandler
 from infra.anomaly import backbones
 from infra.anomaly.catalog import MAX_EPOCHS, availability, get_architecture, validate_parameters
@@ -177,11 +179,40 @@ class _ProgressCallback(Callback):
         self.report("testing", (batch_idx + 1) / max(int(total), 1))
 
 
-def _engine(progress: _ProgressCallback, max_epochs: int, root: Path) -> Engine:
+class _KeepValidationBatches(Callback):
+    """Keeps the validation batches (images decoded and resized) so the test pass need not load them again.
+
+    The platform validates and tests on the same images (``ValSplitMode.SAME_AS_TEST``); for large
+    images, decoding is most of a pass. Shallow copies: the steps replace fields, never the kept tensors.
+    Stops keeping (and drops what it kept) beyond ``max_images``.
+    """
+
+    def __init__(self, max_images: int = 1024) -> None:
+        self.max_images = max_images
+        self.batches: list[Any] | None = []
+
+    def on_validation_batch_start(
+        self, trainer: Trainer, pl_module: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
+        if trainer.sanity_checking or self.batches is None:
+            return
+        if batch_idx == 0:
+            self.batches = []
+        self.batches.append(copy.copy(batch))
+        if sum(len(kept) for kept in self.batches) > self.max_images:
+            self.batches = None
+
+
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
+def _engine(progress: _ProgressCallback, max_epochs: int, root: Path, extra: list[Callback]) -> Engine:
     return Engine(
         max_epochs=max_epochs,
         # Without a checkpoint callback anomalib adds one that writes every epoch; we save once, at the end.
-        callbacks=[progress, ModelCheckpoint(dirpath=root, save_top_k=0, save_last=False), KeepSigtermHandler()],
+        callbacks=[progress, ModelCheckpoint(dirpath=root, save_top_k=0, save_last=False), KeepSigtermHandler(),
+                   *extra],
         accelerator="cpu",
         devices=1,
         logger=False,
@@ -208,7 +239,8 @@ class TrainingSteps:
     timeline shows where the time goes, and :func:`train` runs them all in one call.
 
     Fits ``architecture`` on ``dataset_root`` (see ``dataset.materialise``). ``data_dir`` holds the
-    Hugging Face cache with the offline backbone weights (defaults to the platform data dir).
+    Hugging Face cache with the offline backbone weights (defaults to the platform data dir);
+    ``exact_coreset_limit`` defaults to the setting ``patchcore_exact_coreset_limit``.
     Raises ``ParameterError`` for bad parameters, ``WeightsUnavailableError`` when the backbone's
     weights cannot be loaded, :class:`ArchitectureUnavailable`, :class:`TrainingCancelled`,
     ``DatasetError`` or ``ExportError``.
@@ -228,15 +260,17 @@ class TrainingSteps:
         seed: int = 42,
         holdout_ratio: float = 0.25,
         batch_size: int = 8,
+        exact_coreset_limit: int | None = None,
     ) -> None:
         report = self.report = _Reporter(on_progress, should_stop)
         report("preparing", 0.0)
         dataset_root, work_dir = Path(dataset_root), Path(work_dir)
         work_dir.mkdir(parents=True, exist_ok=True)
-        if data_dir is None:
-            from infra.settings import get_settings
+        from infra.settings import get_settings
 
-            data_dir = get_settings().resolved_data_dir
+        settings = get_settings()
+        data_dir = settings.resolved_data_dir if data_dir is None else data_dir
+        self.exact_coreset_limit = exact_coreset_limit or settings.patchcore_exact_coreset_limit
         cache_dir = backbones.activate_hub_cache(Path(data_dir))
 
         arch = get_architecture(architecture)
@@ -251,13 +285,15 @@ class TrainingSteps:
         self.layout = read_layout(dataset_root)
         self.datamodule = build_datamodule(
             dataset_root, holdout_ratio=holdout_ratio, train_batch_size=batch_size, eval_batch_size=batch_size,
-            seed=seed
+            seed=seed, num_workers=loader_workers(dataset_root, image_size)
         )
         self.model = build_model(arch.name, resolved, image_size)
         max_epochs = int(resolved[MAX_EPOCHS])
         self.is_patchcore = arch.name == "patchcore"
         self.progress = _ProgressCallback(report, max_epochs, PATCHCORE_BATCH_SHARE if self.is_patchcore else 1.0)
-        self.engine = _engine(self.progress, max_epochs, work_dir / "lightning")
+        self.kept = _KeepValidationBatches()
+        extra_callbacks: list[Callback] = [self.kept] if self.is_patchcore else []
+        self.engine = _engine(self.progress, max_epochs, work_dir / "lightning", extra_callbacks)
         self.architecture, self.parameters, self.image_size = arch.name, resolved, tuple(image_size)
         self.dataset_root, self.work_dir = dataset_root, work_dir
         self.timings: dict[str, float] = {}
@@ -265,6 +301,9 @@ class TrainingSteps:
         self.checkpoint = work_dir / "model.ckpt"
         self.openvino_dir = work_dir / "openvino"
         self.openvino_score: float | None = None
+        # PatchCore's speed-ups (flows/training/patchcore.py) span fit and evaluation; closed before export.
+        self._speedups = ExitStack()
+        self.speedup_stats: dict[str, int] = {}
         report("preparing", 1.0)
 
     def fit(self) -> None:
@@ -274,15 +313,30 @@ class TrainingSteps:
             report("fitting", PATCHCORE_BATCH_SHARE + (1 - PATCHCORE_BATCH_SHARE) * done / total)
 
         started = time.perf_counter()
-        with fast_coreset(self.model, progress=coreset_progress) if self.is_patchcore else nullcontext():
+        if self.is_patchcore:
+            self.speedup_stats = self._speedups.enter_context(fast_patchcore(
+                self.model, progress=coreset_progress, exact_limit=self.exact_coreset_limit))
+        try:
             self.engine.fit(model=self.model, datamodule=self.datamodule)
+        except BaseException:
+            self._speedups.close()
+            raise
         self.timings["fit_s"] = round(time.perf_counter() - started, 3)
         report("fitting", 1.0)
 
     def evaluate(self) -> dict[str, float]:
         """Test on the held-out images and save the checkpoint; returns the metrics."""
         started = time.perf_counter()
-        results = self.engine.test(model=self.model, datamodule=self.datamodule, verbose=False)
+        kept = self.kept.batches
+        if kept and sum(len(batch) for batch in kept) == len(self.datamodule.test_data):
+            # The very images, already decoded (see _KeepValidationBatches); one kept batch per step.
+            loader = DataLoader(kept, batch_size=None, collate_fn=_as_is)
+            self.datamodule.test_dataloader = lambda: loader
+        try:
+            results = self.engine.test(model=self.model, datamodule=self.datamodule, verbose=False)
+        finally:
+            self._speedups.close()  # the model is anomalib's own again: it checkpoints and exports as such
+            self.kept.batches = None
         self.timings["test_s"] = round(time.perf_counter() - started, 3)
         self.metrics = {METRIC_NAMES[key]: value for key, value in _scalars(results[0]).items()
                         if key in METRIC_NAMES}
@@ -294,6 +348,7 @@ class TrainingSteps:
         return self.metrics
 
     def export_ir(self) -> Path:
+        self._speedups.close()
         started = time.perf_counter()
         self.openvino_dir = export(self.model, self.architecture, self.parameters, "openvino", None,
                                    self.work_dir / "openvino", image_size=self.image_size)
@@ -310,6 +365,14 @@ class TrainingSteps:
         self.timings["export_s"] = round(self.timings.get("export_s", 0.0) + time.perf_counter() - started, 3)
         self.report("exporting", 1.0)
         return self.openvino_score
+
+    def _coreset_facts(self) -> dict[str, Any]:
+        """PatchCore: how the memory bank was chosen (exact greedy, or chunked above the exact limit)."""
+        stats = self.speedup_stats
+        if not stats.get("coreset_points"):
+            return {}
+        return {"coreset_patches": stats["coreset_points"], "coreset_size": stats["coreset_size"],
+                "coreset_selection": "chunked greedy" if stats["chunked"] else "exact greedy"}
 
     def result(self) -> TrainingResult:
         layout, test_data = self.layout, self.datamodule.test_data
@@ -329,6 +392,7 @@ class TrainingSteps:
                 "train_images": len(self.datamodule.train_data),
                 "test_images": len(test_data),
                 "synthetic_anomalies": layout.anomalous == 0,
+                **self._coreset_facts(),
             },
             image_size=self.image_size,
             openvino_score=self.openvino_score,

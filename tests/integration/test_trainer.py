@@ -151,10 +151,13 @@ def test_patchcore_trains_with_the_fast_coreset(
 ) -> None:
     root = _slice(part_images, tmp_path / "dataset", normal=16, per_defect=2)
     events: list[ProgressEvent] = []
+    # 12 images = 12,288 patches: above this limit, so the chunked selection runs (exact: tests/unit/).
     result = train(root, "patchcore", {"backbone": "mobilenetv2_100"}, tmp_path / "work", on_progress=events.append,
-                   data_dir=data_dir)
-    print("patchcore", result.metrics, result.timings)
+                   data_dir=data_dir, exact_coreset_limit=8192)
+    print("patchcore", result.metrics, result.timings, result.dataset)
     assert result.dataset["train_images"] == 12
+    assert result.dataset["coreset_selection"] == "chunked greedy"
+    assert (result.dataset["coreset_patches"], result.dataset["coreset_size"]) == (12 * 1024, 1228)
     assert 0.0 <= result.metrics["image_auroc"] <= 1.0 and "pixel_auroc" in result.metrics
     # Progress moved through the coreset selection (PatchCore's batches only cover the first 30% of fitting).
     fitting = [event.progress for event in events if event.stage == "fitting"]

@@ -1,16 +1,13 @@
-"""The fast k-center-greedy selects exactly what anomalib's KCenterGreedy selects."""
+"""Coreset selection: exact = anomalib's KCenterGreedy indices; chunked = exact greedy within each chunk."""
 
 from __future__ import annotations
-
-import pickle
 
 import numpy as np
 import pytest
 import torch
-from anomalib.models import Patchcore
 from anomalib.models.components.sampling import KCenterGreedy
 
-from flows.training.coreset import FastKCenterGreedy, fast_coreset
+from flows.training.coreset import ChunkedKCenterGreedy, FastKCenterGreedy
 
 
 def _seed(seed: int) -> None:
@@ -76,15 +73,48 @@ def test_reports_progress_and_restores_threads() -> None:
     assert torch.get_num_threads() == threads
 
 
-def test_fast_coreset_swaps_patchcore_subsampling_only_inside_the_block() -> None:
-    model = Patchcore(backbone="resnet18", pre_trained=False, coreset_sampling_ratio=0.1)
-    embedding = _clustered(1000, 32, seed=4)
-    _seed(5)
-    expected = KCenterGreedy(embedding, 0.1).sample_coreset()
-    model.model.embedding_store = [embedding[:400], embedding[400:]]
-    with fast_coreset(model):
-        _seed(5)
-        model.model.subsample_embedding(0.1)
-    assert torch.equal(model.model.memory_bank, expected)
-    assert "subsample_embedding" not in vars(model.model)  # the class method is back
-    pickle.dumps(model.model)  # and the model still pickles (anomalib's torch export does)
+def _reference_greedy(points: torch.Tensor, first: int, size: int) -> list[int]:
+    """Textbook k-center greedy on the raw points (what each chunk must select)."""
+    selected, low = [first], torch.linalg.norm(points - points[first], dim=1)
+    while len(selected) < size:
+        index = int(torch.argmax(low))
+        selected.append(index)
+        low = torch.minimum(low, torch.linalg.norm(points - points[index], dim=1))
+    return selected
+
+
+@pytest.mark.parametrize(("n", "chunk_points", "ratio"), [(3000, 700, 0.1), (2500, 2500, 0.05), (1001, 250, 0.3)])
+def test_chunked_selection_is_exact_greedy_within_each_chunk(n: int, chunk_points: int, ratio: float) -> None:
+    embedding = _clustered(n, 16, seed=8)
+    sampler = ChunkedKCenterGreedy(embedding, ratio, chunk_points=chunk_points)
+    _seed(4)
+    got = sampler.select_coreset_idxs()
+    assert len(got) == len(set(got)) == int(n * ratio)  # anomalib's coreset size, no duplicates
+    _seed(4)
+    expected = []
+    for start, stop, share in sampler._shares():
+        first = int(torch.randint(high=stop - start, size=(1,)).squeeze())
+        expected += [start + index for index in _reference_greedy(embedding[start:stop], first, share)]
+    assert got == expected
+    assert all(stop - start <= chunk_points for start, stop, _ in sampler._shares())
+
+
+def test_chunked_selection_is_deterministic_and_reports_progress() -> None:
+    embedding = _clustered(4000, 24, seed=9)
+    seen: list[tuple[int, int]] = []
+    _seed(1)
+    first = ChunkedKCenterGreedy(embedding, 0.1, 1000, progress=lambda done, total: seen.append((done, total)))
+    picked = first.sample_coreset()
+    _seed(1)
+    assert torch.equal(ChunkedKCenterGreedy(embedding, 0.1, 1000).sample_coreset(), picked)
+    assert seen and all(total == 400 for _, total in seen) and seen == sorted(seen)
+
+
+def test_chunked_selection_projects_only_wide_embeddings() -> None:
+    narrow = ChunkedKCenterGreedy(torch.randn(1000, 32), 0.1, 500)
+    assert narrow._features().shape == (1000, 32)  # fewer dims than the projection's: compared as they are
+    _seed(2)
+    wide = ChunkedKCenterGreedy(torch.randn(1000, 1536), 0.1, 500)
+    assert wide._features().shape[1] < 1536
+    with pytest.raises(ValueError, match="coreset_size must be a positive integer"):
+        ChunkedKCenterGreedy(torch.randn(10, 3), 0.01, 5)

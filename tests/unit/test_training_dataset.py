@@ -9,7 +9,7 @@ import pytest
 from anomalib.data.utils.synthetic import SyntheticAnomalyDataset
 from PIL import Image
 
-from flows.training.dataset import DatasetError, DatasetItem, build_datamodule, materialise
+from flows.training.dataset import DatasetError, DatasetItem, build_datamodule, loader_workers, materialise
 from tests.conftest import png_bytes
 
 
@@ -122,3 +122,15 @@ def test_a_single_eval_normal_without_anomalies_falls_back_to_a_holdout(tmp_path
 def test_unknown_split_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="unknown split"):
         materialise([DatasetItem("x.jpg", "normal", "n0", split="test")], BLOBS.__getitem__, tmp_path)
+
+
+def test_large_images_load_in_worker_processes_small_ones_inline(tmp_path: Path) -> None:
+    assert loader_workers(tmp_path, (256, 256)) == 0  # no normal/ folder yet
+    small, large = tmp_path / "small", tmp_path / "large"
+    materialise([DatasetItem("a.jpg", "normal", "n0")], BLOBS.__getitem__, small)
+    big = io.BytesIO()
+    Image.new("RGB", (1600, 800)).save(big, format="PNG")
+    materialise([DatasetItem("a.png", "normal", "big")], {"big": big.getvalue()}.__getitem__, large)
+    assert loader_workers(small, (256, 256)) == 0
+    assert loader_workers(large, (256, 256)) == 2
+    assert loader_workers(large, (1024, 1024)) == 0  # within 4x the model input: decoding is cheap
