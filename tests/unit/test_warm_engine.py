@@ -73,8 +73,9 @@ async def test_spare_engine_keeps_one_spare_and_replaces_a_dead_one() -> None:
 
 
 PROBE = """
-import json, os, sys, time
+import atexit, json, os, sys, time
 from pathlib import Path
+atexit.register(lambda: Path(os.environ["PROBE_OUT"] + ".atexit").write_text("ran"))
 Path(os.environ["PROBE_OUT"]).write_text(json.dumps({
     "pid": os.getpid(), "ppid": os.getppid(), "cwd": os.getcwd(), "seen": os.environ.get("PROBE_SEEN"),
     "preloaded": "forkprobe_heavy" in sys.modules}))
@@ -123,6 +124,7 @@ async def test_fork_server_forks_each_run_with_its_environment_and_reports_exits
         assert {report["ppid"] for report in seen} == {server.pid}  # forked, not spawned by the worker
         assert all(report["preloaded"] for report in seen)  # the server's imports came along
         assert Path(seen[0]["cwd"]) == workdir.resolve()
+        assert (probe_path / "first.json.atexit").read_text() == "ran"  # it left through Python's exit steps
         assert engine_processes(os.getpid()) == [server]  # the same server serves every run
     finally:
         await engines.close()
@@ -173,3 +175,30 @@ async def test_closing_the_fork_server_lets_it_end_once_idle(probe_path: Path) -
     await engines.close()
     assert server.returncode == 0
     assert engine_processes(os.getpid()) == []
+
+
+def test_the_heartbeat_join_a_run_skips_is_still_prefects() -> None:
+    """`skip_heartbeat_join` wraps a private Prefect helper: fail loudly if Prefect changes it."""
+    import inspect
+
+    import prefect.flow_engine
+
+    from infra.orchestration.warm_engine import skip_heartbeat_join
+
+    original = prefect.flow_engine._send_heartbeats
+    assert list(inspect.signature(original).parameters) == ["engine", "join_on_exit"]
+    assert "with _send_heartbeats(self):" in inspect.getsource(prefect.flow_engine.FlowRunEngine)  # by module name
+    calls = []
+    prefect.flow_engine._send_heartbeats = lambda engine, join_on_exit=True: calls.append(join_on_exit) or original(
+        engine, join_on_exit)
+    try:
+        skip_heartbeat_join()
+
+        class NoHeartbeats:
+            heartbeat_seconds = None  # the helper then starts no thread
+
+        with prefect.flow_engine._send_heartbeats(NoHeartbeats(), join_on_exit=True):
+            pass
+        assert calls == [False]
+    finally:
+        prefect.flow_engine._send_heartbeats = original
