@@ -18,7 +18,8 @@ from types import FrameType
 
 import uvicorn
 
-from infra.anomaly.catalog import architecture_names
+from infra.anomaly.backbones import hub_cache_dir
+from infra.anomaly.catalog import warm_up
 from infra.settings import Settings
 from infra.supervisor import ManagedProcess, Stack, stop_processes
 from infra.supervisor.settler import RowSettler
@@ -107,9 +108,10 @@ def run_platform(settings: Settings, log_level: str = "info") -> None:
     settings.resolved_data_dir.mkdir(parents=True, exist_ok=True)
     stack = Stack(settings)
     settler = RowSettler(settings)
-    # anomalib's model classes take ~10 s to import: load them while the stack starts, not on the
-    # first training request. Joined before the API serves, so no request imports concurrently.
-    catalog = threading.Thread(target=architecture_names, name="model-catalog", daemon=True)
+    # anomalib's model classes and the backbone introspection take ~12 s to load: do it while the stack
+    # starts, not on the first training request. Joined before the API serves, so no request imports concurrently.
+    catalog = threading.Thread(target=warm_up, args=(hub_cache_dir(settings.resolved_data_dir),),
+                               name="model-catalog", daemon=True)
     catalog.start()
     try:
         with termination_as_interrupt():

@@ -83,3 +83,14 @@ def describe(arch: Architecture, cache_dir: Path | None = None) -> dict[str, Any
 def catalog(cache_dir: Path | None = None) -> list[dict[str, Any]]:
     """Every offered architecture, described for this machine."""
     return [describe(arch, cache_dir) for arch in architectures().values()]
+
+
+def warm_up(cache_dir: Path | None) -> None:
+    """Load what a first training request would: anomalib's model classes (~10 s on 2 cores) and the
+    backbone introspection behind parameter checks (~2.5 s the first time). `serve` calls it while
+    its stack starts."""
+    for name in architecture_names():
+        try:
+            validate_parameters(name, {}, cache_dir=cache_dir)
+        except ParameterError:
+            continue  # refused here for a reason a request will report
