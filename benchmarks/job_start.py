@@ -39,7 +39,8 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.support import free_port, load, percentile  # noqa: E402
+from benchmarks.support import free_port, load, percentile, wait_until  # noqa: E402
+from tests.machines import online_workers  # noqa: E402
 
 TARGET_P95_S = 3.0
 FINISHED = ("completed", "failed", "cancelled")
@@ -84,20 +85,6 @@ class TreeMemory:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> object:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"{what}: not within {timeout_s} s")
-
-
-def worker_online(prefect_api: str, pool: str) -> bool:
-    response = httpx.post(f"{prefect_api}/work_pools/{pool}/workers/filter", json={}, timeout=10)
-    return any(worker["status"] == "ONLINE" for worker in response.json())
 
 
 def state_times(prefect_api: str, job_id: str) -> dict[str, datetime]:
@@ -181,7 +168,7 @@ def measure_mode(mode: str, line_fps: float | None) -> dict:
             with TestClient(create_app(settings, health_checks=stack.health_checks())) as client:
                 project_id = seed_project(client, scratch)
                 online_since = time.monotonic()
-                wait_until(lambda: worker_online(prefect_api, "training"), 300, "the training worker online")
+                wait_until(lambda: online_workers(prefect_api, "training"), 300, "the training worker online")
                 online_after_s = time.monotonic() - online_since
                 memory = TreeMemory(stack.workers["training"].pid)
                 idle_mb = memory.now_mb()

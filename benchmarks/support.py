@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -45,6 +45,16 @@ def wait_http(url: str, timeout_s: float = 60.0, process: subprocess.Popen | Non
             pass
         time.sleep(0.2)
     raise TimeoutError(f"{url} did not answer within {timeout_s} s")
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.1) -> object:
+    """The first truthy value of `predicate`, polled every `interval_s`; TimeoutError after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not within {timeout_s:.0f} s")
+        time.sleep(interval_s)
+    return value
 
 
 def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:

@@ -42,7 +42,7 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.support import load  # noqa: E402
+from benchmarks.support import load, wait_until  # noqa: E402
 from infra.supervisor.stack import TRAINING_POOL, worker_name  # noqa: E402
 from tests.machines import SharedState, moto_binary, online_workers, s3_api, serve, worker, workers_that_ran  # noqa: E402
 from tests.synthetic_parts import write_parts  # noqa: E402
@@ -71,15 +71,6 @@ def upload(http: httpx.Client, project_id: str, paths: list[Path], label: str) -
     for start in range(0, len(paths), 20):
         files = [("files", (path.name, path.read_bytes(), "image/jpeg")) for path in paths[start:start + 20]]
         http.post(f"/projects/{project_id}/media", data={"label": label}, files=files).raise_for_status()
-
-
-def wait_until(predicate, timeout_s: float, what: str, interval_s: float = 1.0):
-    deadline = time.monotonic() + timeout_s
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout_s:.0f} s")
-        time.sleep(interval_s)
-    return value
 
 
 def _tree(pids: list[int]) -> list[psutil.Process]:
@@ -126,7 +117,7 @@ def batch(http: httpx.Client, project_id: str, snapshot_id: str, jobs: int, labe
         found = [http.get(f"/jobs/{job_id}").json() for job_id in job_ids]
         return found if all(job["status"] in FINAL for job in found) else None
 
-    done = wait_until(finished, 3600, f"{jobs} trainings ({label})")
+    done = wait_until(finished, 3600, f"{jobs} trainings ({label})", interval_s=1.0)
     failed = [job for job in done if job["status"] != "completed"]
     if failed:
         raise RuntimeError(f"{len(failed)} training(s) did not complete: {failed[0]}")
@@ -166,7 +157,7 @@ def main() -> None:
             found = http.get(f"/snapshots/{snapshot['id']}").json()
             return found if found["status"] != "pending" else None
 
-        if (final := wait_until(frozen, 600, "the snapshot"))["status"] != "ready":
+        if (final := wait_until(frozen, 600, "the snapshot", interval_s=1.0))["status"] != "ready":
             raise RuntimeError(f"the snapshot did not freeze: {final}")
         print(f"# {len(normal)} normal + {len(anomalous)} anomalous {origin}; PaDiM {TRAINING['parameters']}; "
               f"{os.cpu_count()} CPU cores")
@@ -181,7 +172,8 @@ def main() -> None:
                 with paused(second.pid) if workers == 1 else nullcontext():
                     if workers == 2:
                         wait_until(lambda: worker_name(TRAINING_POOL, second.pid) in online_workers(
-                            platform.prefect_api_url, TRAINING_POOL), 120, "the second worker back online")
+                            platform.prefect_api_url, TRAINING_POOL), 120, "the second worker back online",
+                                   interval_s=1.0)
                     wait_idle([platform.process.pid, second.pid])
                     tallies[workers].loads.append(float(load()))
                     wall_s, done = batch(http, project["id"], snapshot["id"], size, f"w{workers}-r{index}")

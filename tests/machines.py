@@ -179,10 +179,16 @@ def worker(data_dir: Path, env: Mapping[str, str], log_path: Path, pools: Iterab
 
 def online_workers(prefect_api_url: str, pool: str) -> set[str]:
     from prefect.client.orchestration import SyncPrefectClient
+    from prefect.exceptions import PrefectHTTPStatusError
 
     with SyncPrefectClient(prefect_api_url) as client:
-        return {item.name for item in client.read_workers_for_work_pool(pool)
-                if item.status is not None and item.status.value == "ONLINE"}
+        try:
+            workers = client.read_workers_for_work_pool(pool)
+        except PrefectHTTPStatusError as error:
+            if error.response.status_code == 404:  # the pool's first worker creates it
+                return set()
+            raise
+        return {item.name for item in workers if item.status is not None and item.status.value == "ONLINE"}
 
 
 def workers_that_ran(prefect_api_url: str, flow_run_ids: Iterable[str]) -> dict[str, str]:

@@ -17,6 +17,7 @@ from infra.orchestration.engine_launchers import engine_processes
 from infra.orchestration.setup import WARM_MODULES_ENV, WORKER_START_ENV, pool_modules
 from tests.conftest import png_bytes
 from tests.integration.media_support import upload
+from tests.machines import online_workers
 from tests.platform_fixtures import wait_for, wait_job
 
 
@@ -84,12 +85,8 @@ def test_a_worker_shows_online_only_once_its_fork_server_has_imported(platform, 
                                    "--pool", pool, "--type", "process", "--name", "probe"],
                                   env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        def online() -> bool:
-            workers = httpx.post(f"{platform.stack.prefect_api_url}/work_pools/{pool}/workers/filter", json={},
-                                 timeout=10)
-            return workers.status_code == 200 and any(item["status"] == "ONLINE" for item in workers.json())
-
-        wait_for(online, 180, interval=0.1, what="the probe worker online")
+        wait_for(lambda: "probe" in online_workers(platform.stack.prefect_api_url, pool), 180, interval=0.1,
+                 what="the probe worker online")
         (server,) = engine_processes(worker.pid)
         assert any("libtorch" in region.path for region in server.memory_maps()), "online before its imports"
     finally:
