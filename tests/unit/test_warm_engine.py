@@ -202,3 +202,45 @@ def test_the_heartbeat_join_a_run_skips_is_still_prefects() -> None:
         assert calls == [False]
     finally:
         prefect.flow_engine._send_heartbeats = original
+
+
+def test_a_run_goes_on_while_the_suspension_observer_connects(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The observer's start (a websocket to Prefect) no longer holds the run: its block is entered at once."""
+    import contextlib
+    import contextvars
+    import inspect
+    import threading
+
+    import prefect.flow_engine
+
+    from infra.orchestration.warm_engine import watch_suspension_in_background
+
+    # The wrapped helper, as Prefect's engine calls it (by module name, with these arguments).
+    assert list(inspect.signature(prefect.flow_engine.observe_flow_run_suspension).parameters) == [
+        "flow_run_id", "suspension_request", "polling_interval"]
+    assert "observe_flow_run_suspension(\n" in inspect.getsource(
+        prefect.flow_engine.FlowRunEngine.setup_flow_run_suspension_request)
+
+    marker = contextvars.ContextVar("marker", default="none")
+    connected, observing, left = threading.Event(), threading.Event(), threading.Event()
+    seen: list[tuple] = []
+
+    @contextlib.contextmanager
+    def slow_observer(flow_run_id: str, suspension_request: str, polling_interval: float = 10):
+        connected.wait(5)  # Prefect's observer: no return before its websocket is up and the state read
+        seen.append((flow_run_id, suspension_request, polling_interval, marker.get()))
+        observing.set()
+        try:
+            yield
+        finally:
+            left.set()
+
+    monkeypatch.setattr(prefect.flow_engine, "observe_flow_run_suspension", slow_observer)
+    watch_suspension_in_background()
+    marker.set("engine context")
+    with prefect.flow_engine.observe_flow_run_suspension("run-1", "request"):
+        assert not observing.is_set()  # the run is inside the block while the observer still connects
+        connected.set()
+        assert observing.wait(10)
+    assert left.wait(10)  # leaving the block stops the observer
+    assert seen == [("run-1", "request", 10, "engine context")]  # same arguments, the engine's context
