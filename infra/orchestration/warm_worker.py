@@ -12,11 +12,13 @@ run's pid) and crash detection see an ordinary flow process.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import anyio
 import anyio.abc
@@ -33,6 +35,9 @@ from infra.orchestration.setup import WARM_MODULES_ENV, WORKER_START_ENV
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
     from prefect.runner._control_channel import ControlChannel
+
+log = logging.getLogger(__name__)
+
 
 class WarmEngineStarter:
     """A Prefect `ProcessStarter`: hands the flow run to a warm engine instead of spawning one."""
@@ -96,6 +101,27 @@ class WarmProcessWorker(ProcessWorker):
         if self._launcher is not None:
             await self._launcher.close()
         await super().teardown(*exc_info)
+
+    async def _give_worker_labels_to_flow_run(self, flow_run_id: UUID) -> None:
+        """Label the run with this worker (the Prefect UI shows them) without holding up its start.
+
+        Prefect's server makes this update read the run, then write it; with its SQLite database
+        busy (another run finishing) the write fails with SQLITE_BUSY_SNAPSHOT, the server answers
+        503 and the client retries 2 s later. The run does not need its labels to start, so they
+        are set beside it; a failure is logged instead of failing the run.
+        """
+        label = super()._give_worker_labels_to_flow_run
+
+        async def label_in_background() -> None:
+            try:
+                await label(flow_run_id)
+            except Exception:  # noqa: BLE001 - labels are for the UI: never a reason to stop a run
+                log.warning("could not label flow run %s with its worker", flow_run_id, exc_info=True)
+
+        if self._runs_task_group is None:  # not started as a worker: as Prefect does it
+            await label_in_background()
+        else:
+            self._runs_task_group.start_soon(label_in_background)
 
     async def run(self, flow_run: FlowRun, configuration: ProcessJobConfiguration,
                   task_status: anyio.abc.TaskStatus[int] | None = None) -> ProcessWorkerResult:

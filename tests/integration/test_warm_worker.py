@@ -62,6 +62,20 @@ def test_jobs_run_in_processes_forked_by_one_fork_server(platform, platform_clie
     assert _engines(platform) == [server]  # ... and the same server, still there, serves the next
 
 
+def test_each_run_is_labelled_with_the_worker_that_ran_it(platform, platform_client, small_project) -> None:
+    """The worker sets the labels beside the run's start (not before it): they still arrive, for the Prefect UI."""
+    job = _snapshot_job(platform_client, small_project["id"])
+    assert job["status"] == "completed", job
+
+    def labels() -> dict:
+        run = httpx.get(f"{platform.stack.prefect_api_url}/flow_runs/{job['id']}", timeout=10).json()
+        return run["labels"] if "prefect.worker.name" in run["labels"] else {}
+
+    labelled = wait_for(labels, 30, what="the run's worker labels")
+    assert labelled["prefect.work-pool.name"] == "training"
+    assert labelled["prefect.worker.name"] in online_workers(platform.stack.prefect_api_url, "training")
+
+
 def test_a_job_still_runs_when_the_fork_server_died(platform, platform_client, small_project) -> None:
     (server,) = wait_for(lambda: _engines(platform), 120, what="the fork server")
     server.kill()
