@@ -8,7 +8,9 @@ parameters, timeout=0, tags=...)` does, without its global-settings lookup.
 from __future__ import annotations
 
 import json
+import random
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
@@ -49,6 +51,7 @@ from infra.settings import Settings
 
 PAGE = 200  # the Prefect API's largest page
 _FINISHED_CACHE = 20_000  # finished runs whose artifact data is remembered (a few hundred bytes each)
+BUSY_RETRIES_S = (0.05, 0.1, 0.2, 0.4, 0.8)  # then Prefect's own retries: 2, 4, 8, 16 and 32 s
 
 
 class OrchestrationUnavailable(RuntimeError):
@@ -63,6 +66,33 @@ class JobFinished(RuntimeError):
     """A finished job cannot be cancelled."""
 
 
+class BusyRetries(httpx.BaseTransport):
+    """Asks Prefect again within milliseconds when it answers 503 (busy).
+
+    Prefect's SQLite server answers 503 when another write commits in the middle of a transaction that
+    read before writing (SQLITE_BUSY_SNAPSHOT), and creating a run from a deployment is one: as another
+    run finished, submitting a job took 2 s, because Prefect's client retries only after 2 s (then 4,
+    8...). A 503 means the transaction was rolled back, so asking again is safe. These quick retries
+    come first; Prefect's own stay behind them for a longer outage.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        for delay in BUSY_RETRIES_S:
+            response = self.inner.handle_request(request)
+            if response.status_code != 503:
+                return response
+            response.read()
+            response.close()
+            time.sleep(delay * random.uniform(1.0, 1.2))  # noqa: S311 - jitter, not security
+        return self.inner.handle_request(request)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def prefect_api_url(settings: Settings) -> str:
     return settings.prefect_api_url or f"http://127.0.0.1:{settings.prefect_port}/api"
 
@@ -72,6 +102,8 @@ class Orchestrator:
         self.api_url = api_url
         self._client = SyncPrefectClient(api_url, httpx_settings={"timeout": timeout})
         self._client.__enter__()
+        http = self._client._client  # noqa: SLF001 - wrapped after creation, as Prefect adds its own retries
+        http._transport = BusyRetries(http._transport)  # noqa: SLF001 - keeps Prefect's proxies, TLS and limits
         self._deployments: dict[JobType, uuid.UUID] = {}
         self._finished: OrderedDict[uuid.UUID, tuple[Any, Any]] = OrderedDict()  # artifact data of finished runs
         self._lock = threading.Lock()
