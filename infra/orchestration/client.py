@@ -286,11 +286,12 @@ def _is_job(run: FlowRun) -> bool:
 
 
 def _run_settled(run: FlowRun, read_at: datetime) -> bool:
-    ended = run.end_time or (run.state.timestamp if run.state else None)
+    ended = run.end_time or getattr(run.state, "timestamp", None)  # Prefect sets end_time on every final state
     return is_settled(status_of(run.state_type), ended, read_at)
 
 
-def _job_from_run(run: FlowRun, progress_data: Any, metrics_data: Any, read_at: datetime) -> Job:
+def _job_from_run(run: FlowRun, progress_data: Any, metrics_data: Any, read_at: datetime | None = None) -> Job:
+    """`read_at`: when the artifact data was read (decides whether the job is settled); default now."""
     status = status_of(run.state_type)
     progress = min(max(float(progress_data or 0.0) / 100.0, 0.0), 1.0)
     if status is JobStatus.COMPLETED:
@@ -309,7 +310,7 @@ def _job_from_run(run: FlowRun, progress_data: Any, metrics_data: Any, read_at: 
         created_at=run.created,
         started_at=run.start_time,
         finished_at=run.end_time if status in FINISHED else None,
-        settled=_run_settled(run, read_at),
+        settled=_run_settled(run, read_at or datetime.now(UTC)),
     )
 
 

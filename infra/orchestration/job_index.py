@@ -42,8 +42,7 @@ def list_project_jobs(session: Session, orchestrator: Orchestrator, project_id: 
     the project is refreshed first (a status change moves jobs across pages).
     """
     if status is not None:
-        unsettled = _TABLE.c.project_id == project_id, _TABLE.c.settled.is_(False)
-        query = select(_TABLE.c.id).where(*unsettled)
+        query = select(_TABLE.c.id).where(_TABLE.c.project_id == project_id, ~_TABLE.c.settled)
         if job_type is not None:
             query = query.where(_TABLE.c.type == job_type.value)
         refresh(session, orchestrator, list(session.scalars(query)))
@@ -95,13 +94,13 @@ def forget_jobs(session: Session, job_ids: Collection[uuid.UUID]) -> None:
 
 
 def unsettled_ids(session: Session) -> set[uuid.UUID]:
-    return set(session.scalars(select(_TABLE.c.id).where(_TABLE.c.settled.is_(False))))
+    return set(session.scalars(select(_TABLE.c.id).where(~_TABLE.c.settled)))  # NOT settled: the partial index
 
 
 def indexed_ids(session: Session, settled: bool | None = None) -> set[uuid.UUID]:
     query = select(_TABLE.c.id)
     if settled is not None:
-        query = query.where(_TABLE.c.settled.is_(settled))
+        query = query.where(_TABLE.c.settled if settled else ~_TABLE.c.settled)
     return set(session.scalars(query))
 
 
