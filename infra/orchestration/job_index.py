@@ -111,8 +111,8 @@ def count_indexed(session: Session) -> int:
 def job_of(row: Row[Any]) -> Job:
     return Job(id=row.id, type=JobType(row.type) if row.type in JobType._value2member_map_ else None,
                status=JobStatus(row.status), project_id=row.project_id, progress=row.progress,
-               metrics=dict(row.metrics or {}), message=row.message, created_at=row.created_at,
-               started_at=row.started_at, finished_at=row.finished_at, settled=row.settled)
+               metrics=dict(row.metrics or {}), message=row.message, created_at=_utc(row.created_at),
+               started_at=_utc(row.started_at), finished_at=_utc(row.finished_at), settled=row.settled)
 
 
 # -- internals -----------------------------------------------------------------------------------
