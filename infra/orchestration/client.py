@@ -172,7 +172,7 @@ class Orchestrator:
         return [run for run in runs if _is_job(run)]
 
     def job_run_pages(self) -> Iterator[list[FlowRun]]:
-        """Every job run, newest first, a page at a time (runs created meanwhile may repeat)."""
+        """Every job run, a page at a time (a run created or deleted meanwhile may repeat or be skipped)."""
         for page in self._run_pages(FlowRunFilter(tags=FlowRunFilterTags(any_=JOB_TAGS))):
             yield [run for run in page if _is_job(run)]
 
@@ -221,11 +221,12 @@ class Orchestrator:
         return run
 
     def _run_pages(self, run_filter: FlowRunFilter) -> Iterator[list[FlowRun]]:
+        """Offset pages in id order: unique, so pages never overlap by a tie (Prefect's time sorts have none)."""
         offset = 0
         while True:
             with _unavailable_on_error():
                 page = self._client.read_flow_runs(flow_run_filter=run_filter, limit=PAGE, offset=offset,
-                                                   sort=FlowRunSort.EXPECTED_START_TIME_DESC)
+                                                   sort=FlowRunSort.ID_DESC)
             yield page
             if len(page) < PAGE:
                 return
