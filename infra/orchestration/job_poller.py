@@ -111,14 +111,15 @@ class JobIndexPoller:
             before = indexed_ids(session)
             settled = indexed_ids(session, settled=True)
         seen: set[uuid.UUID] = set()
+        read_at = datetime.now(UTC)  # before each page is read: an older read never replaces a newer one
         for page in orchestrator.job_run_pages():
-            read_at = datetime.now(UTC)
             seen.update(run.id for run in page)
             jobs = orchestrator.jobs_of([run for run in page if run.id not in settled])
             if jobs:
                 with transaction(self._sessions) as session:  # page by page: a long history appears as it is read
                     record_jobs(session, jobs, read_at)
                     settle_rows(session, jobs)
+            read_at = datetime.now(UTC)
         missing = before - seen
         if missing:  # paging over a changing set can skip a run: only drop what Prefect says is gone
             read_at = datetime.now(UTC)
