@@ -33,6 +33,8 @@ from api.routers import (
 from api.upload_limit import BodyLimitMiddleware
 from infra.database.engine import session_factory
 from infra.database.migrate import upgrade
+from infra.orchestration import Orchestrator
+from infra.orchestration.job_poller import JobIndexPoller
 from infra.settings import Settings, get_settings
 from infra.storage import build_store
 
@@ -55,7 +57,17 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         app.state.settings = settings
         app.state.sessionmaker = session_factory(settings.resolved_database_url)
         app.state.store = build_store(settings)
-        yield
+        poller = None
+        if settings.job_index_poll_s > 0:  # here, not in `serve`: any process serving the app keeps the index
+            poller = JobIndexPoller(lambda: Orchestrator.from_settings(settings), app.state.sessionmaker,
+                                    settings.job_index_poll_s)
+            poller.start()
+        app.state.job_index_poller = poller
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.stop()
 
     app = FastAPI(
         title="Geti Inspect API",

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     prefect_ui_url: str | None = None
     mlflow_ui_url: str | None = None
     min_normal_images: int = 8
+    # The API's jobs index follows Prefect this often (seconds): how late a run made outside the API (a
+    # schedule, the Prefect UI) appears in a jobs list. 0 turns the poller off (lists then know only the
+    # jobs this API submitted or read).
+    job_index_poll_s: float = Field(default=1.0, ge=0)
     # Workers keep a spare flow process with the flows' imports (torch, anomalib) done: jobs start in
     # about a second instead of spending 10-20 s importing. Costs one idle process per worker (~0.8 GB training).
     # How a worker gets a flow process with the flows' imports done (docs/architecture.md, "Workers"):

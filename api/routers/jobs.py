@@ -1,4 +1,5 @@
-"""Jobs: the project's Prefect flow runs, read and cancelled through the Prefect API."""
+"""Jobs: the project's Prefect flow runs. One job is read and cancelled through the Prefect API; the
+project's list is read from the jobs index (infra/orchestration/job_index.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from api.schemas.jobs import JobOut
 from api.services.jobs import OrchestratorDep, orchestration_errors
 from infra.database.models import Model, Project, Snapshot
 from infra.orchestration import JobStatus, JobType
+from infra.orchestration.job_index import list_project_jobs, record_jobs
 from infra.orchestration.reconcile import settle_rows
 
 router = APIRouter(tags=["jobs"])
@@ -30,18 +32,20 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[JobOut]:
-    """Newest first, a page at a time: Prefect's cost grows with the jobs returned."""
+    """Newest first, a page at a time, from the jobs index: a page of settled jobs asks Prefect nothing."""
     get_or_404(session, Project, project_id)
     with orchestration_errors():
-        jobs = orchestrator.list_jobs(project_id, job_type, status, limit=limit, offset=offset)
+        jobs = list_project_jobs(session, orchestrator, project_id, job_type, status, limit=limit, offset=offset)
     settle_rows(session, jobs)
     return [job_out(job, links) for job in jobs]
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 def get_job(job_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDep, links: UiLinksDep) -> JobOut:
+    """Read from Prefect (exact), and written back to the jobs index."""
     with orchestration_errors():
         job = orchestrator.get_job(job_id)
+    record_jobs(session, [job])
     settle_rows(session, [job])
     return job_out(job, links)
 
@@ -50,7 +54,7 @@ def get_job(job_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDe
 def cancel_job(job_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDep) -> Response:
     """The run ends cancelled within seconds; the rows it was producing end failed at once."""
     with orchestration_errors():
-        orchestrator.cancel(job_id)
+        record_jobs(session, [orchestrator.cancel(job_id)])
     session.execute(update(Model).where(Model.job_id == job_id, Model.status == "training")
                     .values(status="failed", error="cancelled"))
     session.execute(update(Snapshot).where(Snapshot.job_id == job_id, Snapshot.status == "pending")

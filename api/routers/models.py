@@ -15,7 +15,7 @@ from api.links import UiLinksDep, model_out
 from api.schemas.jobs import JobAccepted
 from api.schemas.models import ModelOut
 from api.services.guards import ensure_unused
-from api.services.jobs import OrchestratorDep, cancel_training_jobs, orchestration_errors
+from api.services.jobs import OrchestratorDep, cancel_training_jobs, orchestration_errors, submit_job
 from infra.champion import AliasNotMoved, NotPromotable, promote
 from infra.database.models import Model, Pipeline, Project
 from infra.model_files import COMPRESSIONS, EXPORT_FORMATS, archive_key, export_name, model_prefix
@@ -90,8 +90,8 @@ def export_model(model_id: uuid.UUID, session: SessionDep, store: StoreDep, orch
         # Requests that saw the same history share a key, so concurrent ones start one job, not one each;
         # after a failed export the key changes and a new request retries.
         key = f"export:{model_id}:{export_name(export_format, compression)}:after:{earlier[0].id if earlier else '-'}"
-        job_id = active[0].id if active else orchestrator.submit(
-            JobType.EXPORT, model.project_id,
+        job_id = active[0].id if active else submit_job(
+            session, orchestrator, JobType.EXPORT, model.project_id,
             {"model_id": str(model_id), "format": export_format, "compression": compression}, tags,
             idempotency_key=key)
     return JSONResponse(status_code=202, content=JobAccepted(job_id=job_id).model_dump(mode="json"))

@@ -14,7 +14,7 @@ from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.routers.training import checked_parameters
 from api.schemas.jobs import JobAccepted
 from api.schemas.training_schedule import TrainingScheduleIn, TrainingScheduleOut, TrainingScheduleSettings
-from api.services.jobs import OrchestratorDep, orchestration_errors
+from api.services.jobs import OrchestratorDep, orchestration_errors, submit_job
 from infra.database.models import Project
 from infra.orchestration import JobType, Orchestrator
 from infra.orchestration.schedules import (
@@ -89,5 +89,5 @@ def run_training_schedule(project_id: uuid.UUID, session: SessionDep, store: Sto
     get_or_404(session, Project, project_id)
     schedule = _schedule_or_404(orchestrator, store, project_id)
     with orchestration_errors():
-        job_id = orchestrator.submit(JobType.RETRAINING, project_id, schedule.parameters)
+        job_id = submit_job(session, orchestrator, JobType.RETRAINING, project_id, schedule.parameters)
     return JobAccepted(job_id=job_id)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from infra.database.models import Base
 from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable, Orchestrator
+from infra.orchestration.job_index import record_jobs
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -44,6 +45,15 @@ def orchestration_errors() -> Iterator[None]:
         raise HTTPException(status_code=503, detail=f"Job orchestration unavailable: {error}") from error
 
 
+def submit_job(session: Session, orchestrator: Orchestrator, job_type: JobType, project_id: uuid.UUID,
+               parameters: dict[str, Any], extra_tags: Sequence[str] = (),
+               idempotency_key: str | None = None) -> uuid.UUID:
+    """Submit a job and write it to the jobs index in the request's transaction (listed at once)."""
+    job = orchestrator.submit_job(job_type, project_id, parameters, extra_tags, idempotency_key)
+    record_jobs(session, [job])
+    return job.id
+
+
 def submit_or_withdraw(session: Session, orchestrator: Orchestrator, rows: Sequence[Base], job_type: JobType,
                        project_id: uuid.UUID, parameters: dict[str, Any], extra_tags: Sequence[str] = ()) -> uuid.UUID:
     """Submit the job producing `rows` (already committed, so the flow can read them).
@@ -51,7 +61,7 @@ def submit_or_withdraw(session: Session, orchestrator: Orchestrator, rows: Seque
     When Prefect refuses, the rows are deleted again and the client gets a 503: nothing half-written.
     """
     try:
-        return orchestrator.submit(job_type, project_id, parameters, extra_tags)
+        return submit_job(session, orchestrator, job_type, project_id, parameters, extra_tags)
     except OrchestrationUnavailable as error:
         for row in rows:
             session.delete(row)

@@ -1,7 +1,8 @@
 """SQLAlchemy models: the platform's relational state.
 
-Jobs are not stored here: a job *is* a Prefect flow run. Rows that belong to a job (models,
-snapshots, active pipelines) keep its id so the API can join them.
+A job *is* a Prefect flow run: `jobs` is only an index of those runs (written through by the API
+and kept in step by a poller, `infra/orchestration/job_index.py`), so listing a project's jobs costs
+no Prefect call. Rows that belong to a job (models, snapshots, active pipelines) keep its id.
 """
 
 from __future__ import annotations
@@ -203,3 +204,32 @@ class Capture(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     anomaly_score: Mapped[float] = mapped_column(Float)
     timestamp: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobRecord(Base):
+    """The index entry of one job (a Prefect flow run, whose id it has): what the jobs list shows.
+
+    Prefect stays the truth. A `settled` row (finished, and read at least `SETTLED_AFTER_S` after it
+    ended) is served as stored; any other row is refreshed from Prefect before it is shown.
+    """
+
+    __tablename__ = "jobs"
+    # The jobs list: a project's jobs newest first, with and without a type filter; the rows to refresh.
+    __table_args__ = (Index("ix_jobs_project_created", "project_id", "created_at", "id"),
+                      Index("ix_jobs_project_type_created", "project_id", "type", "created_at", "id"),
+                      Index("ix_jobs_unsettled", "settled", sqlite_where=text("NOT settled"),
+                            postgresql_where=text("NOT settled")))
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    project_id: Mapped[uuid.UUID | None] = mapped_column(nullable=True)  # no FK: a run may name any project
+    type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column()  # the flow run's: the list's order
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    settled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # When this content was read from Prefect: an older read never overwrites a newer one.
+    synced_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -15,6 +15,8 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -24,10 +26,12 @@ from prefect.client.schemas.filters import (
     ArtifactFilterFlowRunId,
     ArtifactFilterType,
     FlowRunFilter,
+    FlowRunFilterEndTime,
     FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
     FlowRunFilterTags,
+    Operator,
 )
 from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
@@ -36,10 +40,12 @@ from prefect.states import Cancelling
 
 from infra.orchestration.jobs import (
     DEPLOYMENTS,
+    FINAL_STATES,
     FINISHED,
     Job,
     JobStatus,
     JobType,
+    is_settled,
     project_tag,
     state_types_for,
     status_of,
@@ -50,7 +56,8 @@ from infra.orchestration.jobs import (
 from infra.settings import Settings
 
 PAGE = 200  # the Prefect API's largest page
-_FINISHED_CACHE = 20_000  # finished runs whose artifact data is remembered (a few hundred bytes each)
+_FINISHED_CACHE = 20_000  # settled runs whose artifact data is remembered (a few hundred bytes each)
+JOB_TAGS = [type_tag(job_type) for job_type in JobType]  # a run with one of these is a platform job
 BUSY_RETRIES_S = (0.05, 0.1, 0.2, 0.4, 0.8)  # then Prefect's own retries: 2, 4, 8, 16 and 32 s
 
 
@@ -119,7 +126,12 @@ class Orchestrator:
 
     def submit(self, job_type: JobType, project_id: uuid.UUID | str, parameters: dict[str, Any],
                extra_tags: Iterable[str] = (), idempotency_key: str | None = None) -> uuid.UUID:
-        """Create a flow run of the job type's deployment; returns the job id at once.
+        """Create a flow run of the job type's deployment; returns the job id at once."""
+        return self.submit_job(job_type, project_id, parameters, extra_tags, idempotency_key).id
+
+    def submit_job(self, job_type: JobType, project_id: uuid.UUID | str, parameters: dict[str, Any],
+                   extra_tags: Iterable[str] = (), idempotency_key: str | None = None) -> Job:
+        """Create a flow run of the job type's deployment; returns the new (pending) job at once.
 
         Calls with the same `idempotency_key` get the same run: Prefect's database enforces it, so
         concurrent callers cannot start two.
@@ -128,15 +140,20 @@ class Orchestrator:
         with _unavailable_on_error():
             run = self._client.create_flow_run_from_deployment(
                 self._deployment_id(job_type), parameters=parameters, tags=tags, idempotency_key=idempotency_key)
-        return run.id
+        # Not settled whatever its state (an idempotency key may return an older run): no artifacts were read.
+        return replace(_job_from_run(run, None, None, datetime.now(UTC)), settled=False)
 
-    def cancel(self, job_id: uuid.UUID) -> None:
-        """Ask the run to stop: a scheduled run is cancelled at once, a running one within seconds."""
+    def cancel(self, job_id: uuid.UUID) -> Job:
+        """Ask the run to stop: a scheduled run is cancelled at once, a running one within seconds.
+
+        Returns the job as it is right after the request (cancelled, or still running while it stops).
+        """
         run = self._read_run(job_id)
-        if status_of(run.state_type) in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
+        if status_of(run.state_type) in FINISHED:
             raise JobFinished(f"job {job_id} already {status_of(run.state_type).value}")
         with _unavailable_on_error():
             self._client.set_flow_run_state(job_id, Cancelling(message="Cancelled through the API"))
+        return self.get_job(job_id)
 
     # -- read ------------------------------------------------------------------------------
 
@@ -174,6 +191,31 @@ class Orchestrator:
                     flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids[start:start + PAGE])), limit=PAGE)
         return {job.id: job for job in self._jobs(runs)}
 
+    # -- what the job index (infra/orchestration/job_index.py) reads ----------------------------
+
+    def runs_changed_since(self, ended_after: datetime) -> list[FlowRun]:
+        """Job runs not finished, and those that ended after `ended_after`: all a job index pass needs."""
+        run_filter = FlowRunFilter(operator=Operator.or_,
+                                   state=FlowRunFilterState(type=FlowRunFilterStateType(not_any_=FINAL_STATES)),
+                                   end_time=FlowRunFilterEndTime(after_=ended_after))
+        runs: list[FlowRun] = []
+        for page in self._run_pages(run_filter):
+            runs += page
+        return [run for run in runs if _is_job(run)]
+
+    def job_run_pages(self) -> Iterator[list[FlowRun]]:
+        """Every job run, a page at a time (a run created or deleted meanwhile may repeat or be skipped)."""
+        for page in self._run_pages(FlowRunFilter(tags=FlowRunFilterTags(any_=JOB_TAGS))):
+            yield [run for run in page if _is_job(run)]
+
+    def count_job_runs(self) -> int:
+        with _unavailable_on_error():
+            return self._client.count_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(any_=JOB_TAGS)))
+
+    def jobs_of(self, runs: list[FlowRun]) -> list[Job]:
+        """The runs as jobs, with their progress and metrics (one artifact query per 200 unsettled runs)."""
+        return self._jobs(runs)
+
     def healthy(self) -> tuple[bool, str]:
         error = self._client.api_healthcheck()
         return (error is None, "reachable" if error is None else f"unreachable: {error}")
@@ -210,20 +252,33 @@ class Orchestrator:
             raise JobNotFound(f"Job {job_id} not found")
         return run
 
+    def _run_pages(self, run_filter: FlowRunFilter) -> Iterator[list[FlowRun]]:
+        """Offset pages in id order: unique, so pages never overlap by a tie (Prefect's time sorts have none)."""
+        offset = 0
+        while True:
+            with _unavailable_on_error():
+                page = self._client.read_flow_runs(flow_run_filter=run_filter, limit=PAGE, offset=offset,
+                                                   sort=FlowRunSort.ID_DESC)
+            yield page
+            if len(page) < PAGE:
+                return
+            offset += PAGE
+
     def _jobs(self, runs: list[FlowRun]) -> list[Job]:
-        data = self._artifact_data(runs)
-        return [_job_from_run(run, *data.get(run.id, (None, None))) for run in runs]
+        read_at = datetime.now(UTC)  # before the artifacts are read: they are at least this fresh
+        data = self._artifact_data(runs, read_at)
+        return [_job_from_run(run, *data.get(run.id, (None, None)), read_at) for run in runs]
 
-    def _artifact_data(self, runs: list[FlowRun]) -> dict[uuid.UUID, tuple[Any, Any]]:
-        """(progress, metrics table) per run: read from Prefect, or remembered for a finished run.
+    def _artifact_data(self, runs: list[FlowRun], read_at: datetime) -> dict[uuid.UUID, tuple[Any, Any]]:
+        """(progress, metrics table) per run: read from Prefect, or remembered for a settled run.
 
-        A run writes its artifacts before its final state, so a finished run's data never changes:
+        A run writes its artifacts before its final state, so a settled run's data never changes:
         listing 200 finished jobs again costs no artifact read.
         """
         data: dict[uuid.UUID, tuple[Any, Any]] = {}
         with self._lock:
             for run in runs:
-                if run.id in self._finished:
+                if run.id in self._finished and status_of(run.state_type) in FINISHED:  # not re-run since
                     self._finished.move_to_end(run.id)
                     data[run.id] = self._finished[run.id]
         missing = [run for run in runs if run.id not in data]
@@ -233,7 +288,7 @@ class Orchestrator:
         with self._lock:
             for run in missing:
                 data[run.id] = (latest.get((run.id, "progress")), latest.get((run.id, "table")))
-                if status_of(run.state_type) in FINISHED:
+                if _run_settled(run, read_at):
                     self._finished[run.id] = data[run.id]
             while len(self._finished) > _FINISHED_CACHE:
                 self._finished.popitem(last=False)
@@ -263,7 +318,13 @@ def _is_job(run: FlowRun) -> bool:
     return tag_value(run.tags, "job") in JobType._value2member_map_
 
 
-def _job_from_run(run: FlowRun, progress_data: Any, metrics_data: Any) -> Job:
+def _run_settled(run: FlowRun, read_at: datetime) -> bool:
+    ended = run.end_time or getattr(run.state, "timestamp", None)  # Prefect sets end_time on every final state
+    return is_settled(status_of(run.state_type), ended, read_at)
+
+
+def _job_from_run(run: FlowRun, progress_data: Any, metrics_data: Any, read_at: datetime | None = None) -> Job:
+    """`read_at`: when the artifact data was read (decides whether the job is settled); default now."""
     status = status_of(run.state_type)
     progress = min(max(float(progress_data or 0.0) / 100.0, 0.0), 1.0)
     if status is JobStatus.COMPLETED:
@@ -281,7 +342,8 @@ def _job_from_run(run: FlowRun, progress_data: Any, metrics_data: Any) -> Job:
             waiting_message(run.work_pool_name) if status is JobStatus.PENDING else None),
         created_at=run.created,
         started_at=run.start_time,
-        finished_at=run.end_time if status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED) else None,
+        finished_at=run.end_time if status in FINISHED else None,
+        settled=_run_settled(run, read_at or datetime.now(UTC)),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -49,6 +49,12 @@ STATUS_BY_STATE: dict[StateType, JobStatus] = {
 }
 
 FINISHED = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+FINAL_STATES = [state for state, status in STATUS_BY_STATE.items() if status in FINISHED]
+
+# A finished job is *settled* (its record never changes again) once it has been read this long after it
+# ended. Flows write their progress and metrics artifacts before their final state, but a client that
+# creates a run already finished (scripts, tests, benchmarks) adds its artifacts just after.
+SETTLED_AFTER_S = 10.0
 
 
 def waiting_message(work_pool: str | None) -> str:
@@ -64,6 +70,14 @@ def state_types_for(status: JobStatus) -> list[StateType]:
 def status_of(state_type: StateType | None) -> JobStatus:
     # A run without a state yet is about to be scheduled.
     return STATUS_BY_STATE.get(state_type, JobStatus.PENDING) if state_type else JobStatus.PENDING
+
+
+def is_settled(status: JobStatus, ended_at: datetime | None, read_at: datetime) -> bool:
+    """Finished, and read (at `read_at`) at least SETTLED_AFTER_S after it ended."""
+    if status not in FINISHED or ended_at is None:
+        return False
+    ended_at = ended_at if ended_at.tzinfo else ended_at.replace(tzinfo=UTC)
+    return (read_at - ended_at).total_seconds() >= SETTLED_AFTER_S
 
 
 def project_tag(project_id: uuid.UUID | str) -> str:
@@ -93,6 +107,7 @@ class Job:
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    settled: bool = False  # finished and read well after it ended: this record is final (is_settled)
 
     @property
     def finished(self) -> bool:

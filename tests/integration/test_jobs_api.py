@@ -90,7 +90,9 @@ def test_job_list_pages_newest_first_with_each_jobs_metrics(platform, platform_c
             created.append(str(run.id))
     client, path = platform_client, f"/api/projects/{project['id']}/jobs"
 
-    everything = client.get(path, params={"limit": 200}).json()
+    # Made outside the API: listed once the jobs index has followed Prefect (its poller runs about every second).
+    everything = wait_for(lambda: (jobs := client.get(path, params={"limit": 200}).json()) and len(jobs) == 7 and jobs,
+                          30, 0.2, "the runs made in Prefect to be listed")
     assert [job["id"] for job in everything] == created[::-1]  # newest first
     assert [job["metrics"] for job in everything] == [{"index": index} for index in range(6, -1, -1)]
     pages = [client.get(path, params={"limit": 3, "offset": offset}).json() for offset in (0, 3, 6, 9)]

@@ -1,0 +1,129 @@
+"""Keep the jobs index (job_index.py) in step with Prefect, from a thread of each API process.
+
+Each pass (about every second) reads the job runs that are not finished plus those that ended
+since shortly before the last pass (one paged query), refreshes index rows that are unsettled but
+were in neither (they ended unseen, or were deleted), settles the model and snapshot rows of jobs
+that ended (`reconcile.settle_rows`), and compares Prefect's count of job runs with the index's.
+The first pass, and any pass after which the counts differ, *sweeps*: it reads every job run
+(paged), adds what the index lacks and drops rows whose run is gone (checked by id first). That
+is how history from before the index, runs made while no API ran, and deleted runs are handled.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from infra.database.engine import transaction
+from infra.orchestration.client import OrchestrationUnavailable, Orchestrator
+from infra.orchestration.job_index import count_indexed, forget_jobs, indexed_ids, record_jobs, unsettled_ids
+from infra.orchestration.jobs import SETTLED_AFTER_S
+from infra.orchestration.reconcile import settle_rows
+
+log = logging.getLogger(__name__)
+
+# Each pass re-reads runs that ended this long before the previous pass began: clocks of other
+# machines and runs that end while a pass is under way are covered, and a run that ended is read
+# again once it is settled.
+OVERLAP_S = SETTLED_AFTER_S + 5.0
+SWEEP_EVERY_S = 10.0  # at most one sweep per this interval while the counts disagree
+RETRY_S = 5.0  # pause after Prefect did not answer
+
+
+class JobIndexPoller:
+    def __init__(self, new_orchestrator: Callable[[], Orchestrator], sessions: sessionmaker[Session],
+                 interval_s: float = 1.0) -> None:
+        self._new_orchestrator = new_orchestrator  # its own Prefect client, like the row settler
+        self._sessions = sessions
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="job-index-poller", daemon=True)
+        self._last_pass: datetime | None = None
+        self._last_sweep = float("-inf")
+        self.passes = 0  # completed passes (a sweep counts as one)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        orchestrator = self._new_orchestrator()
+        unreachable = False
+        try:
+            delay = 0.0
+            while not self._stop.wait(delay):
+                try:
+                    self.pass_once(orchestrator)
+                    delay = self.interval_s
+                    if unreachable:
+                        log.info("job index: Prefect answers again")
+                    unreachable = False
+                except OrchestrationUnavailable as error:
+                    if not unreachable:
+                        log.warning("job index: cannot read Prefect (retrying every %.0f s): %s", RETRY_S, error)
+                    unreachable, delay = True, RETRY_S
+                except Exception:  # noqa: BLE001 - keep the index going on the next pass
+                    log.exception("job index pass failed")
+                    delay = RETRY_S
+        finally:
+            orchestrator.close()
+
+    def pass_once(self, orchestrator: Orchestrator) -> None:
+        started = datetime.now(UTC)
+        if self._last_pass is None:
+            self.sweep(orchestrator)
+        else:
+            self._follow(orchestrator, started)
+        self._last_pass = started
+        self.passes += 1
+
+    def _follow(self, orchestrator: Orchestrator, started: datetime) -> None:
+        assert self._last_pass is not None
+        runs = orchestrator.runs_changed_since(self._last_pass - timedelta(seconds=OVERLAP_S))
+        jobs = orchestrator.jobs_of(runs)
+        with self._sessions() as session:
+            unseen = unsettled_ids(session) - {job.id for job in jobs}
+        found = orchestrator.jobs_by_id(unseen) if unseen else {}
+        in_prefect = orchestrator.count_job_runs()
+        with transaction(self._sessions) as session:
+            record_jobs(session, [*jobs, *found.values()], started)
+            forget_jobs(session, unseen - set(found))
+            settle_rows(session, [*jobs, *found.values()])
+            in_index = count_indexed(session)
+        if in_index != in_prefect and time.monotonic() - self._last_sweep >= SWEEP_EVERY_S:
+            log.info("job index: %d rows, Prefect has %d job runs: sweeping", in_index, in_prefect)
+            self.sweep(orchestrator)
+
+    def sweep(self, orchestrator: Orchestrator) -> None:
+        """Read every job run: add what the index lacks or has unsettled, drop rows whose run is gone."""
+        self._last_sweep = time.monotonic()
+        with self._sessions() as session:
+            before = indexed_ids(session)
+            settled = indexed_ids(session, settled=True)
+        seen: set[uuid.UUID] = set()
+        read_at = datetime.now(UTC)  # before each page is read: an older read never replaces a newer one
+        for page in orchestrator.job_run_pages():
+            seen.update(run.id for run in page)
+            jobs = orchestrator.jobs_of([run for run in page if run.id not in settled])
+            if jobs:
+                with transaction(self._sessions) as session:  # page by page: a long history appears as it is read
+                    record_jobs(session, jobs, read_at)
+                    settle_rows(session, jobs)
+            read_at = datetime.now(UTC)
+        missing = before - seen
+        if missing:  # paging over a changing set can skip a run: only drop what Prefect says is gone
+            read_at = datetime.now(UTC)
+            found = orchestrator.jobs_by_id(missing)
+            with transaction(self._sessions) as session:
+                record_jobs(session, found.values(), read_at)
+                forget_jobs(session, missing - set(found))
