@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from itertools import pairwise
 
 import torch
@@ -190,7 +191,13 @@ class ChunkedKCenterGreedy:
     coreset size by exact greedy, and the union is the coreset: cost grows linearly with the set. The
     coreset has anomalib's size. Points are compared in the raw embedding space when it has no more
     dimensions than anomalib's random projection would produce (projecting *up* only adds noise), else
-    in that projection. Deterministic under a seed (each chunk's start comes from torch's RNG).
+    in that projection. Deterministic under a seed (each chunk's start comes from torch's RNG, drawn in
+    chunk order before any chunk runs).
+
+    Chunks are independent, so ``workers`` Python threads select them side by side, each chunk's torch
+    ops single-threaded (torch releases the GIL inside its ops): on 2 cores this keeps both busy without
+    the per-op thread hand-offs that make a multi-threaded small op slow on a loaded machine. The result
+    does not depend on ``workers``; ``progress`` is called from the calling thread as chunks finish.
     """
 
     def __init__(
@@ -201,6 +208,7 @@ class ChunkedKCenterGreedy:
         threads: int | None = 1,
         progress: Callable[[int, int], None] | None = None,
         block_rows: int = BLOCK_ROWS,
+        workers: int = 2,
     ) -> None:
         if embedding.ndim != 2:
             raise ValueError(f"expected a 2-D embedding (points x dims), got shape {tuple(embedding.shape)}")
@@ -214,6 +222,7 @@ class ChunkedKCenterGreedy:
         self.embedding = embedding
         self.chunk_points = max(int(chunk_points), 1)
         self.threads, self.progress, self.block_rows = threads, progress, block_rows
+        self.workers = max(int(workers), 1)
 
     def _features(self) -> torch.Tensor:
         n, dims = self.embedding.shape
@@ -240,13 +249,29 @@ class ChunkedKCenterGreedy:
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            features, selected = self._features(), []
-            for start, stop, share in self._shares():
-                first = torch.randint(high=stop - start, size=(1,)).squeeze()
-                chunk = _greedy(features[start:stop], first, share, self.block_rows, self.progress,
-                                offset=len(selected), total=self.coreset_size)
-                selected.extend(start + index for index in chunk)
-            return selected
+            features, shares = self._features(), self._shares()
+            firsts = [torch.randint(high=stop - start, size=(1,)).squeeze() for start, stop, _ in shares]
+
+            def chunk(i: int) -> list[int]:
+                if self.threads:
+                    torch.set_num_threads(self.threads)  # a new thread starts with the default count
+                start, stop, share = shares[i]
+                return [start + index for index in _greedy(features[start:stop], firsts[i], share, self.block_rows)]
+
+            picked: list[list[int]] = [[] for _ in shares]
+            done = 0
+            with ThreadPoolExecutor(self.workers, thread_name_prefix="coreset") as pool:
+                futures = {pool.submit(chunk, i): i for i in range(len(shares))}
+                try:
+                    for future in as_completed(futures):
+                        picked[futures[future]] = future.result()
+                        done += len(picked[futures[future]])
+                        if self.progress is not None:
+                            self.progress(done, self.coreset_size)
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)  # e.g. cancelled: no chunk outlives the call
+                    raise
+            return [index for indices in picked for index in indices]
         finally:
             torch.set_num_threads(previous)
 
