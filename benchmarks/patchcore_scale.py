@@ -5,17 +5,21 @@ Cases (``--cases``, all by default):
 - ``auroc``: features of 160 MT_Free training tiles (256², mobilenetv2_100 blocks.2+4, as the platform
   builds the model) are extracted once; the memory bank is then chosen by anomalib's exact k-center
   greedy (the platform's exact selection returns anomalib's very indices, unit-tested) and by the chunked
-  greedy at several chunk sizes. Each bank scores 192 MT_Free evaluation tiles and every tile of each
-  MTD defect class with anomalib's own scoring; the table prints image AUROC per class, its difference
-  to exact, and the selection time. This is the plain-anomalib baseline: anomalib's ``Engine.fit`` on
-  larger sets takes far too long (its coreset took 17 minutes for 260 tiles).
+  greedy (the platform's selection above the exact limit), each with every seed of ``--seeds`` (the seed
+  draws the random start and, for exact, anomalib's random projection). Each bank scores 192 MT_Free
+  evaluation tiles and every tile of each MTD defect class with anomalib's scoring (its 1-NN search
+  replaced by the platform's ``neighbours.nearest``, same distances to float rounding, because anomalib's
+  builds the whole patches x bank matrix at once); the tables print image AUROC per class and seed, the
+  mean over seeds with its difference to exact's mean (the bound of issue 11 is judged there: exact alone
+  moves Crack by ~0.01 between seeds), and the selection time. This is the plain-anomalib baseline:
+  anomalib's ``Engine.fit`` on larger sets takes far too long (its coreset took 17 minutes for 260 tiles).
 - ``mtd``: the 200 + 60 MTD job through the platform (API submit → Prefect job completed).
 - ``large``: 335 images of 800x1600 PNG (MTD tiles, resized; 275 normal + 60 anomalous) through the platform.
 - ``fit1000``: 1,000 MTD tiles (952 MT_Free, a fifth of them held out, + 48 defects): the training core's
   fit and test in a fresh process with the worker's allocator; prints fit time and peak RSS.
 
     .venv/bin/python benchmarks/patchcore_scale.py
-    .venv/bin/python benchmarks/patchcore_scale.py --cases auroc --chunks 4096 16384
+    .venv/bin/python benchmarks/patchcore_scale.py --cases auroc --chunks 4096 16384 --seeds 0 1 2 3
 """
 
 from __future__ import annotations
@@ -229,7 +233,7 @@ def main() -> None:
                         choices=["auroc", "mtd", "large", "fit1000"])
     parser.add_argument("--chunks", nargs="+", type=int, default=[16384],
                         help="chunk sizes (patches) of the chunked greedy to compare with exact")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3],
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
                         help="seeds (random start and projection) each selection runs with")
     parser.add_argument("--fit-child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
