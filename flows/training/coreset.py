@@ -16,8 +16,9 @@ random projection, same random start.
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, wait
 from itertools import pairwise
 
 import torch
@@ -197,7 +198,9 @@ class ChunkedKCenterGreedy:
     Chunks are independent, so ``workers`` Python threads select them side by side, each chunk's torch
     ops single-threaded (torch releases the GIL inside its ops): on 2 cores this keeps both busy without
     the per-op thread hand-offs that make a multi-threaded small op slow on a loaded machine. The result
-    does not depend on ``workers``; ``progress`` is called from the calling thread as chunks finish.
+    does not depend on ``workers``. The calling thread selects chunks too and is the only one that calls
+    ``progress`` (every few dozen selections of its own chunk, and while it waits for the other threads'
+    last chunks), so a ``progress`` that raises (a cancelled job) stops the selection from that thread.
     """
 
     def __init__(
@@ -249,31 +252,58 @@ class ChunkedKCenterGreedy:
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            features, shares = self._features(), self._shares()
-            firsts = [torch.randint(high=stop - start, size=(1,)).squeeze() for start, stop, _ in shares]
-
-            def chunk(i: int) -> list[int]:
-                if self.threads:
-                    torch.set_num_threads(self.threads)  # a new thread starts with the default count
-                start, stop, share = shares[i]
-                return [start + index for index in _greedy(features[start:stop], firsts[i], share, self.block_rows)]
-
-            picked: list[list[int]] = [[] for _ in shares]
-            done = 0
-            with ThreadPoolExecutor(self.workers, thread_name_prefix="coreset") as pool:
-                futures = {pool.submit(chunk, i): i for i in range(len(shares))}
-                try:
-                    for future in as_completed(futures):
-                        picked[futures[future]] = future.result()
-                        done += len(picked[futures[future]])
-                        if self.progress is not None:
-                            self.progress(done, self.coreset_size)
-                except BaseException:
-                    pool.shutdown(wait=True, cancel_futures=True)  # e.g. cancelled: no chunk outlives the call
-                    raise
-            return [index for indices in picked for index in indices]
+            return self._select()
         finally:
             torch.set_num_threads(previous)
+
+    def _select(self) -> list[int]:
+        features, shares = self._features(), self._shares()
+        firsts = [torch.randint(high=stop - start, size=(1,)).squeeze() for start, stop, _ in shares]
+        picked: list[list[int]] = [[] for _ in shares]
+        counts = [0] * len(shares)  # selections so far per chunk
+        queue = iter(range(len(shares)))
+        lock, stop = threading.Lock(), threading.Event()
+        caller = threading.get_ident()
+
+        def report() -> None:
+            if self.progress is not None and threading.get_ident() == caller:
+                self.progress(sum(counts), self.coreset_size)
+
+        def counted(i: int) -> Callable[[int, int], None]:
+            def update(done: int, _total: int) -> None:
+                counts[i] = done
+                report()
+
+            return update
+
+        def work() -> None:
+            if self.threads:
+                torch.set_num_threads(self.threads)  # a new thread starts with the default count
+            while not stop.is_set():
+                with lock:
+                    i = next(queue, None)
+                if i is None:
+                    return
+                start, stop_row, share = shares[i]
+                chunk = _greedy(features[start:stop_row], firsts[i], share, self.block_rows, counted(i))
+                picked[i], counts[i] = [start + index for index in chunk], share
+                report()
+
+        # The caller's thread works too (and alone reports progress: it may raise, e.g. to cancel).
+        with ThreadPoolExecutor(max(self.workers - 1, 1), thread_name_prefix="coreset") as pool:
+            helpers = [pool.submit(work) for _ in range(self.workers - 1)]
+            try:
+                work()
+                while helpers:
+                    finished, pending = wait(helpers, timeout=0.5)
+                    for future in finished:
+                        future.result()
+                    helpers = list(pending)
+                    report()
+            except BaseException:
+                stop.set()  # helpers finish the chunk at hand and take no other
+                raise
+        return [index for indices in picked for index in indices]
 
     def sample_coreset(self) -> torch.Tensor:
         return self.embedding[self.select_coreset_idxs()]

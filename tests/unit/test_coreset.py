@@ -108,6 +108,7 @@ def test_chunked_selection_is_deterministic_and_reports_progress() -> None:
     _seed(1)
     assert torch.equal(ChunkedKCenterGreedy(embedding, 0.1, 1000).sample_coreset(), picked)
     assert seen and all(total == 400 for _, total in seen) and seen == sorted(seen) and seen[-1] == (400, 400)
+    assert any(done < 400 for done, _ in seen)  # also while chunks are being selected
 
 
 @pytest.mark.parametrize("workers", [1, 3])
