@@ -174,7 +174,7 @@ def fit_child(dataset: Path, work: Path) -> dict:
 
 def fit1000_case(tmp: Path) -> dict:
     from flows.training.dataset import DatasetItem, materialise
-    from infra.supervisor.environment import allocator_env
+    from infra.supervisor.environment import allocator_env, threading_env
 
     items = [DatasetItem(path.name, "normal", str(path), None, "eval" if i % 5 == 4 else "train")
              for i, path in enumerate(_tiles("MT_Free"))]
@@ -182,7 +182,7 @@ def fit1000_case(tmp: Path) -> dict:
               for defect in DEFECTS for path in _tiles(defect)[:48 // len(DEFECTS) + (defect == DEFECTS[0]) * 3]]
     dataset = tmp / "fit1000"
     materialise(items, lambda ref: Path(ref).read_bytes(), dataset)
-    env = {**os.environ, **allocator_env(), "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, **allocator_env(), **threading_env(), "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
     out = subprocess.run([sys.executable, __file__, "--fit-child", str(dataset), str(tmp / "work")],
                          env=env, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
