@@ -16,9 +16,7 @@ random projection, same random start.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
 from itertools import pairwise
 
 import torch
@@ -192,15 +190,7 @@ class ChunkedKCenterGreedy:
     coreset size by exact greedy, and the union is the coreset: cost grows linearly with the set. The
     coreset has anomalib's size. Points are compared in the raw embedding space when it has no more
     dimensions than anomalib's random projection would produce (projecting *up* only adds noise), else
-    in that projection. Deterministic under a seed (each chunk's start comes from torch's RNG, drawn in
-    chunk order before any chunk runs).
-
-    Chunks are independent, so ``workers`` Python threads select them side by side, each chunk's torch
-    ops single-threaded (torch releases the GIL inside its ops): on 2 cores this keeps both busy without
-    the per-op thread hand-offs that make a multi-threaded small op slow on a loaded machine. The result
-    does not depend on ``workers``. The calling thread selects chunks too and is the only one that calls
-    ``progress`` (every few dozen selections of its own chunk, and while it waits for the other threads'
-    last chunks), so a ``progress`` that raises (a cancelled job) stops the selection from that thread.
+    in that projection. Deterministic under a seed (each chunk's start comes from torch's RNG).
     """
 
     def __init__(
@@ -211,7 +201,6 @@ class ChunkedKCenterGreedy:
         threads: int | None = 1,
         progress: Callable[[int, int], None] | None = None,
         block_rows: int = BLOCK_ROWS,
-        workers: int = 2,
     ) -> None:
         if embedding.ndim != 2:
             raise ValueError(f"expected a 2-D embedding (points x dims), got shape {tuple(embedding.shape)}")
@@ -225,7 +214,6 @@ class ChunkedKCenterGreedy:
         self.embedding = embedding
         self.chunk_points = max(int(chunk_points), 1)
         self.threads, self.progress, self.block_rows = threads, progress, block_rows
-        self.workers = max(int(workers), 1)
 
     def _features(self) -> torch.Tensor:
         n, dims = self.embedding.shape
@@ -252,58 +240,15 @@ class ChunkedKCenterGreedy:
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            return self._select()
+            features, selected = self._features(), []
+            for start, stop, share in self._shares():
+                first = torch.randint(high=stop - start, size=(1,)).squeeze()
+                chunk = _greedy(features[start:stop], first, share, self.block_rows, self.progress,
+                                offset=len(selected), total=self.coreset_size)
+                selected.extend(start + index for index in chunk)
+            return selected
         finally:
             torch.set_num_threads(previous)
-
-    def _select(self) -> list[int]:
-        features, shares = self._features(), self._shares()
-        firsts = [torch.randint(high=stop - start, size=(1,)).squeeze() for start, stop, _ in shares]
-        picked: list[list[int]] = [[] for _ in shares]
-        counts = [0] * len(shares)  # selections so far per chunk
-        queue = iter(range(len(shares)))
-        lock, stop = threading.Lock(), threading.Event()
-        caller = threading.get_ident()
-
-        def report() -> None:
-            if self.progress is not None and threading.get_ident() == caller:
-                self.progress(sum(counts), self.coreset_size)
-
-        def counted(i: int) -> Callable[[int, int], None]:
-            def update(done: int, _total: int) -> None:
-                counts[i] = done
-                report()
-
-            return update
-
-        def work() -> None:
-            if self.threads:
-                torch.set_num_threads(self.threads)  # a new thread starts with the default count
-            while not stop.is_set():
-                with lock:
-                    i = next(queue, None)
-                if i is None:
-                    return
-                start, stop_row, share = shares[i]
-                chunk = _greedy(features[start:stop_row], firsts[i], share, self.block_rows, counted(i))
-                picked[i], counts[i] = [start + index for index in chunk], share
-                report()
-
-        # The caller's thread works too (and alone reports progress: it may raise, e.g. to cancel).
-        with ThreadPoolExecutor(max(self.workers - 1, 1), thread_name_prefix="coreset") as pool:
-            helpers = [pool.submit(work) for _ in range(self.workers - 1)]
-            try:
-                work()
-                while helpers:
-                    finished, pending = wait(helpers, timeout=0.5)
-                    for future in finished:
-                        future.result()
-                    helpers = list(pending)
-                    report()
-            except BaseException:
-                stop.set()  # helpers finish the chunk at hand and take no other
-                raise
-        return [index for indices in picked for index in indices]
 
     def sample_coreset(self) -> torch.Tensor:
         return self.embedding[self.select_coreset_idxs()]
