@@ -5,17 +5,21 @@ Cases (``--cases``, all by default):
 - ``auroc``: features of 160 MT_Free training tiles (256², mobilenetv2_100 blocks.2+4, as the platform
   builds the model) are extracted once; the memory bank is then chosen by anomalib's exact k-center
   greedy (the platform's exact selection returns anomalib's very indices, unit-tested) and by the chunked
-  greedy at several chunk sizes. Each bank scores 192 MT_Free evaluation tiles and every tile of each
-  MTD defect class with anomalib's own scoring; the table prints image AUROC per class, its difference
-  to exact, and the selection time. This is the plain-anomalib baseline: anomalib's ``Engine.fit`` on
-  larger sets takes far too long (its coreset took 17 minutes for 260 tiles).
+  greedy (the platform's selection above the exact limit), each with every seed of ``--seeds`` (the seed
+  draws the random start and, for exact, anomalib's random projection). Each bank scores 192 MT_Free
+  evaluation tiles and every tile of each MTD defect class with anomalib's scoring (its 1-NN search
+  replaced by the platform's ``neighbours.nearest``, same distances to float rounding, because anomalib's
+  builds the whole patches x bank matrix at once); the tables print image AUROC per class and seed, the
+  mean over seeds with its difference to exact's mean (the bound of issue 11 is judged there: exact alone
+  moves Crack by ~0.01 between seeds), and the selection time. This is the plain-anomalib baseline:
+  anomalib's ``Engine.fit`` on larger sets takes far too long (its coreset took 17 minutes for 260 tiles).
 - ``mtd``: the 200 + 60 MTD job through the platform (API submit → Prefect job completed).
 - ``large``: 335 images of 800x1600 PNG (MTD tiles, resized; 275 normal + 60 anomalous) through the platform.
 - ``fit1000``: 1,000 MTD tiles (952 MT_Free, a fifth of them held out, + 48 defects): the training core's
   fit and test in a fresh process with the worker's allocator; prints fit time and peak RSS.
 
     .venv/bin/python benchmarks/patchcore_scale.py
-    .venv/bin/python benchmarks/patchcore_scale.py --cases auroc --chunks 4096 16384
+    .venv/bin/python benchmarks/patchcore_scale.py --cases auroc --chunks 4096 16384 --seeds 0 1 2 3
 """
 
 from __future__ import annotations
@@ -64,13 +68,22 @@ def _embed(paths: list[Path], model: Any) -> Any:
     return torch.cat(out)
 
 
-def auroc_tradeoff(chunks: list[int], data_dir: Path) -> list[dict]:
+def _selection(variant: str, bank_source: Any) -> Any:
+    """A sampler for one table row: ``exact`` (anomalib's indices) or ``chunked:<points>``."""
+    from flows.training.coreset import ChunkedKCenterGreedy, FastKCenterGreedy
+
+    if variant == "exact":
+        return FastKCenterGreedy(bank_source, 0.1)
+    return ChunkedKCenterGreedy(bank_source, 0.1, chunk_points=int(variant.split(":")[1]))
+
+
+def auroc_tradeoff(variants: list[str], seeds: list[int], data_dir: Path) -> list[dict]:
     import numpy as np
     import torch
     from sklearn.metrics import roc_auc_score
 
+    from flows.training import neighbours
     from flows.training.build import build_model
-    from flows.training.coreset import ChunkedKCenterGreedy, FastKCenterGreedy
     from infra.anomaly.backbones import activate_hub_cache
     from infra.anomaly.catalog import validate_parameters
 
@@ -87,34 +100,34 @@ def auroc_tradeoff(chunks: list[int], data_dir: Path) -> list[dict]:
     torch_model = model.model
 
     def scores(images: Any) -> Any:
+        # anomalib's scoring; the 1-NN search is neighbours.nearest (the platform's: anomalib's distances to float
+        # rounding, unit-tested) because anomalib's builds the whole (patches x bank) matrix at once (~13 GB here).
         batch, patches, dims = images.shape
         embedding = images.reshape(-1, dims)
-        distance, location = torch_model.nearest_neighbors(embedding, n_neighbors=1)  # anomalib's own search
+        distance, location = neighbours.nearest(embedding, torch_model.memory_bank)
         return torch_model.compute_anomaly_score(distance.reshape(batch, patches), location.reshape(batch, patches),
                                                  embedding).numpy()
 
     rows = []
-    for variant in ["exact", *chunks]:
-        torch.manual_seed(0)
-        np.random.seed(0)
-        started = time.perf_counter()
-        if variant == "exact":
-            sampler = FastKCenterGreedy(bank_source, 0.1)
-        else:
-            sampler = ChunkedKCenterGreedy(bank_source, 0.1, chunk_points=variant)
-        torch_model.memory_bank = sampler.sample_coreset()
-        select_s = time.perf_counter() - started
-        normal = scores(sets["normal"])
-        row = {"variant": variant, "select_s": select_s, "bank": len(torch_model.memory_bank)}
-        defects_all = []
-        for defect in DEFECTS:
-            bad = scores(sets[defect])
-            defects_all.append(bad)
-            row[defect] = roc_auc_score([0] * len(normal) + [1] * len(bad), np.concatenate([normal, bad]))
-        bad = np.concatenate(defects_all)
-        row["all"] = roc_auc_score([0] * len(normal) + [1] * len(bad), np.concatenate([normal, bad]))
-        rows.append(row)
-        print(f"  {variant}: {select_s:.1f} s", file=sys.stderr)
+    for variant in ["exact", *variants]:
+        for seed in seeds:
+            torch.manual_seed(seed)  # the random start (and anomalib's projection, which also draws from numpy)
+            np.random.seed(seed)
+            started = time.perf_counter()
+            torch_model.memory_bank = _selection(variant, bank_source).sample_coreset()
+            select_s = time.perf_counter() - started
+            normal = scores(sets["normal"])
+            row = {"variant": variant, "seed": seed, "select_s": select_s, "bank": len(torch_model.memory_bank),
+                   "load": load()}
+            defects_all = []
+            for defect in DEFECTS:
+                bad = scores(sets[defect])
+                defects_all.append(bad)
+                row[defect] = roc_auc_score([0] * len(normal) + [1] * len(bad), np.concatenate([normal, bad]))
+            bad = np.concatenate(defects_all)
+            row["all"] = roc_auc_score([0] * len(normal) + [1] * len(bad), np.concatenate([normal, bad]))
+            rows.append(row)
+            print(f"  {json.dumps(row)}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -153,14 +166,15 @@ def fit_child(dataset: Path, work: Path) -> dict:
     steps.fit()
     steps.evaluate()
     result = steps.result()
-    return {**result.timings, **{key: value for key, value in result.dataset.items() if key.startswith("coreset")},
+    facts = ("coreset", "scoring")
+    return {**result.timings, **{key: value for key, value in result.dataset.items() if key.startswith(facts)},
             "train_images": result.dataset["train_images"], "image_auroc": result.metrics.get("image_auroc"),
             "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
 def fit1000_case(tmp: Path) -> dict:
     from flows.training.dataset import DatasetItem, materialise
-    from infra.supervisor.environment import allocator_env
+    from infra.supervisor.environment import allocator_env, threading_env
 
     items = [DatasetItem(path.name, "normal", str(path), None, "eval" if i % 5 == 4 else "train")
              for i, path in enumerate(_tiles("MT_Free"))]
@@ -168,7 +182,7 @@ def fit1000_case(tmp: Path) -> dict:
               for defect in DEFECTS for path in _tiles(defect)[:48 // len(DEFECTS) + (defect == DEFECTS[0]) * 3]]
     dataset = tmp / "fit1000"
     materialise(items, lambda ref: Path(ref).read_bytes(), dataset)
-    env = {**os.environ, **allocator_env(), "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, **allocator_env(), **threading_env(), "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
     out = subprocess.run([sys.executable, __file__, "--fit-child", str(dataset), str(tmp / "work")],
                          env=env, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
@@ -178,26 +192,51 @@ def fit1000_case(tmp: Path) -> dict:
 
 
 def _print_tradeoff(rows: list[dict]) -> None:
-    exact = rows[0]
+    """Per seed, then the mean over seeds per selection; the bound is judged on the means (exact's own
+    spread across seeds, printed last, is the noise floor of a single-seed comparison)."""
+    import statistics
+
+    keys = (*DEFECTS, "all")
+    variants = list(dict.fromkeys(row["variant"] for row in rows))
+    means = {variant: {key: statistics.fmean(row[key] for row in rows if row["variant"] == variant)
+                       for key in (*keys, "select_s")} for variant in variants}
+    exact = means["exact"]
+
+    def name(variant: str) -> str:
+        return "exact (= anomalib)" if variant == "exact" else f"chunked {variant.split(':')[1]}"
+
     print("\nCoreset selection: image AUROC per MTD defect class (192 normal eval tiles vs every tile of the class),"
-          " 160 training tiles (163,840 patches, coreset 10 %)")
-    header = ["selection", "select s", "speed-up", *[d.removeprefix("MT_") for d in DEFECTS], "all", "max |Δ| vs exact"]
+          " 160 training tiles (163,840 patches, coreset 10 %); Δ against the mean of exact over the same seeds")
+    header = ["selection", "seed", "select s", "load", *[d.removeprefix("MT_") for d in DEFECTS], "all"]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for row in rows:
-        name = "exact (= anomalib)" if row["variant"] == "exact" else f"chunked {row['variant']}"
-        cells = [f"{row[d]:.4f} ({row[d] - exact[d]:+.4f})" for d in (*DEFECTS, "all")]
-        worst = max(abs(row[d] - exact[d]) for d in DEFECTS)
-        print(" | ".join([name, f"{row['select_s']:.1f}", f"{exact['select_s'] / row['select_s']:.1f}x", *cells,
-                          f"{worst:.4f}"]))
+        cells = [f"{row[key]:.4f} ({row[key] - exact[key]:+.4f})" for key in keys]
+        print(" | ".join([name(row["variant"]), str(row["seed"]), f"{row['select_s']:.1f}", row["load"], *cells]))
+    print("\nMean over seeds (the bound: max |Δ| ≤ 0.005)")
+    header = ["selection", "select s", "speed-up", *[d.removeprefix("MT_") for d in DEFECTS], "all", "max |Δ| vs exact"]
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    for variant in variants:
+        mean = means[variant]
+        cells = [f"{mean[key]:.4f} ({mean[key] - exact[key]:+.4f})" for key in keys]
+        worst = max(abs(mean[d] - exact[d]) for d in DEFECTS)
+        print(" | ".join([name(variant), f"{mean['select_s']:.1f}", f"{exact['select_s'] / mean['select_s']:.1f}x",
+                          *cells, f"{worst:.4f}"]))
+    spread = {d: max(r[d] for r in rows if r["variant"] == "exact") - min(r[d] for r in rows if r["variant"] == "exact")
+              for d in DEFECTS}
+    print("exact's own spread across seeds (max - min): "
+          + ", ".join(f"{d.removeprefix('MT_')} {value:.4f}" for d, value in spread.items()))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", nargs="+", default=["auroc", "mtd", "large", "fit1000"],
                         choices=["auroc", "mtd", "large", "fit1000"])
-    parser.add_argument("--chunks", nargs="+", type=int, default=[4096, 16384],
+    parser.add_argument("--chunks", nargs="+", type=int, default=[16384],
                         help="chunk sizes (patches) of the chunked greedy to compare with exact")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="seeds (random start and projection) each selection runs with")
     parser.add_argument("--fit-child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fit_child:
@@ -210,7 +249,7 @@ def main() -> None:
         for case in args.cases:
             print(f"{case}...", file=sys.stderr)
             if case == "auroc":
-                results[case] = auroc_tradeoff(args.chunks, tmp_path / "data")
+                results[case] = auroc_tradeoff([f"chunked:{c}" for c in args.chunks], args.seeds, tmp_path / "data")
             elif case == "mtd":
                 results[case] = platform_case({"normal": _tiles("MT_Free")[:200],
                                                "anomalous": _tiles("MT_Blowhole")[:30] + _tiles("MT_Crack")[:30]})
@@ -240,6 +279,9 @@ def main() -> None:
               f"test {fit['test_s']:.1f} s, peak RSS {fit['peak_rss_gib']:.2f} GiB (target < 8 GiB), "
               f"{fit.get('coreset_selection')} of {fit.get('coreset_size')} from {fit.get('coreset_patches')} "
               f"patches, image AUROC {fit['image_auroc']:.4f}, load {fit['load']}")
+        selection, scoring = fit.get("coreset_s", 0.0), fit.get("scoring_s", 0.0)
+        print(f"  of the fit: selection {selection:.1f} s, validation scoring (backbone + 1-NN) {scoring:.1f} s, "
+              f"the rest (training-set features, data loading) {fit['fit_s'] - selection - scoring:.1f} s")
 
 
 if __name__ == "__main__":

@@ -303,7 +303,7 @@ class TrainingSteps:
         self.openvino_score: float | None = None
         # PatchCore's speed-ups (flows/training/patchcore.py) span fit and evaluation; closed before export.
         self._speedups = ExitStack()
-        self.speedup_stats: dict[str, int] = {}
+        self.speedup_stats: dict[str, float] = {}
         report("preparing", 1.0)
 
     def fit(self) -> None:
@@ -371,8 +371,9 @@ class TrainingSteps:
         stats = self.speedup_stats
         if not stats.get("coreset_points"):
             return {}
-        return {"coreset_patches": stats["coreset_points"], "coreset_size": stats["coreset_size"],
-                "coreset_selection": "chunked greedy" if stats["chunked"] else "exact greedy"}
+        return {"coreset_patches": int(stats["coreset_points"]), "coreset_size": int(stats["coreset_size"]),
+                "coreset_selection": "chunked greedy" if stats["chunked"] else "exact greedy",
+                "coreset_s": stats["coreset_s"], "scoring_s": stats["scoring_s"]}
 
     def result(self) -> TrainingResult:
         layout, test_data = self.layout, self.datamodule.test_data

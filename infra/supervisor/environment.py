@@ -1,4 +1,4 @@
-"""Environment of supervised children: the platform settings, Prefect/MLflow addresses, allocator."""
+"""Environment of supervised children: the platform settings, Prefect/MLflow addresses, allocator, threads."""
 
 from __future__ import annotations
 
@@ -53,7 +53,20 @@ def worker_env(settings: Settings, api_url: str, tracking_uri: str, *, query_sec
         "MLFLOW_TRACKING_URI": tracking_uri,
         **mlflow_retry_env(),
         **allocator_env(),
+        **threading_env(),
     }
+
+
+def threading_env() -> dict[str, str]:
+    """OpenMP threads (torch's CPU ops, oneDNN, MKL) sleep at a barrier instead of spinning there.
+
+    libgomp's default spins a few hundred thousand rounds waiting for the other thread of a parallel op;
+    when another process holds that core (a second job, a live pipeline, anything else on the machine)
+    every op waits out the spin. Measured on 2 cores at load 6-11: PatchCore's backbone with 2 threads,
+    median 120-500 ms/image with the default, 25-50 with PASSIVE (benchmarks/patchcore_scale.py's fit
+    cases). An ``OMP_WAIT_POLICY`` set by the operator is kept.
+    """
+    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
 
 
 def mlflow_retry_env() -> dict[str, str]:

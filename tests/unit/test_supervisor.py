@@ -12,7 +12,7 @@ import pytest
 
 from infra.settings import Settings
 from infra.supervisor import ChildSpec, ManagedProcess, RestartPolicy, stop_processes
-from infra.supervisor.environment import allocator_env, settings_env
+from infra.supervisor.environment import allocator_env, settings_env, threading_env, worker_env
 
 # Ignores the first SIGTERM (like `prefect worker`), starts a grandchild in its own session.
 STUBBORN = """
@@ -106,3 +106,11 @@ def test_allocator_preloaded_only_when_installed(tmp_path, monkeypatch, present)
         assert env == {"LD_PRELOAD": f"{library}:/other/lib.so", "TBB_ENABLE_SANITIZERS": "1"}
     else:
         assert env == {}
+
+
+def test_workers_make_openmp_threads_wait_passively_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    env = worker_env(Settings(), "http://127.0.0.1:1/api", "http://127.0.0.1:2")
+    assert env["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert threading_env() == {"OMP_WAIT_POLICY": "ACTIVE"}
