@@ -14,6 +14,7 @@ from api.access import ApiKeyMiddleware
 from api.contract import install_contract
 from api.docs import install_offline_docs
 from api.errors import install_error_handlers
+from api.heap import freeze_startup_heap
 from api.routers import (
     active_pipelines,
     devices,
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
                                     settings.job_index_poll_s)
             poller.start()
         app.state.job_index_poller = poller
+        freeze_startup_heap()
         try:
             yield
         finally:

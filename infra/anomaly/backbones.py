@@ -20,9 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import torch
+if TYPE_CHECKING:  # torch is imported where weights are handled: the API imports this module only for paths
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +149,7 @@ def remap_state_dict(source: Mapping[str, torch.Tensor], target: Mapping[str, to
 def load_shipped_state_dict(backbone: str) -> dict[str, torch.Tensor]:
     """The shipped weights of ``backbone`` renamed to timm's keys (full classifier model)."""
     import timm
+    import torch
 
     path = shipped_weights_path(backbone)
     if path is None:
@@ -259,6 +262,7 @@ def feature_layers(backbone: str) -> tuple[FeatureLayer, ...]:
     names are checked against this list before training.
     """
     import timm
+    import torch
 
     if not timm.is_model(backbone):
         raise ValueError(f"unknown timm backbone '{backbone}'")
