@@ -12,7 +12,6 @@ is how history from before the index, runs made while no API ran, and deleted ru
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -21,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.database.engine import transaction
-from infra.orchestration.client import OrchestrationUnavailable, Orchestrator
+from infra.orchestration.client import Orchestrator
+from infra.orchestration.follower import PrefectFollower
 from infra.orchestration.job_index import count_indexed, forget_jobs, indexed_ids, record_jobs, unsettled_ids
 from infra.orchestration.jobs import SETTLED_AFTER_S
 from infra.orchestration.reconcile import settle_rows
@@ -36,47 +36,15 @@ SWEEP_EVERY_S = 10.0  # at most one sweep per this interval while the counts dis
 RETRY_S = 5.0  # pause after Prefect did not answer
 
 
-class JobIndexPoller:
+class JobIndexPoller(PrefectFollower):
     def __init__(self, new_orchestrator: Callable[[], Orchestrator], sessions: sessionmaker[Session],
                  interval_s: float = 1.0) -> None:
-        self._new_orchestrator = new_orchestrator  # its own Prefect client, like the row settler
+        # Its own Prefect client, like the row settler; the first pass (a sweep) runs at once.
+        super().__init__("job-index-poller", new_orchestrator, interval_s, RETRY_S, first_pass_at_once=True)
         self._sessions = sessions
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="job-index-poller", daemon=True)
         self._last_pass: datetime | None = None
         self._last_sweep = float("-inf")
         self.passes = 0  # completed passes (a sweep counts as one)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        orchestrator = self._new_orchestrator()
-        unreachable = False
-        try:
-            delay = 0.0
-            while not self._stop.wait(delay):
-                try:
-                    self.pass_once(orchestrator)
-                    delay = self.interval_s
-                    if unreachable:
-                        log.info("job index: Prefect answers again")
-                    unreachable = False
-                except OrchestrationUnavailable as error:
-                    if not unreachable:
-                        log.warning("job index: cannot read Prefect (retrying every %.0f s): %s", RETRY_S, error)
-                    unreachable, delay = True, RETRY_S
-                except Exception:  # noqa: BLE001 - keep the index going on the next pass
-                    log.exception("job index pass failed")
-                    delay = RETRY_S
-        finally:
-            orchestrator.close()
 
     def pass_once(self, orchestrator: Orchestrator) -> None:
         started = datetime.now(UTC)

@@ -2,42 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-
 from infra.database.engine import session_scope
-from infra.orchestration import OrchestrationUnavailable, Orchestrator
+from infra.orchestration import Orchestrator
+from infra.orchestration.follower import PrefectFollower
 from infra.orchestration.reconcile import settle_all
 from infra.settings import Settings
 
-log = logging.getLogger(__name__)
 
-
-class RowSettler:
+class RowSettler(PrefectFollower):
     def __init__(self, settings: Settings, interval_s: float = 15.0) -> None:
+        super().__init__("job-row-settler", lambda: Orchestrator.from_settings(settings), interval_s,
+                         retry_s=interval_s, first_pass_at_once=False)
         self.settings = settings
-        self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="job-row-settler", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        orchestrator = Orchestrator.from_settings(self.settings)
-        try:
-            while not self._stop.wait(self.interval_s):
-                try:
-                    with session_scope(self.settings.resolved_database_url) as session:
-                        settle_all(session, orchestrator)
-                except OrchestrationUnavailable as error:
-                    log.warning("cannot settle job rows: %s", error)
-                except Exception:  # noqa: BLE001 - keep settling on the next round
-                    log.exception("settling job rows failed")
-        finally:
-            orchestrator.close()
+    def pass_once(self, orchestrator: Orchestrator) -> None:
+        with session_scope(self.settings.resolved_database_url) as session:
+            settle_all(session, orchestrator)
