@@ -37,7 +37,6 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.support import (  # noqa: E402
-    free_port,
     load,
     percentile,
     prefect_server,
@@ -46,6 +45,7 @@ from benchmarks.support import (  # noqa: E402
     wait_http,
     wait_until,
 )
+from tests.network import free_port  # noqa: E402
 
 TARGET_SEQUENTIAL_MS = 50.0
 TARGET_CONCURRENT_MS = 150.0

@@ -30,8 +30,8 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from tests.conftest import free_port  # noqa: E402
 from tests.integration.fuzz_support import failures_of, run_schemathesis, summary_of  # noqa: E402
+from tests.network import free_port  # noqa: E402
 
 
 def wait_healthy(base_url: str, process: subprocess.Popen, timeout: float) -> None:

@@ -39,8 +39,9 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.support import free_port, load, percentile, wait_until  # noqa: E402
+from benchmarks.support import load, percentile, wait_until  # noqa: E402
 from tests.machines import online_workers  # noqa: E402
+from tests.network import free_port  # noqa: E402
 
 TARGET_P95_S = 3.0
 FINISHED = ("completed", "failed", "cancelled")

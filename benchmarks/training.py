@@ -35,7 +35,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.support import free_port  # noqa: E402
+from tests.network import free_port  # noqa: E402
 
 MTD_DIR = REPO_ROOT.parent / "shared" / "data" / "mtd"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from PIL import Image
 
 from api.app import create_app
 from infra.settings import Settings
+from tests.network import free_port, port_open  # noqa: F401 - also imported from here by tests
 from tests.platform_fixtures import platform, platform_client  # noqa: F401 - session-wide Prefect + MLflow
 from tests.synthetic_parts import write_parts
 
@@ -27,20 +27,6 @@ MTD_DIR = Path(os.environ.get("INSPECT_TEST_MTD_DIR") or REPO_ROOT.parent / "sha
 # those for every Settings of this session (servers and workers inherit it). The confinement tests set
 # their own, narrower INSPECT_ALLOWED_PATHS.
 os.environ.setdefault("INSPECT_ALLOWED_PATHS", str(Path(tempfile.gettempdir()).resolve()))
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,14 @@ from pathlib import Path
 
 import httpx
 
+from tests.network import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # boto3 needs credentials even for moto; never let a developer's real ones reach a test server.
 DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
              "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
 AWS_OVERRIDES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 SUBMITTED = "prefect.worker.submitted-flow-run"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)
@@ -85,7 +80,7 @@ def s3_api(log_path: Path) -> Iterator[str]:
     binary = moto_binary()
     if binary is None:
         raise FileNotFoundError("moto_server is not installed (pip install 'moto[server]')")
-    port = _free_port()
+    port = free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen([str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=log,
                                    stderr=subprocess.STDOUT, start_new_session=True)
@@ -146,7 +141,7 @@ def _start(args: list[str], env: Mapping[str, str], cwd: Path, log_path: Path) -
 def serve(data_dir: Path, env: Mapping[str, str], log_path: Path, start_timeout: float = 300
           ) -> Iterator[ServeProcess]:
     """`geti-inspect serve` on free ports; yields once `/api/health` is 200 (every component, both workers)."""
-    api, prefect, mlflow = _free_port(), _free_port(), _free_port()
+    api, prefect, mlflow = free_port(), free_port(), free_port()
     env = {"INSPECT_PREFECT_PORT": str(prefect), "INSPECT_MLFLOW_PORT": str(mlflow), **env}
     process = _start(["serve", "--port", str(api), "--data-dir", str(data_dir)], env, REPO_ROOT, log_path)
     platform = ServeProcess(process, data_dir, f"http://127.0.0.1:{api}/api", f"http://127.0.0.1:{prefect}/api",

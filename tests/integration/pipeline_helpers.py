@@ -21,19 +21,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from tests.network import free_port, port_open
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    from tests.conftest import free_port  # imported late: conftest pulls in the whole app (and torch)
-
-    return free_port()
-
-
-def port_open(host: str, port: int) -> bool:
-    from tests.conftest import port_open
-
-    return port_open(host, port)
 
 
 FRAME_SIZE = (320, 240)  # width, height of the test video frames
