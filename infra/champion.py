@@ -3,7 +3,8 @@
 Used by the API (`POST /models/{id}/promote`) and by the retraining flow. Promotion flips the
 `champion` flag (a partial unique index keeps one per project), points every pipeline that
 follows the champion at the new model (a running one swaps it live, see `flows/inference.py`),
-and moves the MLflow registered-model alias `champion` to the model's version.
+and moves the MLflow registered-model alias `champion` to the model's version. Deleting the
+champion removes that alias (`withdraw_alias`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,31 @@ def promote(session: Session, model: Model, tracking_uri: str | None) -> Model:
         except Exception as error:  # MLflow raises its own, requests' and OS errors alike
             raise AliasNotMoved(f"MLflow could not set the champion alias: {error}") from error
     return model
+
+
+def withdraw_alias(model: Model, tracking_uri: str | None) -> None:
+    """Remove MLflow's `champion` alias while it points at `model`'s version (the champion is being deleted).
+
+    Called once the delete is flushed, before the commit, so a refusal rolls the delete back, as
+    for `promote`. An alias already moved elsewhere (in the MLflow UI) is left alone.
+    """
+    if not (model.champion and tracking_uri and model.mlflow_model_name and model.mlflow_model_version):
+        return
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri)
+    try:
+        try:
+            current = client.get_model_version_by_alias(model.mlflow_model_name, CHAMPION_ALIAS).version
+        except MlflowException as error:
+            if error.error_code == "RESOURCE_DOES_NOT_EXIST":  # no alias, or no registered model any more
+                return
+            raise
+        if str(current) == str(model.mlflow_model_version):
+            client.delete_registered_model_alias(model.mlflow_model_name, CHAMPION_ALIAS)
+    except Exception as error:  # MLflow raises its own, requests' and OS errors alike
+        raise AliasNotMoved(f"MLflow could not remove the champion alias: {error}") from error
 
 
 @dataclass(frozen=True)

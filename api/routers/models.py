@@ -16,7 +16,7 @@ from api.schemas.jobs import JobAccepted
 from api.schemas.models import ModelOut
 from api.services.guards import ensure_unused
 from api.services.jobs import OrchestratorDep, cancel_training_jobs, orchestration_errors, submit_job
-from infra.champion import AliasNotMoved, NotPromotable, promote
+from infra.champion import AliasNotMoved, NotPromotable, promote, withdraw_alias
 from infra.database.models import Model, Pipeline, Project
 from infra.model_files import COMPRESSIONS, EXPORT_FORMATS, archive_key, export_name, model_prefix
 from infra.orchestration import JobType
@@ -53,11 +53,18 @@ def promote_model(model_id: uuid.UUID, session: SessionDep, settings: SettingsDe
 
 
 @router.delete("/models/{model_id}", status_code=204)
-def delete_model(model_id: uuid.UUID, session: SessionDep, store: StoreDep, orchestrator: OrchestratorDep) -> Response:
+def delete_model(model_id: uuid.UUID, session: SessionDep, settings: SettingsDep, store: StoreDep,
+                 orchestrator: OrchestratorDep) -> Response:
     model = get_or_404(session, Model, model_id)
     ensure_unused(session, Pipeline.model_id, model_id, "Model")
     training_job = model.job_id if model.status == "training" else None
     session.delete(model)
+    session.flush()
+    try:  # a deleted champion must not stay MLflow's champion
+        withdraw_alias(model, tracking_uri(settings))
+    except AliasNotMoved as error:
+        session.rollback()
+        raise HTTPException(status_code=503, detail=str(error)) from error
     session.commit()
     if training_job is not None:
         cancel_training_jobs(orchestrator, [training_job])

@@ -14,6 +14,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from infra.database.engine import get_engine
+from infra.database.migrate import upgrade
 from tests.conftest import postgres_url
 
 
@@ -57,3 +58,16 @@ def fresh_postgres_database() -> Iterator[str]:
 
 def sqlite_url(directory: Path) -> str:
     return f"sqlite:///{directory / 'test.db'}"
+
+
+@pytest.fixture(name="database", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def migrated_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty database at the newest schema, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path)
+        upgrade(url)
+        yield url
+    else:
+        with fresh_postgres_database() as url:
+            upgrade(url)
+            yield url

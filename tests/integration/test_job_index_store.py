@@ -4,31 +4,15 @@ with an older one (several API processes and their pollers write the same rows),
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from infra.database.engine import session_scope
-from infra.database.migrate import upgrade
 from infra.orchestration.job_index import forget_jobs, list_project_jobs, record_jobs
 from infra.orchestration.jobs import Job, JobStatus, JobType
-from tests.integration.databases import fresh_postgres_database, sqlite_url
+from tests.integration.databases import migrated_database  # noqa: F401 - the `database` fixture
 
 START = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        upgrade(url)
-        yield url
-    else:
-        with fresh_postgres_database() as url:
-            upgrade(url)
-            yield url
 
 
 def _settled_page(url: str, project_id: uuid.UUID, **filters) -> list[Job]:

@@ -6,10 +6,8 @@ Runs on SQLite and PostgreSQL (real databases, migrated by Alembic as the app do
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import delete, func, insert, select, text, update
 
 from api.paging import newest_first_page
@@ -17,19 +15,7 @@ from infra.database.engine import session_scope
 from infra.database.media_counts import media_total
 from infra.database.migrate import upgrade
 from infra.database.models import Media, Project
-from tests.integration.databases import fresh_postgres_database, sqlite_url
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path)
-        upgrade(url)
-        yield url
-    else:
-        with fresh_postgres_database() as url:
-            upgrade(url)
-            yield url
+from tests.integration.databases import migrated_database  # noqa: F401 - the `database` fixture
 
 
 def add_project(url: str, media: int) -> uuid.UUID:
