@@ -76,15 +76,12 @@ def withdraw_alias(model: Model, tracking_uri: str | None) -> None:
 
     client = MlflowClient(tracking_uri)
     try:
-        try:
-            current = client.get_model_version_by_alias(model.mlflow_model_name, CHAMPION_ALIAS).version
-        except MlflowException as error:
-            if error.error_code == "RESOURCE_DOES_NOT_EXIST":  # no alias, or no registered model any more
-                return
-            raise
-        if str(current) == str(model.mlflow_model_version):
+        current = client.get_model_version_by_alias(model.mlflow_model_name, CHAMPION_ALIAS)
+        if str(current.version) == str(model.mlflow_model_version):
             client.delete_registered_model_alias(model.mlflow_model_name, CHAMPION_ALIAS)
     except Exception as error:  # MLflow raises its own, requests' and OS errors alike
+        if isinstance(error, MlflowException) and error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return  # no alias, or no registered model any more: nothing to remove
         raise AliasNotMoved(f"MLflow could not remove the champion alias: {error}") from error
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import httpx
 
-from tests.conftest import free_port
+from tests.network import free_port
 
 # Every host name but loopback resolves to nothing and every non-loopback connection goes to a dead
 # proxy: the page sees a network without internet, as on a factory floor.

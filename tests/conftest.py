@@ -15,7 +15,7 @@ from PIL import Image
 
 from api.app import create_app
 from infra.settings import Settings
-from tests.network import free_port, port_open  # noqa: F401 - also imported from here by tests
+from tests.network import port_open
 from tests.platform_fixtures import platform, platform_client  # noqa: F401 - session-wide Prefect + MLflow
 from tests.synthetic_parts import write_parts
 

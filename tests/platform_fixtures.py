@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from infra.settings import Settings
 from infra.supervisor import Stack, StackOptions
+from tests.network import free_port
 
 # Crash detection needs heartbeats (every 30 s at least); 60 s of silence keeps the crash test short.
 TEST_STACK = StackOptions(crash_after_s=60)
@@ -30,8 +31,6 @@ class Platform:
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    from tests.conftest import free_port
-
     settings = Settings(data_dir=tmp_path_factory.mktemp("platform") / "data", prefect_port=free_port(),
                         mlflow_port=free_port(), min_normal_images=4)
     stack = Stack(settings, TEST_STACK)

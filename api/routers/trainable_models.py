@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from functools import lru_cache
 from pathlib import Path
 
 from fastapi import APIRouter
 
 from api.deps import SettingsDep
-from api.heap import freeze_long_lived_objects
 from api.schemas.trainable_models import TrainableModel
 from infra.anomaly.backbones import hub_cache_dir
 from infra.anomaly.catalog import catalog
@@ -20,11 +18,7 @@ router = APIRouter(tags=["trainable_models"])
 @lru_cache(maxsize=4)
 def _catalog(cache_dir: Path) -> tuple[TrainableModel, ...]:
     # Introspection imports anomalib (seconds) and checks weight files: once per process is enough.
-    importing = "anomalib" not in sys.modules
-    entries = tuple(TrainableModel.model_validate(entry) for entry in catalog(cache_dir))
-    if importing:  # anomalib's modules, imported just now, live as long as the process
-        freeze_long_lived_objects()
-    return entries
+    return tuple(TrainableModel.model_validate(entry) for entry in catalog(cache_dir))
 
 
 @router.get("/trainable-models", response_model=list[TrainableModel])

@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 # machines and runs that end while a pass is under way are covered, and a run that ended is read
 # again once it is settled.
 OVERLAP_S = SETTLED_AFTER_S + 5.0
-SWEEP_EVERY_S = 10.0  # at most one sweep per this interval while the counts disagree
 # Counting is only for what the follow query cannot see (a run deleted in Prefect, a missed one), and
 # each count is a Prefect call: every 10 s rather than every pass halves an idle API's Prefect reads.
+# A sweep reads everything, so it also restarts this interval: at most one sweep per 10 s.
 COUNT_EVERY_S = 10.0
 RETRY_S = 5.0  # pause after Prefect did not answer
 
@@ -46,8 +46,7 @@ class JobIndexPoller(PrefectFollower):
         super().__init__("job-index-poller", new_orchestrator, interval_s, RETRY_S, first_pass_at_once=True)
         self._sessions = sessions
         self._last_pass: datetime | None = None
-        self._last_sweep = float("-inf")
-        self._last_count = float("-inf")
+        self._last_count = float("-inf")  # a count or a sweep
         self.passes = 0  # completed passes (a sweep counts as one)
 
     def pass_once(self, orchestrator: Orchestrator) -> None:
@@ -75,13 +74,13 @@ class JobIndexPoller(PrefectFollower):
             forget_jobs(session, unseen - set(found))
             settle_rows(session, [*jobs, *found.values()])
             in_index = count_indexed(session) if in_prefect is not None else None
-        if in_index != in_prefect and time.monotonic() - self._last_sweep >= SWEEP_EVERY_S:
+        if in_index != in_prefect:
             log.info("job index: %d rows, Prefect has %d job runs: sweeping", in_index, in_prefect)
             self.sweep(orchestrator)
 
     def sweep(self, orchestrator: Orchestrator) -> None:
         """Read every job run: add what the index lacks or has unsettled, drop rows whose run is gone."""
-        self._last_sweep = time.monotonic()
+        self._last_count = time.monotonic()
         with self._sessions() as session:
             before = indexed_ids(session)
             settled = indexed_ids(session, settled=True)

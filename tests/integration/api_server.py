@@ -20,7 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT, free_port, stop_process
+from tests.conftest import REPO_ROOT, stop_process
+from tests.network import free_port
 
 # The key of the shared `keyed_server` (random per test session).
 API_KEY = secrets.token_urlsafe(24)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import port_open
 from tests.integration.pipeline_helpers import (
     AmqttBroker,
     MjpegCamera,
@@ -28,6 +27,7 @@ from tests.integration.pipeline_helpers import (
     train_tiny_padim,
     write_video,
 )
+from tests.network import port_open
 
 
 @pytest.fixture(scope="session")

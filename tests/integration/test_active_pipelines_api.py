@@ -18,8 +18,9 @@ from api.app import create_app
 from infra.database.models import ActivePipeline, Capture
 from infra.settings import Settings
 from infra.storage import blob_key, put_blob
-from tests.conftest import free_port, png_bytes
+from tests.conftest import png_bytes
 from tests.integration.pipeline_support import create_pipeline, insert_model
+from tests.network import free_port
 
 
 @pytest.fixture

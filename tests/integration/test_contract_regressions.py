@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from infra.settings import Settings
-from tests.conftest import free_port
+from tests.network import free_port
 
 KEY = "regression-key"
 

@@ -15,8 +15,8 @@ import pytest
 from pipelines.events import AnomalyEvent, SourceInfo
 from pipelines.frames import AnnotatedFrame
 from pipelines.sinks import build_sink_worker
-from tests.conftest import free_port
 from tests.integration.pipeline_helpers import MosquittoProcess, MqttListener, WebhookReceiver
+from tests.network import free_port
 
 pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = pytest.mark.timeout(60)

@@ -20,7 +20,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import REPO_ROOT, free_port, png_bytes
+from tests.conftest import REPO_ROOT, png_bytes
+from tests.network import free_port
 from tests.platform_fixtures import wait_for
 
 pytestmark = pytest.mark.slow

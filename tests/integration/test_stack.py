@@ -13,7 +13,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import REPO_ROOT, free_port
+from tests.conftest import REPO_ROOT
+from tests.network import free_port
 from tests.platform_fixtures import TEST_STACK, wait_for
 
 pytestmark = pytest.mark.slow
