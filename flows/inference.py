@@ -6,7 +6,8 @@ on the row. While it runs it:
 
 - writes the runtime's metrics and a heartbeat to the row every second (the runtime's reporter
   thread calls :class:`StatusWriter`);
-- watches the pipeline row and applies a new threshold, fps, data collection or model without a restart;
+- watches the pipeline row and applies a new threshold, fps, data collection or model without a restart
+  (a pipeline whose threshold is ``"model"`` takes each model's own threshold with it);
 - stores the frames its data collection picks as project media (``infra/collected_media.py``).
 
 Stopping is cancelling the flow run: the worker sends SIGTERM, Prefect raises TerminationSignal
@@ -38,6 +39,7 @@ from infra.collected_media import CollectedMediaWriter
 from infra.configs import PipelineConfig
 from infra.database.engine import session_scope
 from infra.database.models import ActivePipeline, Model, Pipeline, Sink, Source, utcnow
+from infra.evaluation import model_threshold
 from infra.openvino_model import ModelLoadError
 from infra.settings import Settings
 from infra.storage import build_store
@@ -68,6 +70,11 @@ class PipelineSpec:
     source_config: dict[str, Any]
     sink: SinkSpec
     config: PipelineConfig
+    model_threshold: float  # the threshold the model ships with (for "threshold": "model")
+
+    def runtime_config(self) -> PipelineConfig:
+        """The config with its threshold resolved to a number, as the runtime takes it."""
+        return self.config.model_copy(update={"threshold": self.config.threshold_for(self.model_threshold)})
 
 
 def load_spec(database_url: str, active_id: uuid.UUID) -> PipelineSpec | None:
@@ -95,7 +102,7 @@ def load_spec(database_url: str, active_id: uuid.UUID) -> PipelineSpec | None:
             source_id=source.id, sink_id=sink.id,
             source_type=source.type, source_name=source.name, source_config=dict(source.config),
             sink=SinkSpec(sink.type, sink.name, dict(sink.config)),
-            config=PipelineConfig.model_validate(pipeline.config or {}))
+            config=PipelineConfig.model_validate(pipeline.config or {}), model_threshold=model_threshold(model.metrics))
 
 
 class StatusWriter:
@@ -148,6 +155,7 @@ class ConfigWatcher:
         self._database_url = database_url
         self._config = spec.config
         self._model_id = spec.model_id
+        self._model_threshold = spec.model_threshold
         self._refused_model: uuid.UUID | None = None
 
     def poll(self) -> bool:
@@ -163,29 +171,33 @@ class ConfigWatcher:
             rewired = (pipeline.source_id, pipeline.sink_id) != (self._spec.source_id, self._spec.sink_id)
             model = session.get(Model, model_id) if model_id != self._model_id else None
             model_status = model.status if model is not None else None
+            new_threshold = model_threshold(model.metrics) if model is not None else None
         if config != self._config:
-            self._runtime.update_config(threshold=config.threshold, fps=config.fps,
+            self._runtime.update_config(threshold=config.threshold_for(self._model_threshold), fps=config.fps,
                                         collection=config.data_collection)
             log.info("pipeline %s: threshold %s, fps %s, collection %s", self._spec.pipeline_id, config.threshold,
                      config.fps, config.data_collection.mode)
             self._config = config
         if model_id != self._model_id and model_id != self._refused_model:
-            self._swap_model(model_id, model_status)
+            self._swap_model(model_id, model_status, new_threshold)
         self._writer.note("restart", "the source or sink changed: restart the pipeline to use it" if rewired else None)
         return True
 
-    def _swap_model(self, model_id: uuid.UUID, status: str | None) -> None:
-        if status != "ready":
+    def _swap_model(self, model_id: uuid.UUID, status: str | None, threshold: float | None) -> None:
+        if status != "ready" or threshold is None:
             self._writer.note("model", f"model {model_id} is {status or 'missing'}; still using {self._model_id}")
             return  # looked at again on the next poll: it may become ready
         try:
-            self._runtime.update_config(model_dir=self._models.get(model_id))
+            # The model and (with "threshold": "model") its threshold change in one call.
+            self._runtime.update_config(model_dir=self._models.get(model_id),
+                                        threshold=self._config.threshold_for(threshold))
         except (ModelLoadError, OSError, RuntimeError) as error:
             self._refused_model = model_id
             self._writer.note("model", f"model {model_id} could not be loaded ({error}); still using {self._model_id}")
             log.error("pipeline %s: model swap to %s failed: %s", self._spec.pipeline_id, model_id, error)
             return
         self._model_id = model_id
+        self._model_threshold = threshold
         self._writer.note("model", None)
         with session_scope(self._database_url) as session:
             session.execute(update(ActivePipeline).where(ActivePipeline.id == self._spec.active_id)
@@ -227,7 +239,7 @@ class LivePipeline:
             pipeline_id=str(spec.pipeline_id), active_pipeline_id=str(spec.active_id),
             source_type=spec.source_type, source_name=spec.source_name, source_config=spec.source_config,
             source_id=str(spec.source_id), sinks=[spec.sink], model_dir=models.get(spec.model_id),
-            config=spec.config, on_status=writer,
+            config=spec.runtime_config(), on_status=writer,
             save_collected=CollectedMediaWriter(settings.resolved_database_url, build_store(settings), spec.project_id,
                                                 spec.pipeline_id, settings.max_collected_media))
         self.control = ControlServer(self.runtime, host=settings.pipeline_control_host,

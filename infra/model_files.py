@@ -4,6 +4,7 @@ Workers may not share a disk with the API: everything a model needs is under `mo
 
     models/{id}/openvino/<files>            the OpenVINO IR written by training (model.xml + .bin, metadata)
     models/{id}/checkpoint/model.ckpt       the Lightning checkpoint
+    models/{id}/evaluation.json             the IR's score of each evaluation item (infra/evaluation.py)
     models/{id}/exports/<format>[-<compression>].zip   archives made by the export job
 """
 
@@ -28,6 +29,10 @@ def openvino_prefix(model_id: uuid.UUID | str) -> str:
 
 def checkpoint_key(model_id: uuid.UUID | str) -> str:
     return f"models/{model_id}/checkpoint/model.ckpt"
+
+
+def evaluation_key(model_id: uuid.UUID | str) -> str:
+    return f"models/{model_id}/evaluation.json"
 
 
 def export_name(export_format: str, compression: str | None = None) -> str:

@@ -189,6 +189,9 @@ class ModelRun:
     def log_artifact(self, local_file: Path, artifact_path: str) -> None:
         self.client.log_artifact(self.run_id, str(local_file), artifact_path)
 
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
     def register(self, artifact_path: str, description: str | None = None) -> str:
         """Register the logged folder as a new model version.
 

@@ -12,12 +12,16 @@ from sqlalchemy import select
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.links import UiLinksDep, model_out
+from api.schemas.common import ErrorResponse
+from api.schemas.evaluation import ModelEvaluation
 from api.schemas.jobs import JobAccepted
 from api.schemas.models import ModelOut
+from api.services.evaluation import build_evaluation, existing_media
 from api.services.guards import ensure_unused
 from api.services.jobs import OrchestratorDep, cancel_training_jobs, orchestration_errors, submit_job
 from infra.champion import AliasNotMoved, NotPromotable, promote, withdraw_alias
 from infra.database.models import Model, Pipeline, Project
+from infra.evaluation import load_record
 from infra.model_files import COMPRESSIONS, EXPORT_FORMATS, archive_key, export_name, model_prefix
 from infra.orchestration import JobType
 from infra.tracking import tracking_uri
@@ -35,6 +39,28 @@ def list_models(project_id: uuid.UUID, session: SessionDep, links: UiLinksDep) -
 @router.get("/models/{model_id}", response_model=ModelOut)
 def get_model(model_id: uuid.UUID, session: SessionDep, links: UiLinksDep) -> ModelOut:
     return model_out(get_or_404(session, Model, model_id), links)
+
+
+@router.get("/models/{model_id}/evaluation", response_model=ModelEvaluation,
+            responses={409: {"model": ErrorResponse, "description": "The model is not ready"},
+                       404: {"model": ErrorResponse,
+                             "description": "Unknown model, or one trained before per-item scores were recorded"}})
+def get_model_evaluation(model_id: uuid.UUID, session: SessionDep, store: StoreDep,
+                         threshold: Annotated[float | None, Query(ge=0, le=1, description=(
+                             "Verdicts (false positives/negatives) at this threshold instead of the model's"))] = None,
+                         ) -> ModelEvaluation:
+    """How the model scored each item of the evaluation set it was measured on: ROC, score histogram,
+    its threshold and the best-F1 one, and the items it gets wrong at its threshold."""
+    model = get_or_404(session, Model, model_id)
+    if model.status != "ready":
+        raise HTTPException(status_code=409, detail=f"Model {model_id} is {model.status}, not ready")
+    record = load_record(store, model_id)
+    if record is None:
+        raise HTTPException(status_code=404, detail=(
+            f"Model {model_id} has no evaluation record: it was trained before the platform kept each evaluation "
+            "item's score. Train it again (same snapshot) to get one."))
+    live = existing_media(session, sorted({item.media_id for item in record.items}))
+    return build_evaluation(model_id, record, live, threshold)
 
 
 @router.post("/models/{model_id}/promote", response_model=ModelOut)

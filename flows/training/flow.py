@@ -27,6 +27,7 @@ from flows.snapshot import freeze_snapshot
 from flows.training.summary import publish_summary, version_description
 from infra.database.engine import session_scope
 from infra.database.models import Model, Project, Snapshot, SnapshotItem
+from infra.evaluation import THRESHOLD_METRIC, EvaluationRecord, load_eval_items, save_record, score_items
 from infra.model_files import checkpoint_key, model_prefix, openvino_prefix, upload_folder
 from infra.settings import Settings
 from infra.storage import ObjectStore, blob_key, build_store
@@ -167,16 +168,26 @@ def _verify_ir(steps: Any) -> float:
     return steps.verify_ir()
 
 
-def _upload(store: ObjectStore, model_id: uuid.UUID, result: Any) -> None:
+def _score_eval_set(settings: Settings, store: ObjectStore, snapshot_id: uuid.UUID, steps: Any) -> EvaluationRecord:
+    """The exported IR's score of each evaluation item (what a line will see), for the model's evaluation."""
+    items = load_eval_items(settings.resolved_database_url, snapshot_id)
+    return EvaluationRecord(snapshot_id, steps.shipped_threshold(),
+                            score_items(steps.openvino_dir, items, _fetch_blob(store)))
+
+
+def _upload(store: ObjectStore, model_id: uuid.UUID, result: Any, record: EvaluationRecord) -> None:
     upload_folder(store, result.openvino_dir, openvino_prefix(model_id))
     store.put_file(checkpoint_key(model_id), result.checkpoint)
+    save_record(store, model_id, record)
 
 
-def _register(run: ModelRun, spec: ModelSpec, result: Any, metrics: dict[str, float]) -> str:
+def _register(run: ModelRun, spec: ModelSpec, result: Any, metrics: dict[str, float],
+              record: EvaluationRecord) -> str:
     run.log_params({"dataset": result.dataset, "image_size": list(result.image_size)})
     run.log_history([_numeric(entry) for entry in result.history])
     run.log_artifacts(result.openvino_dir, "openvino")
     run.log_artifact(result.checkpoint, "checkpoint")
+    run.log_text(record.to_json().decode(), "evaluation/evaluation.json")
     return run.register("openvino", description=version_description(
         spec.name, spec.project_name, result.parameters, spec.architecture, result.dataset, metrics))
 
@@ -218,13 +229,15 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
             metrics = step("evaluate", _evaluate, steps)
             step("export IR", _export_ir, steps)
             step("verify IR", _verify_ir, steps)
+            record = step("score eval set", _score_eval_set, settings, store, spec.snapshot_id, steps)
             result = steps.result()
+            metrics[THRESHOLD_METRIC] = result.threshold
             marks["train"] = time.perf_counter()
             progress.update(TRAIN_END, stage="saving", **metrics)
-            step("upload files", _upload, store, spec.id, result)
+            step("upload files", _upload, store, spec.id, result, record)
             marks["storage"] = time.perf_counter()
             progress.update(0.95, stage="registering")
-            step("register in MLflow", _register, run, spec, result, metrics)
+            step("register in MLflow", _register, run, spec, result, metrics, record)
             marks["mlflow"] = time.perf_counter()
             timings = {f"time_{key}": value for key, value in _numeric(result.timings).items()}
             timings.update(_phase_times(marks))

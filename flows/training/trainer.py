@@ -83,6 +83,8 @@ class TrainingResult:
     dataset: dict[str, Any]  # image counts and whether the test anomalies are synthetic
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE
     openvino_score: float | None = None  # the verification image's score from the IR
+    # Normalised score at which the exported graph calls an image anomalous (anomalib: 1 - image_sensitivity).
+    threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -366,6 +368,14 @@ class TrainingSteps:
         self.report("exporting", 1.0)
         return self.openvino_score
 
+    def shipped_threshold(self) -> float:
+        """The threshold the exported model ships with, on its normalised score.
+
+        anomalib's post-processor learns the best-F1 threshold on the evaluation set and maps it to
+        ``1 - image_sensitivity`` of the normalised score the IR outputs (0.5 by default).
+        """
+        return float(self.model.post_processor.normalized_image_threshold)
+
     def _coreset_facts(self) -> dict[str, Any]:
         """PatchCore: how the memory bank was chosen (exact greedy, or chunked above the exact limit)."""
         stats = self.speedup_stats
@@ -397,6 +407,7 @@ class TrainingSteps:
             },
             image_size=self.image_size,
             openvino_score=self.openvino_score,
+            threshold=self.shipped_threshold(),
         )
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
 from infra.configs.base import ConfigModel
 
 CollectionMode = Literal["off", "interval", "confident_normal", "uncertain"]
+# A pipeline threshold that follows its model's own (``infra/evaluation.model_threshold``).
+MODEL_THRESHOLD = "model"
 
 
 class DataCollection(ConfigModel):
@@ -35,9 +37,14 @@ class DataCollection(ConfigModel):
 
 
 class PipelineConfig(ConfigModel):
-    # Frames scoring at or above this are anomalous and sent to the sink.
-    threshold: float = Field(default=0.5, ge=0, le=1)
+    # Frames scoring at or above this are anomalous and sent to the sink. "model": the threshold the
+    # pipeline's model ships with, followed when the model changes (a champion swap included).
+    threshold: Annotated[float, Field(ge=0, le=1)] | Literal["model"] = 0.5
     # Upper bound on frames processed per second; slower sources set the pace themselves.
     fps: float = Field(default=30.0, gt=0, le=120)
     # Collecting frames of the line as new training/evaluation media; replaced as a whole by a PATCH.
     data_collection: DataCollection = Field(default_factory=DataCollection)
+
+    def threshold_for(self, model_threshold: float) -> float:
+        """The threshold in force with a model whose own threshold is ``model_threshold``."""
+        return model_threshold if self.threshold == MODEL_THRESHOLD else float(self.threshold)
