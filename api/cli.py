@@ -80,3 +80,31 @@ def watch_job(
 
 if __name__ == "__main__":
     app()
+
+
+weights = typer.Typer(help="Backbone weights for machines without internet access.", no_args_is_help=True)
+app.add_typer(weights, name="weights")
+
+
+@weights.command("import")
+def import_weights_file(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True,
+                                         help="A timm or torchvision state dict: .safetensors, .pth, .pt or .bin")],
+    backbone: Annotated[str, typer.Option(help="The timm backbone it is for, e.g. resnet18 (GET /api/backbones)")],
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder [env INSPECT_DATA_DIR, default ./data]")] = None,
+) -> None:
+    """Check a weights file against the backbone and store it where training finds it (the platform's
+    object storage, INSPECT_* settings); architectures it unlocks train offline from then on."""
+    from infra.anomaly.backbones import hub_cache_dir
+    from infra.anomaly.imported_weights import ImportRefused, import_weights
+    from infra.storage import build_store
+
+    settings = Settings(**({"data_dir": data_dir} if data_dir is not None else {}))
+    try:
+        manifest = import_weights(build_store(settings), hub_cache_dir(settings.resolved_data_dir), backbone, file,
+                                  file.name)
+    except ImportRefused as error:
+        typer.echo(f"refused: {error}", err=True)
+        raise typer.Exit(1) from error
+    typer.echo(f"imported {backbone}: {manifest['tensors']} tensors ({manifest['layout']} layout), "
+               f"sha256 {manifest['sha256']} (source file sha256 {manifest['source_sha256']})")

@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -129,10 +129,12 @@ def mtd_files(normal: int, anomalous: int) -> tuple[list[Path], list[Path]]:
 
 
 @contextmanager
-def platform_project(files: dict[str, list[Path]]) -> Iterator[tuple[Any, str, str, Any, Path]]:
+def platform_project(files: dict[str, list[Path]], before_snapshot: Callable[[Any, str], None] | None = None
+                     ) -> Iterator[tuple[Any, str, str, Any, Path]]:
     """The whole stack on free ports and a temporary data dir, a project holding ``files`` (label -> paths)
-    uploaded through the API, and its snapshot: yields (API client, project id, snapshot id, stack, the
-    snapshot's dataset folder exactly as the training flow writes it)."""
+    uploaded through the API, and its snapshot (taken after ``before_snapshot(client, project_id)``, when
+    given): yields (API client, project id, snapshot id, stack, the snapshot's dataset folder exactly as
+    the training flow writes it)."""
     from fastapi.testclient import TestClient
 
     from api.app import create_app
@@ -160,6 +162,8 @@ def platform_project(files: dict[str, list[Path]]) -> Iterator[tuple[Any, str, s
                                   for path in paths[start:start + 50]]
                         client.post(f"/api/projects/{project_id}/media", files=upload,
                                     data={"label": label}).raise_for_status()
+                if before_snapshot is not None:
+                    before_snapshot(client, project_id)
                 snapshot = client.post(f"/api/projects/{project_id}/snapshots", json={"name": "bench"}).json()
                 while client.get(f"/api/snapshots/{snapshot['id']}").json()["status"] == "pending":
                     time.sleep(0.2)

@@ -46,7 +46,10 @@ def _download_ir(store: ObjectStore, model_id: str, out_dir: Path) -> Path:
 def _reexport(store: ObjectStore, model_id: str, architecture: str, parameters: dict, format: str,  # noqa: A002
               compression: str | None, work: Path, data_dir: Path) -> Path:
     from flows.training.export import export  # torch and anomalib: only when re-exporting
+    from infra.anomaly.backbones import hub_cache_dir
+    from infra.anomaly.imported_weights import sync_imported
 
+    sync_imported(store, hub_cache_dir(data_dir))  # the model is rebuilt with its backbone's weights first
     checkpoint = store.get_file(checkpoint_key(model_id), work / "model.ckpt")
     return export(checkpoint, architecture, parameters, format, compression, work / "out", data_dir=data_dir)
 

@@ -25,12 +25,15 @@ from sqlalchemy import func, select
 from flows.common import JobProgress, current_job_id, flow_settings
 from flows.snapshot import freeze_snapshot
 from flows.training.flow import train_model
+from infra.anomaly.candidates import AUTO, Candidate, SearchSpec, default_candidates, resolve
 from infra.champion import current_champion, decide, promote
 from infra.database.engine import session_scope
 from infra.database.models import Model, Project, Snapshot, SnapshotItem
+from infra.evaluation import load_eval_items, score_items
 from infra.model_files import download_folder, openvino_prefix
 from infra.orchestration.jobs import JobType, project_tag, type_tag
 from infra.orchestration.schedules import load_settings, project_of_slug
+from infra.score_stats import auroc
 from infra.settings import Settings
 from infra.storage import blob_key, build_store
 from infra.tracking import log_retraining_decision, tracking_uri
@@ -38,7 +41,6 @@ from infra.tracking import log_retraining_decision, tracking_uri
 log = logging.getLogger(__name__)
 
 WARM_START_IMPORTS = ("flows.training.trainer",)
-EVAL_LABELS = ("normal", "anomalous")
 
 
 class RetrainingError(RuntimeError):
@@ -141,23 +143,19 @@ def create_candidate(project_id: uuid.UUID, snapshot_id: uuid.UUID, architecture
         return model.id
 
 
-def eval_items(session: Any, snapshot_id: uuid.UUID) -> list[tuple[str, str]]:
-    """(label, blob hash) of the snapshot's evaluation items: its `eval` split, plus every anomalous image
-    (never trained on, so always fit to evaluate). Unlabelled items are left out."""
-    rows = session.execute(select(SnapshotItem.label, SnapshotItem.sha256)
-                           .where(SnapshotItem.snapshot_id == snapshot_id, SnapshotItem.label.in_(EVAL_LABELS),
-                                  (SnapshotItem.split == "eval") | (SnapshotItem.label == "anomalous"))
-                           .order_by(SnapshotItem.id)).all()
-    return [(label, sha256) for label, sha256 in rows]
+@task(name="resolve-candidates")
+def search_parameters(candidates: list[dict[str, Any]] | None, time_budget_s: float | None,
+                      decision_metric: str) -> dict[str, Any]:
+    """An automatic selection's parameters: the schedule's candidates, or the default set as installed now."""
+    from infra.anomaly.backbones import activate_hub_cache, hub_cache_dir
+    from infra.anomaly.imported_weights import sync_imported
 
-
-def image_auroc(labels: list[str], scores: list[float]) -> float | None:
-    """Image AUROC with `anomalous` as the positive class; None unless both classes are present."""
-    from sklearn.metrics import roc_auc_score
-
-    if len(set(labels)) < 2:
-        return None
-    return float(roc_auc_score([label == "anomalous" for label in labels], scores))
+    settings = flow_settings()
+    sync_imported(build_store(settings), hub_cache_dir(settings.resolved_data_dir))
+    cache_dir = activate_hub_cache(settings.resolved_data_dir)
+    wanted = [Candidate(item["architecture"], item.get("parameters") or {}) for item in candidates] \
+        if candidates else default_candidates(cache_dir)
+    return SearchSpec(tuple(resolve(wanted, cache_dir)), time_budget_s, decision_metric).to_parameters()
 
 
 @task(name="score-on-eval-set")
@@ -165,13 +163,9 @@ def score_models(snapshot_id: uuid.UUID, model_ids: list[uuid.UUID]
                  ) -> tuple[dict[uuid.UUID, float | None], int]:
     """Image AUROC of each model's stored IR on the snapshot's evaluation items, and how many there were."""
     settings = flow_settings()
-    from infra.openvino_model import score_images
-
-    with session_scope(settings.resolved_database_url) as session:
-        items = eval_items(session, snapshot_id)
+    items = load_eval_items(settings.resolved_database_url, snapshot_id)
     store = build_store(settings)
-    images = [store.get(blob_key(sha256)) for _, sha256 in items]
-    labels = [label for label, _ in items]
+    images = {item.sha256: store.get(blob_key(item.sha256)) for item in items}
     results: dict[uuid.UUID, float | None] = {}
     with tempfile.TemporaryDirectory(prefix="geti-inspect-eval-") as tmp:
         for model_id in model_ids:
@@ -180,7 +174,8 @@ def score_models(snapshot_id: uuid.UUID, model_ids: list[uuid.UUID]
                 log.warning("model %s has no OpenVINO files in storage: cannot score it", model_id)
                 results[model_id] = None
                 continue
-            results[model_id] = image_auroc(labels, score_images(folder, images)) if images else None
+            scored = score_items(folder, items, images.__getitem__)
+            results[model_id] = auroc([item.anomalous for item in scored], [item.score for item in scored])
     return results, len(items)
 
 
@@ -217,8 +212,10 @@ def _schedule_settings(settings: Settings) -> dict[str, Any]:
 @flow(name="retrain-project", flow_run_name=_run_name, log_prints=True)
 def retrain_project(project_id: str | None = None, architecture: str = "padim",
                     parameters: dict[str, Any] | None = None, promotion: str = "auto", min_improvement: float = 0.0,
-                    min_new_images: int = 0) -> dict[str, Any]:
-    """Retrain the project's model and promote the candidate when it beats the champion."""
+                    min_new_images: int = 0, candidates: list[dict[str, Any]] | None = None,
+                    time_budget_s: float | None = None, decision_metric: str = "image_auroc") -> dict[str, Any]:
+    """Retrain the project's model (``architecture`` "auto": select among ``candidates``) and promote the
+    candidate when it beats the champion by ``decision_metric``."""
     settings = flow_settings()
     if project_id is None:
         stored = _schedule_settings(settings)
@@ -226,6 +223,8 @@ def retrain_project(project_id: str | None = None, architecture: str = "padim",
         architecture, parameters = stored.get("architecture", architecture), stored.get("parameters", parameters)
         promotion, min_improvement = stored.get("promotion", promotion), stored.get("min_improvement", min_improvement)
         min_new_images = stored.get("min_new_images", min_new_images)
+        candidates, time_budget_s = stored.get("candidates", candidates), stored.get("time_budget_s", time_budget_s)
+        decision_metric = stored.get("decision_metric", decision_metric)
     project = uuid.UUID(str(project_id))
     _tag_with_project(project)
     progress = JobProgress("Retraining: snapshot, train, compare with the champion")
@@ -250,6 +249,8 @@ def retrain_project(project_id: str | None = None, architecture: str = "padim",
         return metrics
 
     progress.update(0.05, stage="training", **metrics)
+    if architecture == AUTO:
+        parameters = search_parameters(candidates, time_budget_s, decision_metric)
     candidate = create_candidate(project, snapshot_id, architecture, dict(parameters or {}))
     metrics["candidate_model_id"] = str(candidate)
     progress.update(0.06, **metrics)
@@ -264,7 +265,11 @@ def retrain_project(project_id: str | None = None, architecture: str = "padim",
                    champion_image_auroc=scores.get(found.champion_id) if found.champion_id else None)
     verdict = decide(scores[candidate], metrics["champion_image_auroc"], found.champion_id is not None, promotion,
                      min_improvement)
-    metrics.update(decision=verdict.decision, reason=verdict.reason)
+    reason = verdict.reason
+    if decision_metric != "image_auroc":
+        # Both IRs are compared on this snapshot's items; their pixel metrics need defect masks on those items.
+        reason += f" ({decision_metric} needs defect masks on the evaluation items: compared by image_auroc)"
+    metrics.update(decision=verdict.decision, reason=reason, decision_metric="image_auroc")
     progress.update(0.95, stage="deciding", **metrics)
     if verdict.decision == "promoted":
         promote_candidate(candidate)

@@ -11,10 +11,11 @@ import uuid
 from fastapi import APIRouter, HTTPException, Response
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
-from api.routers.training import checked_parameters
+from api.routers.training import training_parameters
 from api.schemas.jobs import JobAccepted
 from api.schemas.training_schedule import TrainingScheduleIn, TrainingScheduleOut, TrainingScheduleSettings
 from api.services.jobs import OrchestratorDep, orchestration_errors, submit_job
+from infra.anomaly.candidates import AUTO
 from infra.database.models import Project
 from infra.orchestration import JobType, Orchestrator
 from infra.orchestration.schedules import (
@@ -51,9 +52,18 @@ def set_training_schedule(project_id: uuid.UUID, body: TrainingScheduleIn, sessi
                           ) -> TrainingScheduleOut:
     """Create or replace the project's schedule."""
     get_or_404(session, Project, project_id)
-    parameters = checked_parameters(body.architecture, body.parameters, settings)
+    if body.architecture == AUTO and body.candidates is None:
+        # The default set is resolved when a run starts, so it follows what is installed then
+        # (backbone weights imported later, say); given candidates are checked and resolved now.
+        checked = {"parameters": {}}
+        if body.parameters:
+            raise HTTPException(status_code=422, detail="architecture 'auto' takes candidates, not parameters")
+    elif body.architecture == AUTO:
+        checked = {"parameters": {}, "candidates": training_parameters(body, settings, store)["candidates"]}
+    else:
+        checked = {"parameters": training_parameters(body, settings, store, check_metric=False)}
     run_settings = TrainingScheduleSettings.model_validate(
-        {**body.model_dump(include=set(TrainingScheduleSettings.model_fields)), "parameters": parameters})
+        {**body.model_dump(include=set(TrainingScheduleSettings.model_fields)), **checked})
     try:
         with orchestration_errors():
             schedule = put_schedule(orchestrator, store, project_id, body.cron, body.timezone,

@@ -3,13 +3,18 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from api.schemas.common import UtcDatetime
+from api.schemas.training import SearchSettings
 
 
-class TrainingScheduleSettings(BaseModel):
-    """What a scheduled retraining run does (the parameters of the `retraining` deployment's schedule)."""
+class TrainingScheduleSettings(SearchSettings):
+    """What a scheduled retraining run does (the parameters of the `retraining` deployment's schedule).
+
+    ``architecture: "auto"`` trains the candidates (null: the default set as installed when the run
+    starts) and keeps the best; ``decision_metric`` also decides between that candidate and the champion.
+    """
 
     model_config = ConfigDict(extra="forbid")
 

@@ -7,12 +7,13 @@ cancellation everything this run wrote is removed again and the row ends "failed
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,9 @@ from flows.common import JobProgress, cancel_requested, current_job_id, flow_set
 from flows.run_names import training_run_name
 from flows.snapshot import freeze_snapshot
 from flows.training.summary import publish_summary, version_description
+from infra.anomaly.backbones import hub_cache_dir
+from infra.anomaly.candidates import AUTO, SearchSpec
+from infra.anomaly.imported_weights import sync_imported
 from infra.database.engine import session_scope
 from infra.database.models import Model, Project, Snapshot, SnapshotItem
 from infra.evaluation import THRESHOLD_METRIC, EvaluationRecord, load_eval_items, save_record, score_items
@@ -96,13 +100,26 @@ def _fetch_blob(store: ObjectStore):  # noqa: ANN202 - a closure over the store
     return fetch
 
 
-def _mark_ready(settings: Settings, spec: ModelSpec, metrics: dict[str, Any], run: ModelRun) -> None:
+@dataclass
+class Trained:
+    """The model the flow stores, registers and marks ready (an automatic selection's chosen candidate)."""
+
+    architecture: str
+    result: Any  # TrainingResult: files, resolved parameters, dataset facts, timings
+    record: EvaluationRecord  # the IR's score of each evaluation item
+    metrics: dict[str, Any]  # numbers, plus `candidates` and `selection` after an automatic selection
+    tags: dict[str, str] = field(default_factory=dict)  # for the model's MLflow run
+
+
+def _mark_ready(settings: Settings, spec: ModelSpec, trained: Trained, metrics: dict[str, Any],
+                run: ModelRun) -> None:
     """Only a row still "training" becomes ready: a cancel or delete in the meantime wins."""
     with session_scope(settings.resolved_database_url) as session:
         result = session.execute(
             update(Model).where(Model.id == spec.id, Model.status == "training")
             .values(status="ready", metrics=metrics, error=None, mlflow_run_id=run.run_id,
-                    mlflow_model_name=run.model_name, mlflow_model_version=run.version))
+                    mlflow_model_name=run.model_name, mlflow_model_version=run.version,
+                    architecture=trained.architecture, parameters=trained.result.parameters))
         if result.rowcount != 1:
             raise ModelWithdrawn(f"model {spec.id} was cancelled or deleted while training")
 
@@ -181,19 +198,67 @@ def _upload(store: ObjectStore, model_id: uuid.UUID, result: Any, record: Evalua
     save_record(store, model_id, record)
 
 
-def _register(run: ModelRun, spec: ModelSpec, result: Any, metrics: dict[str, float],
-              record: EvaluationRecord) -> str:
+def _register(run: ModelRun, spec: ModelSpec, trained: Trained) -> str:
+    result = trained.result
     run.log_params({"dataset": result.dataset, "image_size": list(result.image_size)})
     run.log_history([_numeric(entry) for entry in result.history])
     run.log_artifacts(result.openvino_dir, "openvino")
     run.log_artifact(result.checkpoint, "checkpoint")
-    run.log_text(record.to_json().decode(), "evaluation/evaluation.json")
+    run.log_text(trained.record.to_json().decode(), "evaluation/evaluation.json")
+    for key, value in trained.tags.items():
+        run.client.set_tag(run.run_id, key, value)
     return run.register("openvino", description=version_description(
-        spec.name, spec.project_name, result.parameters, spec.architecture, result.dataset, metrics))
+        spec.name, spec.project_name, result.parameters, trained.architecture, result.dataset, trained.metrics))
+
+
+def _train_one(settings: Settings, store: ObjectStore, spec: ModelSpec, work: Path, on_progress: Any) -> Trained:
+    """One architecture, each step a Prefect task."""
+    # The trainer keeps Prefect's SIGTERM handler in force (flows/training/signals.py): cancels stay cancels.
+    steps = step("prepare model", _prepare, work, spec, settings, on_progress)
+    step("fit", _fit, steps)
+    metrics: dict[str, Any] = step("evaluate", _evaluate, steps)
+    step("export IR", _export_ir, steps)
+    step("verify IR", _verify_ir, steps)
+    record = step("score eval set", _score_eval_set, settings, store, spec.snapshot_id, steps)
+    result = steps.result()
+    return Trained(spec.architecture, result, record, {**metrics, THRESHOLD_METRIC: result.threshold})
+
+
+def _select(settings: Settings, store: ObjectStore, spec: ModelSpec, work: Path, run: ModelRun,
+            children: list[ModelRun], progress: JobProgress) -> Trained:
+    """An automatic selection (flows/training/search.py): every candidate a task and a nested MLflow run."""
+    from flows.training.search import SearchContext, run_search, selection_summary
+
+    search = SearchSpec.from_parameters(spec.parameters)
+
+    def start_run(candidate: Any, index: int) -> ModelRun:
+        child = ModelRun(tracking_uri(settings), spec.project_id, spec.id, project_name=spec.project_name,
+                         run_name=f"{spec.name} · candidate {index + 1}: {candidate.label}",
+                         tags={"mlflow.parentRunId": run.run_id, "geti_inspect.job_id": str(current_job_id()),
+                               "geti_inspect.snapshot_id": str(spec.snapshot_id),
+                               "architecture": candidate.architecture, "geti_inspect.candidate": candidate.label})
+        children.append(child)
+        return child
+
+    def on_progress(fraction: float, fields: dict[str, Any]) -> None:
+        progress.update(DATA_SHARE + (TRAIN_END - DATA_SHARE) * fraction, stage="selecting", **fields)
+
+    context = SearchContext(work / "dataset", work, settings.resolved_data_dir,
+                            load_eval_items(settings.resolved_database_url, spec.snapshot_id),
+                            functools.cache(_fetch_blob(store)), spec.snapshot_id, start_run, on_progress)
+    chosen, outcomes, choice, used = run_search(search, context)
+    for child in children:
+        child.client.set_tag(child.run_id, "geti_inspect.candidate.chosen", str(child.run_id == chosen.run_id).lower())
+    selection = selection_summary(chosen, choice, search.decision_metric, used, outcomes)
+    metrics = {**chosen.metrics, THRESHOLD_METRIC: chosen.result.threshold,
+               "candidates": [outcome.summary() for outcome in outcomes], "selection": selection}
+    return Trained(chosen.candidate.architecture, chosen.result, chosen.record, metrics,
+                   tags={"geti_inspect.selection.chosen": chosen.candidate.label,
+                         "geti_inspect.selection.reason": selection["reason"][:5000]})
 
 
 @flow(name="train-model", flow_run_name=training_run_name, log_prints=True)
-def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
+def train_model(model_id: str, freeze: bool = False) -> dict[str, Any]:
     """Train the model row `model_id` on its snapshot (frozen first when `freeze`).
 
     Each step is a Prefect task, so the run's task list and timeline show where the time goes.
@@ -208,6 +273,7 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
     store = build_store(settings)
     progress = JobProgress(f"Training {spec.architecture} model {spec.name!r}")
     run: ModelRun | None = None
+    children: list[ModelRun] = []  # an automatic selection's candidate runs
     try:
         items = step("load snapshot", _snapshot_items, settings, spec, freeze, progress)
         with tempfile.TemporaryDirectory(prefix="geti-inspect-train-") as tmp:
@@ -223,41 +289,39 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
                 progress.update(DATA_SHARE + (TRAIN_END - DATA_SHARE) * event.progress, **fields)
 
             marks["tracking"] = time.perf_counter()
-            # The trainer keeps Prefect's SIGTERM handler in force (flows/training/signals.py): cancels stay cancels.
-            steps = step("prepare model", _prepare, work, spec, settings, on_progress)
-            step("fit", _fit, steps)
-            metrics = step("evaluate", _evaluate, steps)
-            step("export IR", _export_ir, steps)
-            step("verify IR", _verify_ir, steps)
-            record = step("score eval set", _score_eval_set, settings, store, spec.snapshot_id, steps)
-            result = steps.result()
-            metrics[THRESHOLD_METRIC] = result.threshold
+            # Backbone weights imported by hand (infra/anomaly/imported_weights.py) into this worker's cache.
+            sync_imported(store, hub_cache_dir(settings.resolved_data_dir))
+            if spec.architecture == AUTO:
+                trained = _select(settings, store, spec, work, run, children, progress)
+            else:
+                trained = _train_one(settings, store, spec, work, on_progress)
+            result, metrics = trained.result, trained.metrics
             marks["train"] = time.perf_counter()
             progress.update(TRAIN_END, stage="saving", **metrics)
-            step("upload files", _upload, store, spec.id, result, record)
+            step("upload files", _upload, store, spec.id, result, trained.record)
             marks["storage"] = time.perf_counter()
             progress.update(0.95, stage="registering")
-            step("register in MLflow", _register, run, spec, result, metrics, record)
+            step("register in MLflow", _register, run, spec, trained)
             marks["mlflow"] = time.perf_counter()
             timings = {f"time_{key}": value for key, value in _numeric(result.timings).items()}
             timings.update(_phase_times(marks))
-            run.log_metrics({**metrics, **timings})
+            run.log_metrics({**_numeric(metrics), **timings})
             run.finish()
-            _mark_ready(settings, spec, {**metrics, "snapshot_id": str(spec.snapshot_id)}, run)
+            _mark_ready(settings, spec, trained, {**metrics, "snapshot_id": str(spec.snapshot_id)}, run)
     except BaseException as error:
         reason = _failure_reason(error)
         tracking_failed = is_tracking_failure(error)
         if tracking_failed:
             reason = f"MLflow tracking server {tracking_uri(settings)} unavailable: {reason}"
         log.error("training of model %s failed: %s", spec.id, reason)
-        _clean_up(store, spec.id, run, cancelled=reason == "cancelled")
+        _clean_up(store, spec.id, run, cancelled=reason == "cancelled", children=children)
         _mark_failed(settings, spec.id, reason)
         if tracking_failed:  # the job's message (Prefect's state) names MLflow too
             raise TrackingUnavailable(reason) from error
         raise
     progress.done(**metrics, **timings)
     try:  # the model is ready: a report that cannot be written must not fail the job
-        publish_summary(str(spec.id), spec.name, spec.project_name, spec.architecture, result.parameters,
+        publish_summary(str(spec.id), spec.name, spec.project_name, trained.architecture, result.parameters,
                         result.dataset, metrics, timings, run, ui_links(settings))
     except Exception:  # noqa: BLE001
         log.exception("could not publish the training summary of model %s", spec.id)
@@ -269,21 +333,22 @@ def _phase_times(marks: dict[str, float]) -> dict[str, float]:
     return {f"time_{name}_s": round(marks[name] - marks[previous], 3) for previous, name in pairwise(marks)}
 
 
-def _clean_up(store: ObjectStore, model_id: uuid.UUID, run: ModelRun | None, cancelled: bool) -> None:
-    """Leave nothing half-written: no stored files, no registered version; a cancelled run is deleted."""
+def _clean_up(store: ObjectStore, model_id: uuid.UUID, run: ModelRun | None, cancelled: bool,
+             children: list[ModelRun] = ()) -> None:
+    """Leave nothing half-written: no stored files, no registered version; a cancelled run is deleted
+    (with the candidate runs of an automatic selection)."""
     try:
         store.delete_prefix(model_prefix(model_id))
     except Exception:  # noqa: BLE001 - cleanup must not hide the original error
         log.exception("could not delete the stored files of model %s", model_id)
-    if run is None:
-        return
-    try:
-        if cancelled:
-            run.discard("KILLED")
-        else:
-            if run.version is not None:
-                run.client.delete_model_version(run.model_name, run.version)
-                run.version = None
-            run.finish("FAILED")
-    except Exception:  # noqa: BLE001
-        log.exception("could not clean up MLflow run %s", run.run_id)
+    for mlflow_run in [*children, *([run] if run is not None else [])]:
+        try:
+            if cancelled:
+                mlflow_run.discard("KILLED")
+            else:
+                if mlflow_run.version is not None:
+                    mlflow_run.client.delete_model_version(mlflow_run.model_name, mlflow_run.version)
+                    mlflow_run.version = None
+                mlflow_run.finish("FAILED")
+        except Exception:  # noqa: BLE001
+            log.exception("could not clean up MLflow run %s", mlflow_run.run_id)

@@ -44,10 +44,12 @@ def _cell(value: Any) -> str:
 def summary_markdown(model_id: str, model_name: str, project_name: str, architecture: str,
                      parameters: dict[str, Any], dataset: dict[str, Any], metrics: dict[str, float],
                      timings: dict[str, float], mlflow_run_url: str | None, api_model_url: str) -> str:
-    ordered = [key for key in METRIC_ORDER if key in metrics] + sorted(set(metrics) - set(METRIC_ORDER))
+    plain = {key: value for key, value in metrics.items() if not isinstance(value, list | dict)}
+    ordered = [key for key in METRIC_ORDER if key in plain] + sorted(set(plain) - set(METRIC_ORDER))
     lines = [f"# {model_name} · {project_name}", "", f"{architecture} model `{model_id}`.", "",
              "## Metrics", "", "| metric | value |", "|---|---|"]
     lines += [f"| {_cell(key)} | {_cell(metrics[key])} |" for key in ordered]
+    lines += _selection_lines(metrics)
     lines += ["", "## Parameters", "", "| parameter | value |", "|---|---|"]
     lines += [f"| {_cell(key)} | {_cell(value)} |" for key, value in sorted(parameters.items())]
     lines += ["", "## Data", "", "| images | count |", "|---|---|"]
@@ -59,6 +61,20 @@ def summary_markdown(model_id: str, model_name: str, project_name: str, architec
         lines.append(f"- [MLflow run]({mlflow_run_url})")
     lines.append(f"- [Model in the API]({api_model_url})")
     return "\n".join(lines) + "\n"
+
+
+def _selection_lines(metrics: dict[str, Any]) -> list[str]:
+    """An automatic selection: why the model won, and every candidate it was compared with."""
+    selection, candidates = metrics.get("selection"), metrics.get("candidates")
+    if not isinstance(selection, dict) or not isinstance(candidates, list):
+        return []
+    lines = ["", "## Automatic selection", "", _cell(selection.get("reason", "")), "",
+             "| candidate | parameters | status | image AUROC | seconds |", "|---|---|---|---|---|"]
+    for item in candidates:
+        parameters = ", ".join(f"{key}={value}" for key, value in sorted(item.get("parameters", {}).items()))
+        lines.append(f"| {_cell(item.get('architecture'))} | {_cell(parameters)} | {_cell(item.get('status'))} | "
+                     f"{_cell(item.get('image_auroc'))} | {_cell(item.get('seconds'))} |")
+    return lines
 
 
 def publish_summary(model_id: str, model_name: str, project_name: str, architecture: str,

@@ -122,7 +122,7 @@ def weights_available_offline(backbone: str, cache_dir: Path) -> bool:
     return shipped_weights_path(backbone) is not None or cached_weights(backbone, cache_dir) is not None
 
 
-def _without_counters(state: Mapping[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
+def without_counters(state: Mapping[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
     # BatchNorm step counters carry no weights and are not present in every layout.
     return [(key, value) for key, value in state.items() if not key.endswith("num_batches_tracked")]
 
@@ -133,7 +133,7 @@ def remap_state_dict(source: Mapping[str, torch.Tensor], target: Mapping[str, to
     Both layouts register the same layers in the same order; only the names differ. A count or
     shape mismatch means the pairing is wrong, so it raises instead of loading a scrambled net.
     """
-    src, dst = _without_counters(source), _without_counters(target)
+    src, dst = without_counters(source), without_counters(target)
     if len(src) != len(dst):
         raise WeightsRemapError(f"source has {len(src)} tensors, target expects {len(dst)}")
     remapped: dict[str, torch.Tensor] = {}
@@ -168,28 +168,43 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def write_hub_cache(backbone: str, cache_dir: Path, revision: str, data: bytes) -> Path:
+    """Put safetensors ``data`` where ``timm.create_model(backbone, pretrained=True)`` finds it offline.
+
+    Layout: ``models--timm--<name>.<tag>/snapshots/<revision>/model.safetensors`` plus ``refs/main``
+    pointing at ``revision`` (the entry timm loads from then).
+    """
+    repo_id = hf_repo_id(backbone)
+    if repo_id is None:
+        raise WeightsUnavailableError(f"timm has no pretrained weights for backbone '{backbone}'")
+    target = hub_cache_file(repo_id, cache_dir, revision)
+    _atomic_write(target, data)
+    _atomic_write(target.parents[2] / "refs" / "main", revision.encode())
+    return target
+
+
+def hub_cache_file(repo_id: str, cache_dir: Path, revision: str) -> Path:
+    """Where the hub cache keeps the weights of ``repo_id`` at ``revision``."""
+    return Path(cache_dir) / ("models--" + repo_id.replace("/", "--")) / "snapshots" / revision / HUB_WEIGHT_FILES[0]
+
+
 def install_shipped_weights(backbone: str, cache_dir: Path) -> Path:
     """Write ``backbone``'s shipped weights into the hub cache layout timm reads; idempotent.
 
-    Layout: ``models--timm--<name>.<tag>/snapshots/<hash>/model.safetensors`` plus ``refs/main``.
-    An existing cache entry (e.g. the real hub weights downloaded earlier) is left alone.
+    An existing cache entry (e.g. the real hub weights downloaded earlier, or imported ones) is left alone.
     """
     from safetensors.torch import save
 
     existing = cached_weights(backbone, cache_dir)
     if existing is not None:
         return existing
-    repo_id = hf_repo_id(backbone)
     source = shipped_weights_path(backbone)
-    if repo_id is None or source is None:
+    if hf_repo_id(backbone) is None or source is None:
         raise WeightsUnavailableError(f"no shipped weights installed for backbone '{backbone}'")
     revision = hashlib.sha1(source.read_bytes()).hexdigest()
-    repo_dir = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
-    target = repo_dir / "snapshots" / revision / HUB_WEIGHT_FILES[0]
     state = load_shipped_state_dict(backbone)
     metadata = {"origin": SHIPPED_WEIGHTS[backbone].origin, "format": "pt"}
-    _atomic_write(target, save(state, metadata=metadata))
-    _atomic_write(repo_dir / "refs" / "main", revision.encode())
+    target = write_hub_cache(backbone, cache_dir, revision, save(state, metadata=metadata))
     log.info("installed offline weights for %s into %s", backbone, target)
     return target
 

@@ -111,7 +111,8 @@ def test_train_padim_and_export_everything(platform, platform_client, part_image
     run = mlflow.get_run(model["mlflow_run_id"])
     assert run.info.status == "FINISHED" and run.data.params["backbone"] == "mobilenetv2_100"
     assert run.data.metrics["image_auroc"] == pytest.approx(model["metrics"]["image_auroc"])
-    assert {item.path for item in mlflow.list_artifacts(run.info.run_id)} == {"openvino", "checkpoint"}
+    assert {item.path for item in mlflow.list_artifacts(run.info.run_id)} == {"openvino", "checkpoint",
+                                                                               "evaluation"}
     version = mlflow.get_model_version(model["mlflow_model_name"], model["mlflow_model_version"])
     assert version.run_id == run.info.run_id and version.source.endswith("/openvino")
 

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from flows.inference import PipelineFlowError, StatusWriter, load_spec
+from flows.inference import ConfigWatcher, PipelineFlowError, StatusWriter, load_spec
+from flows.model_cache import ModelCache
 from infra.database.models import ActivePipeline, Model
+from infra.model_files import openvino_prefix, upload_folder
 from infra.settings import Settings
-from tests.integration.pipeline_support import create_pipeline
+from pipelines.runtime import PipelineRuntime
+from tests.integration.pipeline_support import create_pipeline, insert_model
+
+pytest_plugins = ["tests.integration.pipeline_fixtures"]
 
 METRICS = {"frames_processed": 5, "anomalies_detected": 1, "avg_inference_time_ms": 20.0, "fps": 9.5,
            "sink_errors": 0}
@@ -83,3 +89,37 @@ def test_status_writer_never_reopens_a_finished_pipeline(client: TestClient, pro
     row = read(client, active_id)
     assert row.status == "failed" and row.message is None  # final metrics land, the status stays
     assert row.metrics == METRICS
+
+
+def test_a_model_threshold_follows_the_model(client: TestClient, project: dict, settings: Settings,
+                                             model_dir: Path, part_video: Path, tmp_path: Path) -> None:
+    """`"threshold": "model"`: the running line takes each model's own threshold with it when the model
+    changes (as a champion swap does), until a number is set; a real runtime and real IR files."""
+    store = client.app.state.store
+    older = insert_model(client, project["id"])  # trained before thresholds were recorded: anomalib's 0.5
+    newer = insert_model(client, project["id"], name="PaDiM v2", metrics={"threshold": 0.35})
+    for model_id in (older, newer):
+        upload_folder(store, model_dir, openvino_prefix(model_id))
+    pipeline = create_pipeline(client, project["id"], model_id=older, config={"threshold": "model", "fps": 5})
+    active_id = add_active(client, pipeline["id"])
+    spec = load_spec(settings.resolved_database_url, active_id)
+    assert spec.config.threshold == "model" and spec.runtime_config().threshold == 0.5
+    models = ModelCache(store, tmp_path / "cache")
+    runtime = PipelineRuntime.from_config(
+        pipeline_id=pipeline["id"], active_pipeline_id=str(active_id), source_type="video_file",
+        source_name="line", source_config={"path": str(part_video)}, sinks=[], model_dir=models.get(older),
+        config=spec.runtime_config())
+    watcher = ConfigWatcher(spec, runtime, models, StatusWriter(settings.resolved_database_url, active_id),
+                            settings.resolved_database_url)
+
+    def patch_and_poll(body: dict) -> dict:
+        assert client.patch(f"/api/pipelines/{pipeline['id']}", json=body).status_code == 200
+        assert watcher.poll()
+        return runtime.status()
+
+    status = patch_and_poll({"model_id": newer})
+    assert status["config"]["threshold"] == 0.35 and newer in status["model"]["path"]
+    assert patch_and_poll({"config": {"threshold": 0.8}})["config"]["threshold"] == 0.8
+    status = patch_and_poll({"model_id": older})  # a number stays put across a model change
+    assert status["config"]["threshold"] == 0.8 and older in status["model"]["path"]
+    assert patch_and_poll({"config": {"threshold": "model"}})["config"]["threshold"] == 0.5

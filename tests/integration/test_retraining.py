@@ -126,7 +126,8 @@ def test_the_schedule_is_a_prefect_schedule(platform_client, orchestrator):
     assert (schedule.schedule.cron, schedule.schedule.timezone, schedule.active) == ("0 2 * * *", "Europe/Berlin", True)
     assert schedule.parameters == {"project_id": project_id, "architecture": "padim",
                                    "parameters": body["parameters"], "promotion": "auto", "min_improvement": 1.0,
-                                   "min_new_images": 0}
+                                   "min_new_images": 0, "candidates": None, "time_budget_s": None,
+                                   "decision_metric": "image_auroc"}
 
     # Replacing keeps one schedule, with the new settings.
     replaced = client.put(path, json=SCHEDULE | {"cron": "30 3 * * 1", "timezone": "UTC", "min_new_images": 20})

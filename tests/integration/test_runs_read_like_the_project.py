@@ -30,7 +30,7 @@ from tests.platform_fixtures import wait_for, wait_job
 pytestmark = pytest.mark.slow
 
 TRAINING_STEPS = ["load snapshot", "materialise data", "start MLflow run", "prepare model", "fit", "evaluate",
-                  "export IR", "verify IR", "upload files", "register in MLflow"]
+                  "export IR", "verify IR", "score eval set", "upload files", "register in MLflow"]
 
 
 def _texture(seed: int, defect: bool = False) -> bytes:

@@ -1,0 +1,105 @@
+"""Automatic model selection on the real platform (Prefect, MLflow, storage): `"architecture": "auto"`
+trains every candidate on one snapshot, scores each IR on the same evaluation items, keeps one model."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
+
+from infra.database.engine import session_scope
+from infra.database.models import Model
+from infra.model_files import model_prefix
+from infra.orchestration import Orchestrator, prefect_api_url
+from infra.tracking import tracking_uri
+from tests.integration.selection_fixtures import CANDIDATES
+from tests.platform_fixtures import Platform
+
+pytest_plugins = ["tests.integration.selection_fixtures"]
+pytestmark = pytest.mark.slow
+
+
+def test_auto_keeps_one_model_and_says_why(platform: Platform, platform_client, auto_trained) -> None:
+    client = platform_client
+    print(f"automatic selection of 2 candidates: {auto_trained['seconds']:.1f} s")
+    model = client.get(f"/api/models/{auto_trained['model_id']}").json()
+    metrics = model["metrics"]
+    assert model["status"] == "ready" and model["architecture"] == "padim"
+    candidates = metrics["candidates"]
+    assert [(item["architecture"], item["parameters"]["backbone"]) for item in candidates] == [
+        (c["architecture"], c["parameters"]["backbone"]) for c in CANDIDATES]
+    assert all(item["status"] == "trained" and 0 <= item["image_auroc"] <= 1 and item["seconds"] > 0
+               for item in candidates), candidates
+    selection = metrics["selection"]
+    chosen = candidates[selection["chosen_index"]]
+    # The model is the chosen candidate: its resolved parameters, and the selection names it and the rule.
+    assert model["parameters"]["backbone"] == chosen["parameters"]["backbone"]
+    assert model["parameters"]["n_features"] == chosen["parameters"]["n_features"]
+    assert selection["decision_metric"] == "image_auroc" and chosen["parameters"]["backbone"] in selection["chosen"]
+    assert chosen["parameters"]["backbone"] in selection["reason"] and selection["eval_images"] >= 8
+    best = max(range(2), key=lambda i: (candidates[i]["image_auroc"], -i))
+    if selection["chosen_index"] != best:  # a cheaper one within noise: the rule says so
+        assert "within one standard error" in selection["reason"] and selection["standard_error"] is not None
+    # The job carries the same list (what the console shows while and after it runs).
+    assert auto_trained["job"]["metrics"]["candidates"] == candidates
+    assert auto_trained["job"]["metrics"]["selection"]["reason"] == selection["reason"]
+
+
+def test_each_candidate_is_a_task_and_a_nested_mlflow_run(platform: Platform, platform_client, auto_trained) -> None:
+    from mlflow import MlflowClient
+
+    model = platform_client.get(f"/api/models/{auto_trained['model_id']}").json()
+    orchestrator = Orchestrator(prefect_api_url(platform.settings))
+    try:
+        tasks = orchestrator.prefect.read_task_runs(task_run_filter=TaskRunFilter(
+            flow_run_id=TaskRunFilterFlowRunId(any_=[uuid.UUID(auto_trained["job"]["id"])])))
+    finally:
+        orchestrator.close()
+    names = {task.name.rsplit("-", 1)[0] for task in tasks}
+    assert {"candidate 1 · padim · mobilenetv2_100", "candidate 2 · padim · tf_efficientnet_lite0"} <= names, names
+
+    mlflow = MlflowClient(tracking_uri(platform.settings))
+    parent = mlflow.get_run(model["mlflow_run_id"])
+    children = mlflow.search_runs([parent.info.experiment_id],
+                                  filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert len(children) == 2
+    chosen = model["metrics"]["candidates"][model["metrics"]["selection"]["chosen_index"]]
+    by_id = {run.info.run_id: run for run in children}
+    assert by_id[chosen["mlflow_run_id"]].data.tags["geti_inspect.candidate.chosen"] == "true"
+    assert sorted(run.data.tags["geti_inspect.candidate.chosen"] for run in children) == ["false", "true"]
+    assert all(run.data.metrics["eval_image_auroc"] == pytest.approx(
+        next(c["image_auroc"] for c in model["metrics"]["candidates"] if c["mlflow_run_id"] == run.info.run_id))
+        for run in children)
+    # Only the chosen candidate became a model: one registered version, files under this model only.
+    versions = mlflow.search_model_versions(f"name = '{model['mlflow_model_name']}'")
+    assert [version.run_id for version in versions] == [parent.info.run_id]
+    assert parent.data.tags["geti_inspect.selection.chosen"] == model["metrics"]["selection"]["chosen"]
+    with session_scope(platform.settings.resolved_database_url) as session:
+        models = session.query(Model).filter(Model.project_id == uuid.UUID(auto_trained["project_id"])).all()
+    assert [row.id for row in models] == [uuid.UUID(model["id"])]
+    stored = {key.removeprefix(model_prefix(model["id"])).split("/")[0]
+              for key in platform_client.app.state.store.list(model_prefix(model["id"]))}
+    assert stored == {"openvino", "checkpoint", "evaluation.json"}
+
+
+def test_auto_refuses_bad_requests_and_creates_nothing(platform_client, auto_trained) -> None:
+    client, project_id = platform_client, auto_trained["project_id"]
+    before = len(client.get(f"/api/projects/{project_id}/models").json())
+    for body, reason in (
+            ({"architecture": "auto", "parameters": {"backbone": "resnet18"}}, "candidates, not parameters"),
+            ({"architecture": "padim", "candidates": CANDIDATES}, "'auto' only"),
+            ({"architecture": "padim", "time_budget_s": 60}, "'auto' only"),
+            ({"architecture": "auto", "candidates": [{"architecture": "cooking"}]}, "candidate 1"),
+            ({"architecture": "auto", "candidates": [{"architecture": "auto"}]}, "candidate 1"),
+            ({"architecture": "auto", "candidates": [CANDIDATES[0], {"architecture": "padim",
+                                                                      "parameters": {"layers": ["nope"]}}]},
+             "candidate 2"),
+            ({"architecture": "auto", "candidates": [{"architecture": "efficientad"}]}, "cannot train here"),
+            ({"architecture": "auto", "candidates": []}, "candidates"),
+            ({"architecture": "auto", "time_budget_s": 0}, "time_budget_s"),
+            ({"architecture": "auto", "decision_metric": "accuracy"}, "decision_metric")):
+        refused = client.post(f"/api/projects/{project_id}/train", json=body)
+        assert refused.status_code == 422, (body, refused.text)
+        assert reason in str(refused.json()["detail"]), (body, refused.json())
+    assert len(client.get(f"/api/projects/{project_id}/models").json()) == before
