@@ -98,7 +98,12 @@ class LocalStore(ObjectStore):
             folder = folder.parent
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        for path in sorted(self.root.rglob("*")):
+        # Walk only the folder the prefix names: listing `backbones/` must not visit 100,000 media blobs.
+        folder = prefix.rpartition("/")[0]
+        base = self._path(folder) if folder else self.root
+        if not base.is_dir():
+            return
+        for path in sorted(base.rglob("*")):
             if path.is_file() and not path.name.startswith(".tmp-"):
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):

@@ -28,6 +28,12 @@ from infra.settings import Settings
 RESNET_ONLY = ("reverse_distillation", "fastflow", "cfa")  # no offline backbone of their own
 
 
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """The conftest's settings with room for a resnet18 file (~45 MB)."""
+    return Settings(data_dir=tmp_path / "data", max_upload_bytes=128 * 1024 * 1024)
+
+
 @pytest.fixture(scope="module")
 def resnet18_state() -> dict[str, torch.Tensor]:
     import timm
