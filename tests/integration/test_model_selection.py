@@ -103,3 +103,37 @@ def test_auto_refuses_bad_requests_and_creates_nothing(platform_client, auto_tra
         assert refused.status_code == 422, (body, refused.text)
         assert reason in str(refused.json()["detail"]), (body, refused.json())
     assert len(client.get(f"/api/projects/{project_id}/models").json()) == before
+
+
+def test_the_schedule_retrains_with_auto(platform: Platform, platform_client, auto_trained) -> None:
+    """A schedule with `"architecture": "auto"`: checked on PUT, the candidate of each run chosen by a
+    search (one candidate here, to stay cheap), then compared with the champion."""
+    client, project_id = platform_client, auto_trained["project_id"]
+    path = f"/api/projects/{project_id}/training-schedule"
+    base = {"cron": "0 3 * * *", "architecture": "auto", "promotion": "auto", "active": False}
+    for body, reason in (({**base, "parameters": {"backbone": "resnet18"}}, "candidates, not parameters"),
+                         ({**base, "architecture": "padim", "candidates": CANDIDATES}, "'auto' only"),
+                         ({**base, "candidates": [{"architecture": "cooking"}]}, "candidate 1")):
+        refused = client.put(path, json=body)
+        assert refused.status_code == 422 and reason in str(refused.json()["detail"]), (body, refused.text)
+    default = client.put(path, json=base)  # the default set: resolved when a run starts
+    assert default.status_code == 200 and default.json()["candidates"] is None, default.text
+    saved = client.put(path, json={**base, "candidates": CANDIDATES[:1], "decision_metric": "pixel_auroc"})
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["candidates"][0]["parameters"]["n_features"] == 128  # resolved on PUT
+
+    accepted = client.post(f"{path}/run")
+    assert accepted.status_code == 202, accepted.text
+    from tests.platform_fixtures import wait_job
+
+    job = wait_job(client, accepted.json()["job_id"], {"completed", "failed", "cancelled"}, 600)
+    assert job["status"] == "completed", job
+    metrics = job["metrics"]
+    print("retraining with auto:", metrics)
+    assert metrics["decision"] == "promoted" and "no champion" in metrics["reason"]
+    assert "pixel_auroc needs defect masks" in metrics["reason"] and metrics["decision_metric"] == "image_auroc"
+    candidate = client.get(f"/api/models/{metrics['candidate_model_id']}").json()
+    assert candidate["status"] == "ready" and candidate["architecture"] == "padim" and candidate["champion"]
+    assert [item["status"] for item in candidate["metrics"]["candidates"]] == ["trained"]
+    assert candidate["metrics"]["selection"]["requested_metric"] == "pixel_auroc"
+    assert client.delete(path).status_code == 204
