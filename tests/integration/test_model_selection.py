@@ -137,3 +137,20 @@ def test_the_schedule_retrains_with_auto(platform: Platform, platform_client, au
     assert [item["status"] for item in candidate["metrics"]["candidates"]] == ["trained"]
     assert candidate["metrics"]["selection"]["requested_metric"] == "pixel_auroc"
     assert client.delete(path).status_code == 204
+
+
+def test_a_time_budget_ends_the_search_after_the_first_candidate(platform_client, auto_trained) -> None:
+    """The first candidate always completes (a search ends with a model); none starts once the budget is spent."""
+    from tests.platform_fixtures import wait_job
+
+    client = platform_client
+    accepted = client.post(f"/api/projects/{auto_trained['project_id']}/train", json={
+        "model_name": "auto, 1 s", "architecture": "auto", "candidates": CANDIDATES, "time_budget_s": 1})
+    assert accepted.status_code == 202, accepted.text
+    job = wait_job(client, accepted.json()["job_id"], {"completed", "failed", "cancelled"}, 600)
+    assert job["status"] == "completed", job
+    first, second = job["metrics"]["candidates"]
+    assert first["status"] == "trained" and second["status"] == "skipped"
+    assert "time budget of 1 s was spent" in second["reason"] and second["image_auroc"] is None
+    model = client.get(f"/api/models/{accepted.json()['model_id']}").json()
+    assert model["parameters"]["backbone"] == "mobilenetv2_100" and model["metrics"]["selection"]["chosen_index"] == 0
