@@ -42,7 +42,7 @@ DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 BOUND = 0.005  # the choice must be within this hold-out image AUROC of the best in hindsight
 
 
-def split_files(train: int, evaluate: int, holdout: int) -> dict[str, list[Path]]:
+def split_files(train: int, evaluate: int, holdout: int, per_defect: int | None = None) -> dict[str, list[Path]]:
     good = sorted((MTD_DIR / "MT_Free" / "Imgs").glob("*.jpg"))
     if len(good) < train + evaluate + holdout:
         raise SystemExit(f"MT_Free has {len(good)} tiles; asked for {train + evaluate + holdout}")
@@ -50,7 +50,7 @@ def split_files(train: int, evaluate: int, holdout: int) -> dict[str, list[Path]
                                     "holdout_good": good[train + evaluate:train + evaluate + holdout],
                                     "eval_bad": [], "holdout_bad": []}
     for defect in DEFECTS:
-        tiles = sorted((MTD_DIR / defect / "Imgs").glob("*.jpg"))
+        tiles = sorted((MTD_DIR / defect / "Imgs").glob("*.jpg"))[:per_defect]
         parts["eval_bad"] += tiles[0::2]
         parts["holdout_bad"] += tiles[1::2]
     return parts
@@ -108,10 +108,11 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=200)
     parser.add_argument("--eval", type=int, default=60)
     parser.add_argument("--holdout", type=int, default=200)
+    parser.add_argument("--defects-per-class", type=int, help="first N tiles of each defect class (default: all)")
     parser.add_argument("--candidates", help="JSON list of {architecture, parameters}; default: the platform's set")
     parser.add_argument("--time-budget-s", type=float)
     args = parser.parse_args()
-    parts = split_files(args.train, args.eval, args.holdout)
+    parts = split_files(args.train, args.eval, args.holdout, args.defects_per_class)
     uploads = {"normal": parts["train"] + parts["eval_good"], "anomalous": parts["eval_bad"]}
     eval_names = {path.name for path in parts["eval_good"]}
     holdout = [(path.read_bytes(), False) for path in parts["holdout_good"]] + \
