@@ -155,6 +155,8 @@ def run_search(spec: SearchSpec, context: SearchContext) -> tuple[CandidateOutco
         outcomes[index] = outcome = step(f"candidate {index + 1} · {outcome.candidate.label}", train_candidate,
                                          context, outcome, total, should_stop)
         log.info("candidate %s: %s %s", outcome.candidate.label, outcome.status, outcome.summary())
+        # The job's metrics list the candidates done so far, so a console can show the race as it runs.
+        context.on_progress((index + 1) / total, {"candidates": [done.summary() for done in outcomes[:index + 1]]})
     trained = [outcome for outcome in outcomes if outcome.status == TRAINED]
     if not trained:
         reasons = "; ".join(f"{outcome.candidate.label}: {outcome.reason}" for outcome in outcomes)
