@@ -78,7 +78,7 @@ def test_each_candidate_is_a_task_and_a_nested_mlflow_run(platform: Platform, pl
     assert [version.run_id for version in versions] == [parent.info.run_id]
     assert parent.data.tags["geti_inspect.selection.chosen"] == model["metrics"]["selection"]["chosen"]
     with session_scope(platform.settings.resolved_database_url) as session:
-        models = session.query(Model).filter(Model.project_id == uuid.UUID(auto_trained["project_id"])).all()
+        models = session.query(Model).filter(Model.job_id == uuid.UUID(auto_trained["job"]["id"])).all()
     assert [row.id for row in models] == [uuid.UUID(model["id"])]
     stored = {key.removeprefix(model_prefix(model["id"])).split("/")[0]
               for key in platform_client.app.state.store.list(model_prefix(model["id"]))}
