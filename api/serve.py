@@ -65,7 +65,7 @@ def signals_ignored() -> Iterator[None]:
 
 # Loggers that narrate every request or plugin: quiet unless debugging.
 CHATTY_LOGGERS = ("httpx", "httpcore", "alembic", "uvicorn", "uvicorn.error", "uvicorn.access", "prefect", "mlflow",
-                  "urllib3", "asyncio", "multipart")
+                  "urllib3", "asyncio", "multipart", "botocore", "boto3")
 
 
 class QuietThirdParty(logging.Filter):
@@ -99,7 +99,10 @@ def ready_banner(settings: Settings, credentials: ServiceCredentials | None = No
     rows += [("Data dir", str(settings.resolved_data_dir)), ("Log dir", str(settings.resolved_data_dir / "logs"))]
     if settings.prefect_api_url is None:
         rows.append(("Workers", f"{', '.join(local_workers)} on this machine" if local_workers
-                     else "none on this machine: jobs run on hosts that joined (geti-inspect worker --server ...)"))
+                     else "none on this machine: jobs run on hosts that joined"))
+    if settings.exposed:
+        rows.append(("Join", f"geti-inspect worker --server {links.api.removesuffix('/api')} --api-key <key> "
+                             "--pool training|inference --data-dir <dir>"))
     lines = [f"  {label + ':' if label else '':<12}{value}" for label, value in rows]
     return "\n".join([title, *lines, "Press Ctrl-C to stop."])
 

@@ -114,6 +114,14 @@ class Settings(BaseSettings):
         return "0.0.0.0" if self.expose else "127.0.0.1"  # noqa: S104 - INSPECT_EXPOSE=1 asks for other hosts
 
     @property
+    def services_address(self) -> str:
+        """Where clients on this machine reach the supervised servers: their address, loopback for a wildcard."""
+        host = self.resolved_services_host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a bind address, compared
+            return "127.0.0.1"
+        return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+    @property
     def resolved_allowed_paths(self) -> tuple[Path, ...]:
         entries = [entry for entry in self.allowed_paths.split(os.pathsep) if entry.strip()]
         roots = [Path(entry).expanduser() for entry in entries] or [self.resolved_data_dir / "line"]

@@ -65,8 +65,10 @@ def worker_config(settings: Settings, auth: ServiceAuth, api_host: str) -> Worke
                                ("MLflow server", settings.mlflow_tracking_uri, "INSPECT_MLFLOW_TRACKING_URI")):
         _refuse_loopback(what, urlsplit(url).hostname if url else None, setting)
 
-    # The supervised servers are reached on the host name this worker used for the API.
-    host = f"[{api_host}]" if ":" in api_host else api_host
+    # The supervised servers are reached at their own address, or, where they listen on every interface, by the
+    # host name this worker used for the API.
+    host = settings.services_address if settings.services_address != "127.0.0.1" else (
+        f"[{api_host}]" if ":" in api_host else api_host)
     prefect = settings.prefect_api_url or f"http://{host}:{settings.prefect_port}/api"
     mlflow = settings.mlflow_tracking_uri or f"http://{host}:{settings.mlflow_port}"
     links = ui_links(settings, api_host)

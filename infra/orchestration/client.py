@@ -102,7 +102,7 @@ class BusyRetries(httpx.BaseTransport):
 
 
 def prefect_api_url(settings: Settings) -> str:
-    return settings.prefect_api_url or f"http://127.0.0.1:{settings.prefect_port}/api"
+    return settings.prefect_api_url or f"http://{settings.services_address}:{settings.prefect_port}/api"
 
 
 def prefect_client(api_url: str, auth: ServiceAuth | None = None, **kwargs: Any) -> SyncPrefectClient:
