@@ -86,8 +86,9 @@ def configure_logging(level: str) -> None:
 
 
 def ready_banner(settings: Settings, credentials: ServiceCredentials | None = None,
-                 local_workers: tuple[str, ...] = POOLS, title: str = "Geti Inspect is ready") -> str:
-    """The block that ends start-up: every address and folder a user needs, and how to sign in where asked."""
+                 local_workers: tuple[str, ...] | None = None, title: str = "Geti Inspect is ready") -> str:
+    """The block that ends start-up: every address and folder a user needs, how to sign in where asked, and
+    (for `serve`: `local_workers`) which workers run here."""
     links = ui_links(settings)
     kept = credentials_path(settings.resolved_data_dir)
     rows = [("API", links.api), ("API docs", f"{links.api}/docs"), ("Prefect UI", links.prefect_ui)]
@@ -97,7 +98,7 @@ def ready_banner(settings: Settings, credentials: ServiceCredentials | None = No
     if credentials is not None and settings.mlflow_tracking_uri is None:
         rows.append(("", f'sign in: user "{credentials.mlflow_user}", mlflow_password from {kept}'))
     rows += [("Data dir", str(settings.resolved_data_dir)), ("Log dir", str(settings.resolved_data_dir / "logs"))]
-    if settings.prefect_api_url is None:
+    if local_workers is not None:
         rows.append(("Workers", f"{', '.join(local_workers)} on this machine" if local_workers
                      else "none on this machine: jobs run on hosts that joined"))
     if settings.exposed:
@@ -180,7 +181,7 @@ def run_api(settings: Settings, log_level: str = "info") -> None:
                             log_level="debug" if debug else "warning", access_log=debug)
     try:
         with termination_as_interrupt():
-            _Server(config, ready_banner(settings, local_workers=(), title="Geti Inspect API is ready")).run()
+            _Server(config, ready_banner(settings, title="Geti Inspect API is ready")).run()
     except KeyboardInterrupt:
         log.info("stopped")
 
