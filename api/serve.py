@@ -249,7 +249,7 @@ def join_announcement(server: str, settings: Settings, pools: list[str], server_
     lines += [f"  Prefect:  {settings.prefect_api_url}", f"  MLflow:   {settings.mlflow_tracking_uri}",
               f"  Database: {make_url(settings.resolved_database_url).render_as_string(hide_password=True)}",
               f"  Objects:  {store} at {settings.s3_endpoint_url or 'AWS'}",
-              f"  Data dir: {settings.resolved_data_dir} (logs, model cache, backbone weights)"]
+              f"  Data dir: {settings.resolved_data_dir} (logs, job scratch, model cache, backbone weights)"]
     if "inference" in pools:
         lines.append(f"  Live pipelines' control endpoints: {settings.pipeline_control_advertise_host}")
     if server_version != __version__:
