@@ -173,6 +173,18 @@ def _train(operator: HostClient, project_id: str, name: str) -> dict:
     return response.json()
 
 
+def _trained(operator: HostClient, project_id: str, name: str, timeline: Timeline, prefect_api: str
+             ) -> tuple[dict, str]:
+    """Submit a training, wait until it completes; (the accepted body, the worker that ran it)."""
+    accepted = _train(operator, project_id, name)
+    timeline(f"training {name} submitted")
+    job = operator.wait_job(accepted["job_id"], 900)
+    assert job["status"] == "completed", job
+    ran_on = _ran_on(operator.host, prefect_api, accepted["job_id"])
+    timeline(f"training {name} completed on {ran_on}")
+    return accepted, ran_on
+
+
 def _export(operator: HostClient, model_id: str, timeout: float) -> zipfile.ZipFile:
     response = operator.get(f"/models/{model_id}/export", params={"format": "openvino"})
     assert response.status_code == 202, response.text
@@ -260,12 +272,7 @@ def test_hosts_join_train_run_a_line_and_survive_a_dead_training_host(  # noqa: 
 
             project = operator.post("/projects", json={"name": "three hosts"}).json()["id"]
             _upload_parts(operator, project, part_images)
-            first = _train(operator, project, "m1")
-            timeline("training 1 submitted")
-            job = operator.wait_job(first["job_id"], 900)
-            assert job["status"] == "completed", job
-            first_host = _ran_on(server, prefect_api, first["job_id"])
-            timeline(f"training 1 completed on {first_host}")
+            first, first_host = _trained(operator, project, "m1", timeline, prefect_api)
             assert first_host.startswith("train-")
             archive = _export(operator, first["model_id"], 600)
             assert {".xml", ".bin"} <= {Path(name).suffix for name in archive.namelist()}
@@ -308,28 +315,23 @@ def test_hosts_join_train_run_a_line_and_survive_a_dead_training_host(  # noqa: 
             timeline("line stopped")
 
             second = _train(operator, project, "m2")
-            timeline("training 2 submitted")
+            timeline("training m2 submitted")
             wait_for(lambda: (job := operator.job(second["job_id"]))["status"] == "running" and job["progress"] > 0,
                      600, 0.5, "training 2 to be under way")
             doomed_worker = _ran_on(server, prefect_api, second["job_id"])
             doomed = train_1 if doomed_worker.startswith("train-1") else train_2
             survivor = train_2 if doomed is train_1 else train_1
             killed = doomed.kill()
-            killed_at = timeline(f"training 2 under way on {doomed_worker}: {doomed.name} killed ({killed} processes)")
+            killed_at = timeline(f"training m2 under way on {doomed_worker}: {doomed.name} killed ({killed} processes)")
             failed = operator.wait_job(second["job_id"], CRASH_AFTER_S + 120)
-            failed_after = timeline(f"training 2 {failed['status']}: {failed['message']}") - killed_at
+            failed_after = timeline(f"training m2 {failed['status']}: {failed['message']}") - killed_at
             assert failed["status"] == "failed", failed
             assert failed_after <= CRASH_AFTER_S + 30, failed_after
             model = wait_for(lambda: (row := operator.get(f"/models/{second['model_id']}").json())["status"]
                              != "training" and row, 60, 1.0, "the model row to settle")
             assert model["status"] == "failed", model  # type: ignore[index]
 
-            third = _train(operator, project, "m3")
-            timeline("training 3 submitted")
-            job = operator.wait_job(third["job_id"], 900)
-            assert job["status"] == "completed", job
-            third_host = _ran_on(server, prefect_api, third["job_id"])
-            timeline(f"training 3 completed on {third_host}")
+            _, third_host = _trained(operator, project, "m3", timeline, prefect_api)
             assert third_host.startswith(survivor.name), (third_host, survivor.name)
             for host in (train_1, train_2):
                 assert not (host.root / "data" / "storage").exists(), "a worker host kept platform state on its disk"
