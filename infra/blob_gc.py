@@ -1,4 +1,7 @@
-"""Delete content-addressed blobs once no media row, snapshot or capture refers to them."""
+"""Delete content-addressed blobs once no media row, snapshot or capture refers to them.
+
+Images and defect masks are both blobs: a hash is in use while any image or mask column names it.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,9 @@ from infra.database.models import ActivePipeline, Capture, Media, Pipeline, Snap
 from infra.storage import ObjectStore, blob_key
 
 _IN_CHUNK = 900  # hashes per IN list
+# Every column that names a blob (each is indexed): a blob goes only when none of them does.
+REFERENCING_COLUMNS = (Media.sha256, Media.mask_sha256, SnapshotItem.sha256, SnapshotItem.mask_sha256,
+                       Capture.sha256)
 
 
 def thumbnail_key(sha256: str) -> str:
@@ -33,7 +39,7 @@ def delete_unreferenced_blobs(session: Session, store: ObjectStore, hashes: Iter
     # Bounded IN lists: a 100,000-media project would exceed SQLite's and PostgreSQL's parameter limits.
     for start in range(0, len(ordered), _IN_CHUNK):
         chunk = ordered[start:start + _IN_CHUNK]
-        for column in (Media.sha256, SnapshotItem.sha256, Capture.sha256):
+        for column in REFERENCING_COLUMNS:
             in_use |= set(session.scalars(select(column).where(column.in_(chunk)).distinct()))
     unused = candidates - in_use
     store.delete_many(key for digest in sorted(unused) for key in (blob_key(digest), thumbnail_key(digest)))

@@ -8,10 +8,12 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from infra.storage.base import ObjectStore, validate_key
 
 _UNLINK_THREADS = 64
+_COPY_CHUNK = 1024 * 1024
 
 
 class LocalStore(ObjectStore):
@@ -51,6 +53,18 @@ class LocalStore(ObjectStore):
         tmp = target.with_name(f".tmp-{target.name}")
         shutil.copyfile(path, tmp)
         os.replace(tmp, target)
+
+    def put_fileobj(self, key: str, fileobj: BinaryIO) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                shutil.copyfileobj(fileobj, handle, _COPY_CHUNK)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def get(self, key: str) -> bytes:
         return self._file(key).read_bytes()
