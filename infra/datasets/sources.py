@@ -152,9 +152,12 @@ class FolderSource(DatasetSource):
         super().__init__()
         try:
             self.root = confinement.path(path)
+            is_dir = self.root.is_dir()
         except NotAllowed as error:
             raise ImportRefused(str(error)) from error
-        if not self.root.is_dir():
+        except (OSError, ValueError) as error:  # a NUL byte, a name too long for the file system, ...
+            raise ImportRefused(f"not a usable path: {error}") from error
+        if not is_dir:
             raise ImportRefused(f"no folder at {path!r} on this machine")
         self.max_file_bytes = limits.max_file_bytes
         total = 0

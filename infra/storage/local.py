@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
@@ -35,17 +35,7 @@ class LocalStore(ObjectStore):
         return path
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write-then-rename: a reader never sees a half-written object.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self._write(key, lambda handle: handle.write(data))
 
     def put_file(self, key: str, path: Path) -> None:
         target = self._path(key)
@@ -55,13 +45,17 @@ class LocalStore(ObjectStore):
         os.replace(tmp, target)
 
     def put_fileobj(self, key: str, fileobj: BinaryIO) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        self._write(key, lambda handle: shutil.copyfileobj(fileobj, handle, _COPY_CHUNK))
+
+    def _write(self, key: str, write: Callable[[BinaryIO], object]) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write-then-rename: a reader never sees a half-written object.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as handle:
-                shutil.copyfileobj(fileobj, handle, _COPY_CHUNK)
-            os.replace(tmp, target)
+                write(handle)
+            os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

@@ -177,8 +177,8 @@ def test_what_cannot_be_imported_is_refused_before_a_job_and_stores_nothing(clie
     refused(start_import(client, project["id"], flat_names.getvalue()), 422, "unknown dataset layout")
     only_masks = io.BytesIO()
     with zipfile.ZipFile(only_masks, "w") as bundle:
-        bundle.writestr("test/crack/readme.md", b"# no images here")
-        bundle.writestr("test/crack/deeper/a.png", png_bytes())
+        bundle.writestr("ground_truth/crack/a_mask.png", png_bytes())
+        bundle.writestr("test/crack/deeper/a.png", png_bytes())  # too deep: outside the layout
     refused(start_import(client, project["id"], only_masks.getvalue()), 422, "holds no image")
     refused(client.post(url, files={"other": ("a.zip", b"x")}), 422, "field 'file'")
     refused(client.post(url, json={"path": "/"}), 422, "INSPECT_ALLOWED_PATHS")

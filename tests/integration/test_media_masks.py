@@ -7,13 +7,10 @@ import uuid
 
 import numpy as np
 from PIL import Image
-from sqlalchemy import select
 
-from flows.snapshot import freeze_snapshot
-from infra.database.models import Snapshot, SnapshotItem
 from infra.storage import blob_key
 from tests.conftest import png_bytes
-from tests.integration.media_support import stored_files, upload
+from tests.integration.media_support import frozen_items, stored_files, upload
 
 
 def mask_png(size: tuple[int, int] = (64, 48), box: tuple[int, int, int, int] = (10, 10, 20, 20), value: int = 1
@@ -111,14 +108,8 @@ def test_a_snapshot_freezes_the_mask_and_keeps_its_blob(client, project):
     assert client.patch(f"/api/media/{defective['id']}", json={"defect_type": "crack"}).status_code == 200
     assert put_mask(client, defective["id"], mask_png()).status_code == 200
     mask_hash = client.get(f"/api/media/{defective['id']}/mask").headers["etag"].strip('"')
-    with client.app.state.sessionmaker() as session:
-        snapshot = Snapshot(project_id=uuid.UUID(project["id"]), name="frozen")
-        session.add(snapshot)
-        session.flush()
-        freeze_snapshot(session, snapshot.id)
-        session.commit()
-        frozen = session.scalars(select(SnapshotItem).where(SnapshotItem.snapshot_id == snapshot.id)).one()
-        assert (frozen.mask_sha256, frozen.defect_type) == (mask_hash, "crack")
+    [frozen] = frozen_items(client, project["id"])
+    assert (frozen.mask_sha256, frozen.defect_type) == (mask_hash, "crack")
 
     assert client.delete(f"/api/media/{defective['id']}/mask").status_code == 204
     assert client.delete(f"/api/media/{defective['id']}").status_code == 204
