@@ -59,8 +59,8 @@ def mvtec_zip() -> tuple[bytes, dict]:
     image, mask = part("MT_Blowhole", 0)
     files["tiles/test/blowhole/000.jpg"] = image
     files["tiles/ground_truth/blowhole/000_mask.png"] = mask
-    image, mask = part("MT_Blowhole", 1)
-    files["tiles/test/blowhole/001.jpg"] = image
+    image, mask = make_part("MT_Blowhole", 1)
+    files["tiles/test/blowhole/001.jpg"] = encoded(image, ".jpg")
     files["tiles/ground_truth/blowhole/001_mask.png"] = encoded(cv2.resize(mask, (50, 40)))  # wrong size
     files["tiles/test/crack/notes.jpg"] = b"not an image at all"
     files["tiles/ground_truth/crack/ghost_mask.png"] = part("MT_Crack", 5)[1]  # no test/crack/ghost.*
@@ -92,6 +92,7 @@ def finished_import(client: TestClient, response) -> dict:
     assert response.status_code == 202, response.text
     job = wait_job(client, response.json()["job_id"], {"completed", "failed", "cancelled"}, IMPORT_TIMEOUT_S)
     assert job["status"] == "completed", job
+    print(f"import job: created {job['created_at']}, started {job['started_at']}, finished {job['finished_at']}")
     assert job["type"] == "import" and job["progress"] == 1.0
     return job["metrics"]
 
