@@ -32,8 +32,7 @@ from sqlalchemy import select
 
 from flows.common import JobProgress, flow_settings, step
 from flows.run_names import import_run_name
-from infra.blob_gc import thumbnail_key
-from infra.collected_media import delete_unreferenced_blobs_quietly
+from infra.blob_gc import delete_unreferenced_blobs_quietly, thumbnail_key
 from infra.configs.confinement import Confinement
 from infra.database.engine import session_scope
 from infra.database.models import Media, Project
