@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePosixPath
 
 from infra.datasets.defects import GOOD, UNTYPED, DefectTypeError, check_defect_type
@@ -99,7 +99,8 @@ def plan_import(names: Iterable[str]) -> ImportPlan:
     names = sorted(set(names))
     layout, root = detect_layout(names)
     plan = ImportPlan(layout=layout)
-    images: list[tuple[ImageEntry, str]] = []  # (entry, folder whose masks pair with it)
+    images: list[ImageEntry] = []
+    by_stem: dict[tuple[str, str], list[int]] = defaultdict(list)  # (mask folder, image stem) -> image indexes
     masks: dict[tuple[str, str], list[str]] = defaultdict(list)  # (mask folder, image stem) -> mask names
     for name in names:
         if ignorable(name):
@@ -110,24 +111,18 @@ def plan_import(names: Iterable[str]) -> ImportPlan:
         if isinstance(placed, Refusal):
             plan.refused.append(placed)
         elif isinstance(placed, ImageEntry):
-            images.append((placed, _mask_key(layout, parts)))
+            by_stem[(_mask_key(layout, parts), PurePosixPath(name).stem)].append(len(images))
+            images.append(placed)
         else:
             masks[placed].append(name)
-    paired: set[str] = set()
-    by_stem: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for index, (entry, folder) in enumerate(images):
-        by_stem[(folder, PurePosixPath(entry.path).stem)].append(index)
     for key, mask_names in masks.items():
         targets = by_stem.get(key, [])
-        reason = _mask_problem(mask_names, [images[index][0] for index in targets])
+        reason = _mask_problem(mask_names, [images[index] for index in targets])
         if reason is not None:
             plan.refused.extend(Refusal(mask, reason) for mask in mask_names)
-            continue
-        entry = images[targets[0]][0]
-        images[targets[0]] = (ImageEntry(entry.path, entry.label, entry.split, entry.defect_type, mask_names[0]),
-                              key[0])
-        paired.add(mask_names[0])
-    plan.images = [entry for entry, _ in images]
+        else:
+            images[targets[0]] = replace(images[targets[0]], mask_path=mask_names[0])
+    plan.images = images
     return plan
 
 
