@@ -18,6 +18,7 @@ from api.heap import freeze_startup_heap
 from api.routers import (
     active_pipelines,
     cluster,
+    datasets,
     devices,
     jobs,
     media,
@@ -125,8 +126,8 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         body = {"status": "ok" if healthy else "unavailable", "components": components}
         return JSONResponse(status_code=200 if healthy else 503, content=body)
 
-    for module in (projects, media, snapshots, models, trainable_models, training, jobs, sources, sinks, pipelines,
-                   devices, active_pipelines, webrtc, training_schedule, cluster):
+    for module in (projects, media, datasets, snapshots, models, trainable_models, training, jobs, sources, sinks,
+                   pipelines, devices, active_pipelines, webrtc, training_schedule, cluster):
         api.include_router(module.router)
     app.include_router(api)
     return app
