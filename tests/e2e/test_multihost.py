@@ -37,6 +37,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from infra.credentials import PREFECT_AUTH_ENV, load_credentials
+from infra.orchestration.setup import pool_jobs
 from tests.integration.media_support import part_files
 from tests.integration.pipeline_helpers import WebhookReceiver, class_images, frames_from, write_video
 from tests.machines import DUMMY_AWS, FAST_TRAINING, machine_env, moto_binary, workers_that_ran
@@ -260,8 +261,9 @@ def test_hosts_join_train_run_a_line_and_survive_a_dead_training_host(  # noqa: 
                          600, 1.0, f"{name} to join")
                 assert process.poll() is None, log_path.read_text()[-3000:]
                 timeline(f"{name} joined as {_worker_of(log_path)}")
-            assert "runs snapshot, training, export, retraining jobs" in joined["train-1"][1].read_text()
-            assert "runs inference jobs" in joined["line-1"][1].read_text()
+            for name, pool in (("train-1", "training"), ("line-1", "inference")):  # what each host says it will run
+                assert f"pool {pool!r}, runs {', '.join(pool_jobs(pool))} jobs" in joined[name][1].read_text()
+            assert "training" in pool_jobs("training") and pool_jobs("inference") == ["inference"]
             wait_for(lambda: _healthy(operator), 300, 1.0, "every pool to have an online worker")
             timeline("health 200: both pools have online workers")
 
