@@ -13,8 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
-from api.media_ingest import ImageRejected, decode_image, display_filename
-from api.paging import newest_first_page
+from api.media_ingest import decode_image
 from api.schemas.media import (
     MediaLabel,
     MediaOrigin,
@@ -22,16 +21,13 @@ from api.schemas.media import (
     MediaPage,
     MediaPatch,
     MediaSplit,
-    UploadError,
     UploadLabel,
     UploadResult,
 )
-from api.services.media_uploads import add_media, discard_blobs
+from api.services.media import MediaFilter, change_media, media_page, upload_images
 from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
-from infra.database.media_counts import media_total
-from infra.database.models import Media, Project
-from infra.splits import ANOMALOUS, EVAL, assigner_for
-from infra.storage import ObjectStore, blob_key, put_blob
+from infra.database.models import Media
+from infra.storage import ObjectStore, blob_key
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +44,11 @@ def list_media(
     label: MediaLabel | None = None,
     split: MediaSplit | None = None,
     origin: MediaOrigin | None = None,
+    pipeline_id: Annotated[uuid.UUID | None, Query(description="only frames this pipeline collected")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MediaPage:
-    get_or_404(session, Project, project_id)
-    conditions = [Media.project_id == project_id]
-    for column, value in ((Media.label, label), (Media.split, split), (Media.origin, origin)):
-        if value is not None:
-            conditions.append(column == value)
-    # media_counts keeps totals per project and label only: a split or origin filter counts its rows.
-    known_total = media_total(session, project_id, label) if split is None and origin is None else None
-    page = newest_first_page(session, Media, conditions, limit, offset, total=known_total)
+    page = media_page(session, project_id, MediaFilter(label, split, origin, pipeline_id), limit, offset)
     return MediaPage(items=[MediaOut.model_validate(row) for row in page.rows], total=page.total, limit=limit,
                      offset=offset)
 
@@ -71,36 +61,8 @@ def upload_media(
     files: Annotated[list[UploadFile], File(description="Image files (PNG, JPEG, BMP, TIFF, WEBP)")],
     label: Annotated[UploadLabel, Form(description="normal or anomalous; unlabelled only comes from collection")],
 ) -> UploadResult:
-    get_or_404(session, Project, project_id)
-    stored: list[Media] = []
-    errors: list[UploadError] = []
-    written: set[str] = set()
-    assigner = assigner_for(session, project_id)
-    try:
-        for upload in files:
-            filename = display_filename(upload.filename)
-            data = upload.file.read()
-            try:
-                image = decode_image(data, settings.thumbnail_size)
-            except ImageRejected as error:
-                errors.append(UploadError(filename=filename, detail=str(error)))
-                continue
-            digest = put_blob(store, data)
-            written.add(digest)
-            stored.append(add_media(session, store, project_id, filename, label, image, digest, len(data),
-                                    assigner))
-        if not stored:
-            raise HTTPException(status_code=422, detail={
-                "message": "no file was stored: none is a decodable image",
-                "errors": [error.model_dump() for error in errors],
-            })
-        session.commit()
-    except BaseException:
-        session.rollback()
-        discard_blobs(session, store, written)
-        raise
-    items = [MediaOut.model_validate(media) for media in stored]
-    return UploadResult(uploaded=len(items), failed=len(errors), items=items, errors=errors)
+    return upload_images(session, store, project_id, ((upload.filename, upload.file.read()) for upload in files),
+                         label, settings.thumbnail_size)
 
 
 router.add_api_route(
@@ -144,12 +106,7 @@ def update_media(media_id: uuid.UUID, body: MediaPatch, session: SessionDep) -> 
     """Change one item's split and/or label. Anomalous images are evaluation-only: relabelling one
     anomalous moves it to eval, and asking for train with it is refused. Snapshots keep what they froze."""
     media = get_or_404(session, Media, media_id)
-    label = body.label or media.label
-    if label == ANOMALOUS and body.split not in (None, EVAL):
-        raise HTTPException(status_code=422, detail="anomalous images are only used for evaluation: "
-                                                    "their split is always eval")
-    media.split = EVAL if label == ANOMALOUS else body.split or media.split
-    media.label = label
+    change_media(media, body.label, body.split)
     session.flush()
     return MediaOut.model_validate(media)
 

@@ -1,0 +1,125 @@
+"""Media rules shared by the REST routes and the console: listing pages, uploads, label and split changes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from fastapi import HTTPException
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.deps import get_or_404
+from api.media_ingest import ImageRejected, decode_image, display_filename
+from api.paging import Page, newest_first_page
+from api.schemas.media import MediaOut, UploadError, UploadResult
+from api.services.media_uploads import add_media, discard_blobs
+from infra.database.media_counts import media_total
+from infra.database.models import Media, Project
+from infra.splits import ANOMALOUS, EVAL, assigner_for
+from infra.storage import ObjectStore, put_blob
+
+
+@dataclass(frozen=True)
+class MediaFilter:
+    """What a media listing is narrowed to; None means any."""
+
+    label: str | None = None
+    split: str | None = None
+    origin: str | None = None
+    pipeline_id: uuid.UUID | None = None
+
+
+def media_page(session: Session, project_id: uuid.UUID, where: MediaFilter, limit: int, offset: int) -> Page[Media]:
+    """A newest-first page of the project's media (404 for an unknown project)."""
+    get_or_404(session, Project, project_id)
+    conditions = [Media.project_id == project_id]
+    for column, value in ((Media.label, where.label), (Media.split, where.split), (Media.origin, where.origin),
+                          (Media.pipeline_id, where.pipeline_id)):
+        if value is not None:
+            conditions.append(column == value)
+    # media_counts keeps totals per project and label only: any other filter counts its rows.
+    narrowed = where.split is not None or where.origin is not None or where.pipeline_id is not None
+    known_total = None if narrowed else media_total(session, project_id, where.label)
+    return newest_first_page(session, Media, conditions, limit, offset, total=known_total)
+
+
+def split_counts(session: Session, project_id: uuid.UUID) -> dict[str, int]:
+    """Media per split: one pass over the (project_id, split) index, no table rows read."""
+    rows = session.execute(select(Media.split, func.count()).where(Media.project_id == project_id)
+                           .group_by(Media.split))
+    return {split: count for split, count in rows}
+
+
+def upload_images(session: Session, store: ObjectStore, project_id: uuid.UUID,
+                  files: Iterable[tuple[str | None, bytes]], label: str, thumbnail_size: int) -> UploadResult:
+    """Decode and store every (client filename, bytes); refused files are reported per file.
+
+    Commits the stored ones together. 422 (nothing stored, nothing left behind) when no file is a
+    decodable image; any other failure also removes the blobs this call wrote.
+    """
+    get_or_404(session, Project, project_id)
+    stored: list[Media] = []
+    errors: list[UploadError] = []
+    written: set[str] = set()
+    assigner = assigner_for(session, project_id)
+    try:
+        for raw_name, data in files:
+            filename = display_filename(raw_name)
+            try:
+                image = decode_image(data, thumbnail_size)
+            except ImageRejected as error:
+                errors.append(UploadError(filename=filename, detail=str(error)))
+                continue
+            digest = put_blob(store, data)
+            written.add(digest)
+            stored.append(add_media(session, store, project_id, filename, label, image, digest, len(data),
+                                    assigner))
+        if not stored:
+            raise HTTPException(status_code=422, detail={
+                "message": "no file was stored: none is a decodable image",
+                "errors": [error.model_dump() for error in errors],
+            })
+        session.commit()
+    except BaseException:
+        session.rollback()
+        discard_blobs(session, store, written)
+        raise
+    items = [MediaOut.model_validate(media) for media in stored]
+    return UploadResult(uploaded=len(items), failed=len(errors), items=items, errors=errors)
+
+
+def change_media(media: Media, label: str | None, split: str | None) -> None:
+    """A person's decision about one item. Anomalous images are evaluation-only: relabelling one
+    anomalous moves it to eval, and asking for train with it is refused (422). Snapshots keep what they froze."""
+    new_label = _checked_label(media, label, split)
+    media.split = EVAL if new_label == ANOMALOUS else split or media.split
+    media.label = new_label
+
+
+def change_many(session: Session, project_id: uuid.UUID, media_ids: Sequence[uuid.UUID], label: str | None,
+                split: str | None) -> int:
+    """The same decision for a selection of the project's media: all of them or (422/404) none. Flushes."""
+    if not media_ids:
+        raise HTTPException(status_code=422, detail="select at least one media item")
+    if label is None and split is None:
+        raise HTTPException(status_code=422, detail="give a split and/or a label")
+    rows = list(session.scalars(select(Media).where(Media.project_id == project_id, Media.id.in_(set(media_ids)))))
+    missing = set(media_ids) - {row.id for row in rows}
+    if missing:
+        raise HTTPException(status_code=404, detail=f"media {sorted(map(str, missing))[0]} is not in this project")
+    for row in rows:  # every item is checked before any changes: nothing half-written
+        _checked_label(row, label, split)
+    for row in rows:
+        change_media(row, label, split)
+    session.flush()
+    return len(rows)
+
+
+def _checked_label(media: Media, label: str | None, split: str | None) -> str:
+    new_label = label or media.label
+    if new_label == ANOMALOUS and split not in (None, EVAL):
+        raise HTTPException(status_code=422, detail="anomalous images are only used for evaluation: "
+                                                    "their split is always eval")
+    return new_label
