@@ -114,12 +114,12 @@ def main() -> None:
                 page.wait_for_load_state("networkidle")
                 page.screenshot(path=OUT / "console-dataset.png")
                 page.goto(f"{base_url}/ui/media/{ids['media']}")
-                page.wait_for_function("document.getElementById('score').textContent !== '—'", timeout=60_000)
+                page.wait_for_function("() => document.getElementById('score').textContent !== '—'", timeout=60_000)
                 page.wait_for_load_state("networkidle")
                 page.screenshot(path=OUT / "console-preview.png")
                 page.goto(f"{base_url}/ui/projects/{ids['project']}/review")
-                page.wait_for_function("!['…', '—'].includes(document.getElementById('review-score').textContent)",
-                                       timeout=60_000)
+                scored = "() => !['…', '—'].includes(document.getElementById('review-score').textContent)"
+                page.wait_for_function(scored, timeout=60_000)
                 page.wait_for_load_state("networkidle")
                 page.screenshot(path=OUT / "console-review.png")
                 page.goto(f"{base_url}/ui/jobs")

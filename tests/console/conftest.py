@@ -79,7 +79,7 @@ def open_page(browser: Any, base_url: str, javascript: bool = True) -> tuple[Any
     """A fresh context (no cookies) at 1366x768 whose requests and script errors are recorded."""
     context = browser.new_context(viewport=VIEWPORT, base_url=base_url, java_script_enabled=javascript)
     record = PageRecord()
-    context.on("request", lambda request: record.requests.append(request.url))
+    context.on("request", lambda request: record.requests.append((request.method, request.url)))
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.on("console", lambda message: record.console_errors.append(message.text)

@@ -21,7 +21,7 @@ VIEWPORT = {"width": 1366, "height": 768}
 class PageRecord:
     """Requests, console errors and uncaught exceptions of one browser context."""
 
-    requests: list[str] = field(default_factory=list)
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, URL)
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
     # Console errors a test provokes on purpose (e.g. the 4xx of a refused form), as regular expressions.
@@ -30,9 +30,12 @@ class PageRecord:
     def expect_error(self, pattern: str) -> None:
         self.expected_errors.append(re.compile(pattern))
 
+    def urls(self, method: str) -> list[str]:
+        return [url for verb, url in self.requests if verb == method]
+
     def off_loopback(self) -> list[str]:
         outside = []
-        for url in self.requests:
+        for _, url in self.requests:
             parts = urlsplit(url)
             if parts.scheme in LOCAL_SCHEMES:
                 continue

@@ -71,7 +71,7 @@ def test_upload_by_file_input_and_by_drop_shows_each_file(console: BrowserPage, 
     assert page.locator('#upload-progress li[data-state="stored"]').count() == 3
     assert _media(console_server, project["id"], label="normal")["total"] == 3
     # Every file of a batch went in one request to the REST upload.
-    uploads = [url for url in console.record.requests if url.endswith(f"/api/projects/{project['id']}/media")]
+    uploads = [url for url in console.record.urls("POST") if url.endswith(f"/api/projects/{project['id']}/media")]
     assert len(uploads) == 2
 
 

@@ -99,7 +99,7 @@ def test_jobs_show_live_progress_and_cancel(jobs_view: BrowserPage, platform_con
 
         runs.progress(running, 100.0)
         runs.set_state(running, Completed())
-        done = f"""document.querySelector('tr[data-job-id="{running}"]').dataset.status === 'completed'"""
+        done = f"""() => document.querySelector('tr[data-job-id="{running}"]').dataset.status === 'completed'"""
         page.wait_for_function(done, timeout=30_000)
         assert row.locator('[data-field="progress"]').inner_text() == "100 %"
         assert "completed" in row.locator('[data-field="status"]').inner_text()

@@ -107,11 +107,11 @@ def test_prediction_errors_say_what_is_missing(console_server: ConsoleServer, sc
 def test_the_preview_shows_score_verdict_and_a_heat_map_with_opacity(console: BrowserPage, scored: dict) -> None:
     page = console.page
     console.goto(f"/ui/media/{scored['crack']}")
-    page.wait_for_function("document.getElementById('score').textContent !== '—'")
+    page.wait_for_function("() => document.getElementById('score').textContent !== '—'")
     score = float(page.locator("#score").inner_text())
     verdict = page.locator("#verdict").inner_text()
     assert verdict.endswith("anomalous" if score >= 0.5 else "normal")
-    page.wait_for_function("document.getElementById('heatmap').naturalWidth > 0")
+    page.wait_for_function("() => document.getElementById('heatmap').naturalWidth > 0")
     page.locator("#opacity").fill("80")
     assert page.evaluate("document.getElementById('heatmap').style.opacity") == "0.8"
     assert "opacity=80" in page.url and page.locator("#opacity-value").inner_text() == "80 %"
@@ -124,9 +124,9 @@ def test_the_review_queue_shows_the_champions_view(console: BrowserPage, console
     page = console.page
     try:
         console.goto(f"/ui/projects/{scored['project']}/review")
-        page.wait_for_function("!['…', '—'].includes(document.getElementById('review-score').textContent)")
+        page.wait_for_function("() => !['…', '—'].includes(document.getElementById('review-score').textContent)")
         assert page.locator("#review-verdict").inner_text().split()[-1] in ("normal", "anomalous")
-        page.wait_for_function("document.getElementById('review-heatmap').naturalWidth > 0")
+        page.wait_for_function("() => document.getElementById('review-heatmap').naturalWidth > 0")
     finally:
         with console_server.api() as api:
             api.patch(f"/api/media/{scored['good']}", json={"label": "normal"})
