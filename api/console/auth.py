@@ -32,7 +32,7 @@ def _https(request: Request) -> bool:
 def sign_in_page(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the query parameter's name
     if request.app.state.settings.api_key is None:
         return see_other(request, safe_next(next))  # nothing to sign in to
-    return render(request, "sign_in.html", {"next": safe_next(next), "errors": {}})
+    return render(request, "sign_in.html", {"next": safe_next(next), "errors": {}, "signing_in": True})
 
 
 @router.post(SIGN_IN_PATH, response_class=HTMLResponse)
@@ -42,11 +42,11 @@ def sign_in(request: Request, key: Annotated[str, Form()] = "",
     if api_key is None:
         return see_other(request, safe_next(next))
     if not key.strip():
-        return render(request, "sign_in.html", {"next": safe_next(next), "errors": {"key": "enter the API key"}},
-                      status_code=422)
+        return render(request, "sign_in.html", {"next": safe_next(next), "errors": {"key": "enter the API key"},
+                                                "signing_in": True}, status_code=422)
     if not key_matches([key.strip()], api_key.get_secret_value().encode("utf-8")):
-        return render(request, "sign_in.html", {"next": safe_next(next), "errors": {"key": "wrong API key"}},
-                      status_code=401)
+        return render(request, "sign_in.html", {"next": safe_next(next), "errors": {"key": "wrong API key"},
+                                                "signing_in": True}, status_code=401)
     response = see_other(request, safe_next(next))
     SessionCookie(api_key.get_secret_value()).set_on(response, secure=_https(request))
     return response

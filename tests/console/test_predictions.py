@@ -26,11 +26,11 @@ pytest_plugins = ["tests.integration.pipeline_fixtures"]
 
 
 def add_model(data_dir: Path, project_id: str, model_dir: Path | None, status: str = "ready",
-              champion: bool = False) -> str:
+              champion: bool = False, name: str | None = None, metrics: dict | None = None) -> str:
     """A model row as training leaves it, with its IR in the server's object storage."""
     with session_scope(f"sqlite:///{data_dir / 'inspect.db'}") as session:
-        model = Model(project_id=uuid.UUID(project_id), name=f"m-{uuid.uuid4().hex[:4]}", architecture="padim",
-                      status=status, champion=champion)
+        model = Model(project_id=uuid.UUID(project_id), name=name or f"m-{uuid.uuid4().hex[:4]}",
+                      architecture="padim", status=status, champion=champion, metrics=metrics or {})
         session.add(model)
         session.flush()
         model_id = str(model.id)

@@ -22,7 +22,7 @@ function render(row, job) {
   badge.className = `badge status-${job.status}`;
   badge.textContent = `${SYMBOLS[job.status] || "•"} ${job.status}`;
   status.replaceChildren(badge);
-  const note = job.error || (!FINISHED.has(job.status) && job.message);
+  const note = (job.error !== job.status && job.error) || (!FINISHED.has(job.status) && job.message);
   if (note) {
     const detail = document.createElement("div");
     detail.className = job.error ? "field-error small" : "muted small";
