@@ -24,6 +24,11 @@ def safe_next(target: str | None) -> str:
     return HOME
 
 
+def _form(request: Request, target: str | None, errors: dict[str, str], status_code: int = 200) -> Response:
+    return render(request, "sign_in.html", {"next": safe_next(target), "errors": errors, "signing_in": True},
+                  status_code=status_code)
+
+
 def _https(request: Request) -> bool:
     return request.url.scheme == "https"
 
@@ -32,7 +37,7 @@ def _https(request: Request) -> bool:
 def sign_in_page(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the query parameter's name
     if request.app.state.settings.api_key is None:
         return see_other(request, safe_next(next))  # nothing to sign in to
-    return render(request, "sign_in.html", {"next": safe_next(next), "errors": {}, "signing_in": True})
+    return _form(request, next, {})
 
 
 @router.post(SIGN_IN_PATH, response_class=HTMLResponse)
@@ -42,11 +47,9 @@ def sign_in(request: Request, key: Annotated[str, Form()] = "",
     if api_key is None:
         return see_other(request, safe_next(next))
     if not key.strip():
-        return render(request, "sign_in.html", {"next": safe_next(next), "errors": {"key": "enter the API key"},
-                                                "signing_in": True}, status_code=422)
+        return _form(request, next, {"key": "enter the API key"}, 422)
     if not key_matches([key.strip()], api_key.get_secret_value().encode("utf-8")):
-        return render(request, "sign_in.html", {"next": safe_next(next), "errors": {"key": "wrong API key"},
-                                                "signing_in": True}, status_code=401)
+        return _form(request, next, {"key": "wrong API key"}, 401)
     response = see_other(request, safe_next(next))
     SessionCookie(api_key.get_secret_value()).set_on(response, secure=_https(request))
     return response
