@@ -18,6 +18,7 @@ from api.errors import install_error_handlers
 from api.heap import freeze_startup_heap
 from api.routers import (
     active_pipelines,
+    datasets,
     devices,
     jobs,
     media,
@@ -115,8 +116,8 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         body = {"status": "ok" if healthy else "unavailable", "components": components}
         return JSONResponse(status_code=200 if healthy else 503, content=body)
 
-    for module in (projects, media, predictions, snapshots, models, trainable_models, training, jobs, sources, sinks,
-                   pipelines, devices, active_pipelines, webrtc, training_schedule):
+    for module in (projects, media, predictions, datasets, snapshots, models, trainable_models, training, jobs,
+                   sources, sinks, pipelines, devices, active_pipelines, webrtc, training_schedule):
         api.include_router(module.router)
     app.include_router(api)
     return app

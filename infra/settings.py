@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # Uploads: the whole multipart request may not exceed this many bytes (413 otherwise).
     max_upload_bytes: int = 256 * 1024 * 1024
     thumbnail_size: int = 256
+    # Dataset imports (POST /projects/{id}/imports): at most this many bytes once unpacked and this many files,
+    # so a zip bomb or a runaway folder is refused before anything is read. One file is bounded by max_upload_bytes.
+    max_import_bytes: int = Field(default=8 * 1024**3, gt=0)
+    max_import_files: int = Field(default=200_000, gt=0)
 
     # Orchestration and tracking (the supervised stack started by `serve`).
     prefect_port: int = 4200

@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import get_or_404
-from api.media_ingest import ImageRejected, decode_image, display_filename
 from api.paging import Page, newest_first_page
 from api.schemas.media import MediaOut, UploadError, UploadResult
 from api.services.media_uploads import add_media, discard_blobs
 from infra.database.media_counts import media_total
 from infra.database.models import Media, Project
+from infra.images import ImageRejected, decode_image, display_filename
 from infra.splits import ANOMALOUS, EVAL, assigner_for
 from infra.storage import ObjectStore, put_blob
 
@@ -29,18 +29,20 @@ class MediaFilter:
     split: str | None = None
     origin: str | None = None
     pipeline_id: uuid.UUID | None = None
+    defect_type: str | None = None
 
 
 def media_page(session: Session, project_id: uuid.UUID, where: MediaFilter, limit: int, offset: int) -> Page[Media]:
     """A newest-first page of the project's media (404 for an unknown project)."""
     get_or_404(session, Project, project_id)
     conditions = [Media.project_id == project_id]
-    for column, value in ((Media.label, where.label), (Media.split, where.split), (Media.origin, where.origin),
-                          (Media.pipeline_id, where.pipeline_id)):
+    narrowing = ((Media.split, where.split), (Media.origin, where.origin), (Media.pipeline_id, where.pipeline_id),
+                 (Media.defect_type, where.defect_type))
+    for column, value in ((Media.label, where.label), *narrowing):
         if value is not None:
             conditions.append(column == value)
     # media_counts keeps totals per project and label only: any other filter counts its rows.
-    narrowed = where.split is not None or where.origin is not None or where.pipeline_id is not None
+    narrowed = any(value is not None for _, value in narrowing)
     known_total = None if narrowed else media_total(session, project_id, where.label)
     return newest_first_page(session, Media, conditions, limit, offset, total=known_total)
 
@@ -90,12 +92,23 @@ def upload_images(session: Session, store: ObjectStore, project_id: uuid.UUID,
     return UploadResult(uploaded=len(items), failed=len(errors), items=items, errors=errors)
 
 
-def change_media(media: Media, label: str | None, split: str | None) -> None:
-    """A person's decision about one item. Anomalous images are evaluation-only: relabelling one
-    anomalous moves it to eval, and asking for train with it is refused (422). Snapshots keep what they froze."""
-    new_label = _checked_label(media, label, split)
+class _Keep:
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP = _Keep()  # a defect type left as it is (None removes it)
+
+
+def change_media(media: Media, label: str | None, split: str | None, defect_type: str | None | _Keep = KEEP) -> None:
+    """A person's decision about one item. Anomalous images are evaluation-only: relabelling one anomalous
+    moves it to eval, and asking for train with it is refused (422). Only anomalous items have a defect type
+    (relabelling one normal removes it) or a mask (422 until the mask is deleted). Snapshots keep what they froze."""
+    new_label = _checked_label(media, label, split, defect_type)
     media.split = EVAL if new_label == ANOMALOUS else split or media.split
     media.label = new_label
+    if not isinstance(defect_type, _Keep) or new_label != ANOMALOUS:
+        media.defect_type = None if isinstance(defect_type, _Keep) else defect_type
 
 
 def change_many(session: Session, project_id: uuid.UUID, media_ids: Sequence[uuid.UUID], label: str | None,
@@ -110,16 +123,22 @@ def change_many(session: Session, project_id: uuid.UUID, media_ids: Sequence[uui
     if missing:
         raise HTTPException(status_code=404, detail=f"media {sorted(map(str, missing))[0]} is not in this project")
     for row in rows:  # every item is checked before any changes: nothing half-written
-        _checked_label(row, label, split)
+        _checked_label(row, label, split, KEEP)
     for row in rows:
         change_media(row, label, split)
     session.flush()
     return len(rows)
 
 
-def _checked_label(media: Media, label: str | None, split: str | None) -> str:
+def _checked_label(media: Media, label: str | None, split: str | None, defect_type: str | None | _Keep) -> str:
     new_label = label or media.label
     if new_label == ANOMALOUS and split not in (None, EVAL):
         raise HTTPException(status_code=422, detail="anomalous images are only used for evaluation: "
                                                     "their split is always eval")
+    if new_label != ANOMALOUS and media.mask_sha256 is not None:
+        raise HTTPException(status_code=422, detail=f"media {media.id} has a defect mask: delete it "
+                                                    f"(DELETE /api/media/{media.id}/mask) before labelling it "
+                                                    f"{new_label}")
+    if new_label != ANOMALOUS and defect_type is not None and not isinstance(defect_type, _Keep):
+        raise HTTPException(status_code=422, detail=f"only anomalous images have a defect type, not {new_label} ones")
     return new_label
