@@ -1,10 +1,12 @@
 """Every console page's HTML with 100,000 media in the project, over HTTP against a real uvicorn process.
 
 The project is filled the way `api_scale.py` fills it (its `seed_rows`: bulk-inserted rows, one stored
-blob and thumbnail each, 50 other projects); 1,000 of its media are then marked `unlabelled` (the
-review queue), a champion model and 500 settled jobs are written to the jobs index, as a long-running
-installation has them. Prints p50/p95 per page (target p95 <= 200 ms) next to the same page of a
-20-media project of the same server and run (the baseline), and the machine's load.
+blob and thumbnail each, 50 other projects, every 10th image anomalous); then, as the platform's split
+rule leaves them, the anomalous images and another tenth go to `eval` (20 %), the newest 1,000 become
+frames a line collected and left `unlabelled` (the review queue), and a champion model and 500 settled
+jobs are written, as a long-running installation has them. Prints p50/p95 per page (target p95 <= 200 ms)
+next to the same page of a 20-media project of the same server and run (the baseline), and the machine's
+load.
 
     .venv/bin/python benchmarks/console_pages.py                       # SQLite
     .venv/bin/python benchmarks/console_pages.py --database postgresql # 127.0.0.1:5432, own database
@@ -33,7 +35,7 @@ def seed_console_state(url: str, big: uuid.UUID, small: uuid.UUID, unlabelled: i
                        ) -> tuple[uuid.UUID, uuid.UUID]:
     """Unlabelled media for the review queue, a champion per project and settled jobs; returns a media id of
     each project."""
-    from sqlalchemy import insert, select, update
+    from sqlalchemy import insert, or_, select, update
 
     from infra.database.engine import get_engine
     from infra.database.models import JobRecord, Media, Model
@@ -42,9 +44,12 @@ def seed_console_state(url: str, big: uuid.UUID, small: uuid.UUID, unlabelled: i
     now = datetime.now(UTC)
     with engine.begin() as connection:
         for project in (big, small):
+            connection.execute(update(Media).where(Media.project_id == project, or_(
+                Media.label == "anomalous", Media.filename.like("%1.png"))).values(split="eval"))
             newest = select(Media.id).where(Media.project_id == project).order_by(Media.created_at.desc())
             ids = list(connection.scalars(newest.limit(unlabelled if project == big else 5)))
-            connection.execute(update(Media).where(Media.id.in_(ids)).values(label="unlabelled"))
+            connection.execute(update(Media).where(Media.id.in_(ids)).values(label="unlabelled", origin="collected",
+                                                                            score=0.5))
             connection.execute(insert(Model).values(
                 id=uuid.uuid4(), project_id=project, name="champion", architecture="padim", status="ready",
                 champion=True, metrics={"image_auroc": 0.93}, parameters={}, created_at=now, updated_at=now))
@@ -65,7 +70,8 @@ def pages(project: uuid.UUID, media_id: uuid.UUID, deep_page: int) -> list[tuple
         ("dataset page 1", f"/ui/projects/{project}"),
         (f"dataset page {deep_page:,}", f"/ui/projects/{project}?page={deep_page}"),
         ("dataset, label anomalous", f"/ui/projects/{project}?label=anomalous"),
-        ("dataset, split eval", f"/ui/projects/{project}?split=eval&origin=uploaded"),
+        ("dataset, split eval", f"/ui/projects/{project}?split=eval"),
+        ("dataset, collected by lines", f"/ui/projects/{project}?origin=collected"),
         ("media preview", f"/ui/media/{media_id}"),
         ("review queue", f"/ui/projects/{project}/review"),
         ("jobs", "/ui/jobs"),

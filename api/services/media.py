@@ -17,7 +17,7 @@ from api.services.media_uploads import add_media, discard_blobs
 from infra.database.media_counts import media_total
 from infra.database.models import Media, Project
 from infra.images import ImageRejected, decode_image, display_filename
-from infra.splits import ANOMALOUS, EVAL, assigner_for
+from infra.splits import ANOMALOUS, EVAL, TRAIN, assigner_for
 from infra.storage import ObjectStore, put_blob
 
 
@@ -48,10 +48,11 @@ def media_page(session: Session, project_id: uuid.UUID, where: MediaFilter, limi
 
 
 def split_counts(session: Session, project_id: uuid.UUID) -> dict[str, int]:
-    """Media per split: one pass over the (project_id, split) index, no table rows read."""
-    rows = session.execute(select(Media.split, func.count()).where(Media.project_id == project_id)
-                           .group_by(Media.split))
-    return {split: count for split, count in rows}
+    """Media per split. Only `eval` (about a fifth) is counted, over the (project_id, split) index; `train` is
+    the rest of the maintained total: a fifth of the index entries of a GROUP BY over both."""
+    evaluation = session.scalar(select(func.count()).select_from(Media)
+                                .where(Media.project_id == project_id, Media.split == EVAL)) or 0
+    return {TRAIN: media_total(session, project_id) - evaluation, EVAL: evaluation}
 
 
 def upload_images(session: Session, store: ObjectStore, project_id: uuid.UUID,
