@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.console.forms import detail_text, field_errors, kept_query, require_same_origin, see_other
+from api.console.forms import choice, detail_text, field_errors, kept_query, require_same_origin, see_other
 from api.console.navigation import PROJECT_TABS
 from api.console.templating import render
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
@@ -41,15 +41,6 @@ class PageInfo:
     number: int
     pages: int
     total: int
-
-
-def choice(value: str | None, allowed: tuple[str, ...], name: str) -> str | None:
-    """A select's value: empty means any; anything else must be one of `allowed` (422 otherwise)."""
-    if not value:
-        return None
-    if value not in allowed:
-        raise HTTPException(status_code=422, detail=f"{name} must be one of {', '.join(allowed)}")
-    return value
 
 
 def _line(value: str | None) -> uuid.UUID | None:

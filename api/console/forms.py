@@ -51,3 +51,12 @@ def detail_text(error: HTTPException) -> str:
 def kept_query(back: str, keys: Collection[str]) -> str:
     """The query string a form came from (sent back in a hidden field), rebuilt from the known keys only."""
     return urlencode([(key, value) for key, value in parse_qsl(back) if key in keys])
+
+
+def choice(value: str | None, allowed: Collection[str], name: str) -> str | None:
+    """A select's value: empty means any; anything else must be one of `allowed` (422 otherwise)."""
+    if not value:
+        return None
+    if value not in allowed:
+        raise HTTPException(status_code=422, detail=f"{name} must be one of {', '.join(allowed)}")
+    return value

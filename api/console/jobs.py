@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.console.forms import detail_text, kept_query, require_same_origin, see_other
+from api.console.forms import choice, detail_text, kept_query, require_same_origin, see_other
 from api.console.templating import render
 from api.deps import SessionDep
 from api.links import UiLinksDep
@@ -37,16 +37,6 @@ def duration_s(job: Job, now: datetime) -> float | None:
     return ((job.finished_at or now) - job.started_at).total_seconds()
 
 
-def _choice(value: str | None, kind: type[JobStatus] | type[JobType], name: str) -> Any:
-    if not value:
-        return None
-    try:
-        return kind(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in kind)
-        raise HTTPException(status_code=422, detail=f"{name} must be one of {allowed}") from None
-
-
 def _page(session: Session, orchestrator: Orchestrator, status: JobStatus | None, job_type: JobType | None,
           number: int) -> tuple[list[Job], bool, str | None]:
     """A page of jobs (and whether another follows); the index's last known state when Prefect does not answer."""
@@ -64,8 +54,10 @@ def _page(session: Session, orchestrator: Orchestrator, status: JobStatus | None
 def _jobs_context(session: Session, orchestrator: Orchestrator, status: str | None, job_type: str | None,
                   number: int) -> dict[str, Any]:
     number = max(1, number)
-    jobs, more, problem = _page(session, orchestrator, _choice(status, JobStatus, "status"),
-                                _choice(job_type, JobType, "type"), number)
+    status_value = choice(status, [member.value for member in JobStatus], "status")
+    type_value = choice(job_type, [member.value for member in JobType], "type")
+    jobs, more, problem = _page(session, orchestrator, JobStatus(status_value) if status_value else None,
+                                JobType(type_value) if type_value else None, number)
     project_ids = {job.project_id for job in jobs if job.project_id}
     projects = dict(session.execute(select(Project.id, Project.name).where(Project.id.in_(project_ids))).all()) \
         if project_ids else {}

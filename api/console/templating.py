@@ -7,7 +7,7 @@ client stored (project names, filenames) is shown, never interpreted.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from api.schemas.common import to_utc_z
 from infra.ui_links import ui_links
 
 PACKAGE_DIR = Path(__file__).parent
@@ -53,15 +54,11 @@ def _when(value: datetime | None) -> str:
     """UTC time as people read it; the page's script shows it in the browser's time zone."""
     if value is None:
         return "—"
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.strftime("%Y-%m-%d %H:%M UTC")
+    return to_utc_z(value)[:16].replace("T", " ") + " UTC"
 
 
 def _iso(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value.isoformat().replace("+00:00", "Z")
+    return to_utc_z(value) if value is not None else ""
 
 
 def _duration(seconds: float | None) -> str:
