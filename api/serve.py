@@ -82,9 +82,9 @@ def configure_logging(level: str) -> None:
 def ready_banner(settings: Settings) -> str:
     """The block that ends start-up: every address and folder a user needs."""
     links = ui_links(settings)
-    rows = [("API", links.api), ("API docs", f"{links.api}/docs"), ("Prefect UI", links.prefect_ui),
-            ("MLflow UI", links.mlflow_ui), ("Data dir", str(settings.resolved_data_dir)),
-            ("Log dir", str(settings.resolved_data_dir / "logs"))]
+    rows = [("Console", f"{links.api.removesuffix('/api')}/ui/"), ("API", links.api), ("API docs", f"{links.api}/docs"),
+            ("Prefect UI", links.prefect_ui), ("MLflow UI", links.mlflow_ui),
+            ("Data dir", str(settings.resolved_data_dir)), ("Log dir", str(settings.resolved_data_dir / "logs"))]
     lines = [f"  {label + ':':<12}{value}" for label, value in rows]
     return "\n".join(["Geti Inspect is ready", *lines, "Press Ctrl-C to stop."])
 
