@@ -35,7 +35,7 @@ def seed_console_state(url: str, big: uuid.UUID, small: uuid.UUID, unlabelled: i
                        ) -> tuple[uuid.UUID, uuid.UUID]:
     """Unlabelled media for the review queue, a champion per project and settled jobs; returns a media id of
     each project."""
-    from sqlalchemy import insert, or_, select, update
+    from sqlalchemy import insert, or_, select, text, update
 
     from infra.database.engine import get_engine
     from infra.database.models import JobRecord, Media, Model
@@ -61,6 +61,9 @@ def seed_console_state(url: str, big: uuid.UUID, small: uuid.UUID, unlabelled: i
         connection.execute(insert(JobRecord), rows)
         first = [connection.scalar(select(Media.id).where(Media.project_id == project).limit(1))
                  for project in (big, small)]
+    if engine.dialect.name == "postgresql":  # what autovacuum does after the updates (as seed_rows does)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE"))
     return first[0], first[1]
 
 

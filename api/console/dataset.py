@@ -72,7 +72,7 @@ def _dataset_context(session: Session, project: Project, where: MediaFilter, pag
     return {
         "section": "projects", "tab": "dataset", "tabs": PROJECT_TABS, "project": project,
         "labels": LABELS, "upload_labels": UPLOAD_LABELS, "splits": SPLITS, "origins": ORIGINS, "lines": lines,
-        "label_counts": counts, "split_counts": split_counts(session, project.id),
+        "label_counts": counts, "split_counts": split_counts(session, project.id, sum(counts.values())),
         "media": page.rows, "filter": where, "filter_query": urlencode(query),
         "page": PageInfo(page_number, max(1, math.ceil(page.total / PAGE_SIZE)), page.total),
         "page_query": urlencode({**query, "page": page_number}),

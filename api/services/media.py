@@ -47,12 +47,14 @@ def media_page(session: Session, project_id: uuid.UUID, where: MediaFilter, limi
     return newest_first_page(session, Media, conditions, limit, offset, total=known_total)
 
 
-def split_counts(session: Session, project_id: uuid.UUID) -> dict[str, int]:
+def split_counts(session: Session, project_id: uuid.UUID, total: int | None = None) -> dict[str, int]:
     """Media per split. Only `eval` (about a fifth) is counted, over the (project_id, split) index; `train` is
-    the rest of the maintained total: a fifth of the index entries of a GROUP BY over both."""
+    the rest of the maintained total (`total`, when the caller has it): a fifth of the index entries of a
+    GROUP BY over both."""
     evaluation = session.scalar(select(func.count()).select_from(Media)
                                 .where(Media.project_id == project_id, Media.split == EVAL)) or 0
-    return {TRAIN: media_total(session, project_id) - evaluation, EVAL: evaluation}
+    total = media_total(session, project_id) if total is None else total
+    return {TRAIN: total - evaluation, EVAL: evaluation}
 
 
 def upload_images(session: Session, store: ObjectStore, project_id: uuid.UUID,
