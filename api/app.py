@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.access import ApiKeyMiddleware
+from api.console import install_console
 from api.contract import install_contract
 from api.docs import install_offline_docs
 from api.errors import install_error_handlers
@@ -24,6 +25,7 @@ from api.routers import (
     media,
     models,
     pipelines,
+    predictions,
     projects,
     sinks,
     snapshots,
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
     install_error_handlers(app)
     install_offline_docs(app)
     install_contract(app)
+    install_console(app)
     # Added last = runs first: an unauthenticated request is refused before its body is read.
     app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_bytes,
                        json_limit=settings.max_json_bytes)
@@ -126,8 +129,8 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         body = {"status": "ok" if healthy else "unavailable", "components": components}
         return JSONResponse(status_code=200 if healthy else 503, content=body)
 
-    for module in (projects, media, datasets, snapshots, models, trainable_models, training, jobs, sources, sinks,
-                   pipelines, devices, active_pipelines, webrtc, training_schedule, cluster):
+    for module in (projects, media, predictions, datasets, snapshots, models, trainable_models, training, jobs,
+                   sources, sinks, pipelines, devices, active_pipelines, webrtc, training_schedule, cluster):
         api.include_router(module.router)
     app.include_router(api)
     return app

@@ -91,7 +91,8 @@ def ready_banner(settings: Settings, credentials: ServiceCredentials | None = No
     (for `serve`: `local_workers`) which workers run here."""
     links = ui_links(settings)
     kept = credentials_path(settings.resolved_data_dir)
-    rows = [("API", links.api), ("API docs", f"{links.api}/docs"), ("Prefect UI", links.prefect_ui)]
+    rows = [("Console", f"{links.api.removesuffix('/api')}/ui/"), ("API", links.api), ("API docs", f"{links.api}/docs"),
+            ("Prefect UI", links.prefect_ui)]
     if credentials is not None and settings.prefect_api_url is None:
         rows.append(("", f'sign in: "{credentials.prefect_user}:" + prefect_password from {kept}'))
     rows.append(("MLflow UI", links.mlflow_ui))

@@ -14,7 +14,6 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
-from api.paging import newest_first_page
 from api.schemas.media import (
     MediaLabel,
     MediaOrigin,
@@ -22,16 +21,15 @@ from api.schemas.media import (
     MediaPage,
     MediaPatch,
     MediaSplit,
-    UploadError,
     UploadLabel,
     UploadResult,
 )
-from api.services.media_uploads import add_media, discard_blobs
+from api.services.media import KEEP, MediaFilter, change_media, media_page, upload_images
+from api.services.media_uploads import discard_blobs
 from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
-from infra.database.media_counts import media_total
-from infra.database.models import Media, Project
-from infra.images import ImageRejected, MaskRejected, decode_image, display_filename, normalise_mask
-from infra.splits import ANOMALOUS, EVAL, assigner_for
+from infra.database.models import Media
+from infra.images import MaskRejected, decode_image, normalise_mask
+from infra.splits import ANOMALOUS
 from infra.storage import ObjectStore, blob_key, put_blob
 
 log = logging.getLogger(__name__)
@@ -49,20 +47,13 @@ def list_media(
     label: MediaLabel | None = None,
     split: MediaSplit | None = None,
     origin: MediaOrigin | None = None,
+    pipeline_id: Annotated[uuid.UUID | None, Query(description="only frames this pipeline collected")] = None,
     defect_type: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MediaPage:
-    get_or_404(session, Project, project_id)
-    conditions = [Media.project_id == project_id]
-    for column, value in ((Media.label, label), (Media.split, split), (Media.origin, origin),
-                          (Media.defect_type, defect_type)):
-        if value is not None:
-            conditions.append(column == value)
-    # media_counts keeps totals per project and label only: any other filter counts its rows.
-    known_total = (media_total(session, project_id, label)
-                   if split is None and origin is None and defect_type is None else None)
-    page = newest_first_page(session, Media, conditions, limit, offset, total=known_total)
+    page = media_page(session, project_id, MediaFilter(label, split, origin, pipeline_id, defect_type), limit,
+                      offset)
     return MediaPage(items=[MediaOut.model_validate(row) for row in page.rows], total=page.total, limit=limit,
                      offset=offset)
 
@@ -75,36 +66,8 @@ def upload_media(
     files: Annotated[list[UploadFile], File(description="Image files (PNG, JPEG, BMP, TIFF, WEBP)")],
     label: Annotated[UploadLabel, Form(description="normal or anomalous; unlabelled only comes from collection")],
 ) -> UploadResult:
-    get_or_404(session, Project, project_id)
-    stored: list[Media] = []
-    errors: list[UploadError] = []
-    written: set[str] = set()
-    assigner = assigner_for(session, project_id)
-    try:
-        for upload in files:
-            filename = display_filename(upload.filename)
-            data = upload.file.read()
-            try:
-                image = decode_image(data, settings.thumbnail_size)
-            except ImageRejected as error:
-                errors.append(UploadError(filename=filename, detail=str(error)))
-                continue
-            digest = put_blob(store, data)
-            written.add(digest)
-            stored.append(add_media(session, store, project_id, filename, label, image, digest, len(data),
-                                    assigner))
-        if not stored:
-            raise HTTPException(status_code=422, detail={
-                "message": "no file was stored: none is a decodable image",
-                "errors": [error.model_dump() for error in errors],
-            })
-        session.commit()
-    except BaseException:
-        session.rollback()
-        discard_blobs(session, store, written)
-        raise
-    items = [MediaOut.model_validate(media) for media in stored]
-    return UploadResult(uploaded=len(items), failed=len(errors), items=items, errors=errors)
+    return upload_images(session, store, project_id, ((upload.filename, upload.file.read()) for upload in files),
+                         label, settings.thumbnail_size)
 
 
 router.add_api_route(
@@ -150,19 +113,8 @@ def update_media(media_id: uuid.UUID, body: MediaPatch, session: SessionDep) -> 
     anomalous moves it to eval, and asking for train with it is refused. Only anomalous items have a defect
     type (relabelling one normal removes it) or a mask (delete the mask first). Snapshots keep what they froze."""
     media = get_or_404(session, Media, media_id)
-    label = body.label or media.label
-    if label == ANOMALOUS and body.split not in (None, EVAL):
-        raise HTTPException(status_code=422, detail="anomalous images are only used for evaluation: "
-                                                    "their split is always eval")
-    if label != ANOMALOUS and media.mask_sha256 is not None:
-        raise HTTPException(status_code=422, detail=f"media {media_id} has a defect mask: delete it "
-                                                    f"(DELETE /api/media/{media_id}/mask) before labelling it {label}")
-    if label != ANOMALOUS and body.defect_type is not None:
-        raise HTTPException(status_code=422, detail=f"only anomalous images have a defect type, not {label} ones")
-    media.split = EVAL if label == ANOMALOUS else body.split or media.split
-    media.label = label
-    if "defect_type" in body.model_fields_set or label != ANOMALOUS:
-        media.defect_type = body.defect_type
+    change_media(media, body.label, body.split,
+                 body.defect_type if "defect_type" in body.model_fields_set else KEEP)
     session.flush()
     return MediaOut.model_validate(media)
 

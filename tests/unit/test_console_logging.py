@@ -47,6 +47,7 @@ def test_the_banner_names_every_address(tmp_path) -> None:
     settings = Settings(port=8123, prefect_port=4300, mlflow_port=5100, data_dir=tmp_path)
     assert ready_banner(settings, local_workers=("training", "inference")).splitlines() == [
         "Geti Inspect is ready",
+        "  Console:    http://127.0.0.1:8123/ui/",
         "  API:        http://127.0.0.1:8123/api",
         "  API docs:   http://127.0.0.1:8123/api/docs",
         "  Prefect UI: http://127.0.0.1:4300",
