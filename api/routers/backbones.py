@@ -76,12 +76,14 @@ def import_backbone(name: str, settings: SettingsDep, store: StoreDep,
         raise HTTPException(status_code=422, detail=f"unsupported file type {suffix or '(none)'!r}; expected one of "
                                                     f"{', '.join(SUFFIXES)}")
     cache_dir = backbones.hub_cache_dir(settings.resolved_data_dir)
-    with tempfile.TemporaryDirectory(prefix="geti-inspect-upload-") as tmp:
+    work = settings.resolved_data_dir / "work"  # a file of hundreds of MB: the data disk, not a RAM-backed /tmp
+    work.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="weights-upload-", dir=work) as tmp:
         local = Path(tmp) / f"upload{suffix}"  # the client's name never becomes a path
         with local.open("wb") as handle:
             shutil.copyfileobj(file.file, handle, 1 << 20)
         try:
-            import_weights(store, cache_dir, name, local, file.filename or local.name)
+            import_weights(store, cache_dir, name, local, file.filename or local.name, work)
         except ImportRefused as error:
             raise HTTPException(status_code=422, detail=str(error)) from error
     clear_catalog()

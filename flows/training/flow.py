@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from prefect import flow
 from prefect.exceptions import TerminationSignal
 from sqlalchemy import select, update
 
-from flows.common import JobProgress, cancel_requested, current_job_id, flow_settings, step
+from flows.common import JobProgress, cancel_requested, current_job_id, flow_settings, scratch, step
 from flows.run_names import training_run_name
 from flows.snapshot import freeze_snapshot
 from flows.training.summary import publish_summary, version_description
@@ -81,13 +80,14 @@ def _load_spec(settings: Settings, model_id: uuid.UUID) -> ModelSpec:
 
 
 def dataset_items(session: Any, snapshot_id: uuid.UUID) -> list[tuple]:
-    """(unique safe file name, label, blob hash, split) per snapshot item, in a stable order."""
+    """(unique safe file name, label, blob hash, mask blob hash, split) per snapshot item, in a stable order."""
     from flows.training.dataset import DatasetItem
 
     items = session.scalars(select(SnapshotItem).where(SnapshotItem.snapshot_id == snapshot_id)
                             .order_by(SnapshotItem.id)).all()
     return [DatasetItem(f"{index:05d}-{_UNSAFE_CHARS.sub('_', item.filename).lstrip('._-') or 'image'}"[:200],
-                        item.label, item.sha256, split=item.split) for index, item in enumerate(items)]
+                        item.label, item.sha256, item.mask_sha256, split=item.split)
+            for index, item in enumerate(items)]
 
 
 def _fetch_blob(store: ObjectStore):  # noqa: ANN202 - a closure over the store
@@ -173,8 +173,10 @@ def _fit(steps: Any) -> None:
     steps.fit()
 
 
-def _evaluate(steps: Any) -> dict[str, float]:
-    return _numeric(steps.evaluate())
+def _evaluate(steps: Any) -> dict[str, float | str]:
+    """The figures and what the pixel ones rest on (``pixel_metrics``: a word, not a number)."""
+    metrics = steps.evaluate()
+    return {**_numeric(metrics), **{key: value for key, value in metrics.items() if isinstance(value, str)}}
 
 
 def _export_ir(steps: Any) -> Path:
@@ -276,7 +278,7 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, Any]:
     children: list[ModelRun] = []  # an automatic selection's candidate runs
     try:
         items = step("load snapshot", _snapshot_items, settings, spec, freeze, progress)
-        with tempfile.TemporaryDirectory(prefix="geti-inspect-train-") as tmp:
+        with scratch(settings, "train-") as tmp:
             work = Path(tmp)
             progress.update(0.01, stage="dataset")
             step("materialise data", materialise, items, _fetch_blob(store), work / "dataset")

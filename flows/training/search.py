@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 TRAINED, FAILED, STOPPED, SKIPPED = "trained", "failed", "stopped", "skipped"
 # Keys of a candidate's anomalib metrics worth showing beside its IR image AUROC.
-SHOWN_METRICS = ("pixel_auroc", "aupro", "image_f1")
+SHOWN_METRICS = ("pixel_auroc", "aupro", "synthetic_pixel_auroc", "pixel_metrics", "image_f1")
 
 
 @dataclass
@@ -40,7 +40,8 @@ class CandidateOutcome:
     status: str = SKIPPED
     seconds: float = 0.0
     reason: str | None = None
-    metrics: dict[str, float] = field(default_factory=dict)  # anomalib's test metrics
+    # anomalib's test metrics, and `pixel_metrics`: what the pixel figures rest on (masks, synthetic, none)
+    metrics: dict[str, float | str] = field(default_factory=dict)
     record: EvaluationRecord | None = None  # the IR's scores on the evaluation items
     result: Any = None  # TrainingResult: the files of the trained model (in the work folder)
     run_id: str | None = None
@@ -56,7 +57,7 @@ class CandidateOutcome:
         if metric == "image_auroc" and self.eval_auroc is not None:
             return self.eval_auroc
         value = self.metrics.get(metric)
-        return float(value) if value is not None else None
+        return float(value) if isinstance(value, int | float) else None
 
     def summary(self) -> dict[str, Any]:
         """The candidate as the job's and the model's metrics list it."""
@@ -112,7 +113,8 @@ def train_candidate(context: SearchContext, outcome: CandidateOutcome, total: in
                               context.work / f"candidate-{index + 1}", on_progress=on_progress,
                               should_stop=should_stop, data_dir=context.data_dir)
         steps.fit()
-        outcome.metrics = {key: float(value) for key, value in steps.evaluate().items()}
+        outcome.metrics = {key: value for key, value in steps.evaluate().items()
+                           if isinstance(value, int | float | str) and not isinstance(value, bool)}
         steps.export_ir()
         steps.verify_ir()
         outcome.record = EvaluationRecord(context.snapshot_id, steps.shipped_threshold(),

@@ -87,11 +87,12 @@ def run_check(backbone: str, source: Path, output: Path, timeout_s: float = CHEC
     return answer
 
 
-def import_weights(store: ObjectStore, cache_dir: Path, backbone: str, source: Path, filename: str) -> dict[str, Any]:
+def import_weights(store: ObjectStore, cache_dir: Path, backbone: str, source: Path, filename: str,
+                   work_dir: Path | None = None) -> dict[str, Any]:
     """Check ``source`` (its suffix names the format), keep it in storage and in this process's hub cache;
-    returns the manifest. ``filename`` is only recorded."""
+    returns the manifest. ``filename`` is only recorded; the converted file is written under ``work_dir``."""
     check_name(backbone)
-    with tempfile.TemporaryDirectory(prefix="geti-inspect-weights-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="weights-", dir=work_dir) as tmp:
         converted = Path(tmp) / "model.safetensors"
         report = run_check(backbone, Path(source), converted)
         manifest = {**report, "filename": Path(filename).name[:255],

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flows.inference import ConfigWatcher, PipelineFlowError, StatusWriter, load_spec
-from flows.model_cache import ModelCache
 from infra.database.models import ActivePipeline, Model
+from infra.model_cache import ModelCache
 from infra.model_files import openvino_prefix, upload_folder
 from infra.settings import Settings
 from pipelines.runtime import PipelineRuntime
