@@ -32,6 +32,7 @@ from infra.evaluation import load_eval_items, score_items
 from infra.model_files import download_folder, openvino_prefix
 from infra.orchestration.jobs import JobType, project_tag, type_tag
 from infra.orchestration.schedules import load_settings, project_of_slug
+from infra.pixel_evaluation import pixel_metrics
 from infra.score_stats import auroc
 from infra.settings import Settings
 from infra.storage import blob_key, build_store
@@ -158,24 +159,33 @@ def search_parameters(candidates: list[dict[str, Any]] | None, time_budget_s: fl
 
 
 @task(name="score-on-eval-set")
-def score_models(snapshot_id: uuid.UUID, model_ids: list[uuid.UUID]
-                 ) -> tuple[dict[uuid.UUID, float | None], int]:
-    """Image AUROC of each model's stored IR on the snapshot's evaluation items, and how many there were."""
+def score_models(snapshot_id: uuid.UUID, model_ids: list[uuid.UUID], decision_metric: str = "image_auroc"
+                 ) -> tuple[dict[uuid.UUID, dict[str, float | None]], int]:
+    """Each model's stored IR on the snapshot's evaluation items: image AUROC, and for a pixel decision
+    metric pixel AUROC and AUPRO where the items carry masks; and how many items there were."""
     settings = flow_settings()
     items = load_eval_items(settings.resolved_database_url, snapshot_id)
     store = build_store(settings)
-    images = {item.sha256: store.get(blob_key(item.sha256)) for item in items}
-    results: dict[uuid.UUID, float | None] = {}
+    blobs = {sha: store.get(blob_key(sha)) for item in items for sha in (item.sha256, item.mask_sha256) if sha}
+    results: dict[uuid.UUID, dict[str, float | None]] = {}
     with scratch(settings, "eval-") as tmp:
         for model_id in model_ids:
             folder = Path(tmp) / str(model_id)
             if not download_folder(store, openvino_prefix(model_id), folder):
                 log.warning("model %s has no OpenVINO files in storage: cannot score it", model_id)
-                results[model_id] = None
+                results[model_id] = {}
                 continue
-            scored = score_items(folder, items, images.__getitem__)
-            results[model_id] = auroc([item.anomalous for item in scored], [item.score for item in scored])
+            scored = score_items(folder, items, blobs.__getitem__)
+            results[model_id] = {"image_auroc": auroc([item.anomalous for item in scored],
+                                                      [item.score for item in scored])}
+            if decision_metric != "image_auroc":
+                results[model_id].update(pixel_metrics(folder, items, blobs.__getitem__))
     return results, len(items)
+
+
+def _comparable(metric: str, candidate: dict[str, float | None], champion: dict[str, float | None] | None) -> bool:
+    """Whether both models have `metric` on this evaluation set (the candidate alone without a champion)."""
+    return candidate.get(metric) is not None and (champion is None or champion.get(metric) is not None)
 
 
 @task(name="promote-candidate")
@@ -259,16 +269,20 @@ def retrain_project(project_id: str | None = None, architecture: str = "padim",
 
     progress.update(0.85, stage="evaluating")
     scored = [candidate, *([found.champion_id] if found.champion_id else [])]
-    scores, eval_count = score_models(snapshot_id, scored)
-    metrics.update(candidate_image_auroc=scores[candidate], eval_images=eval_count,
-                   champion_image_auroc=scores.get(found.champion_id) if found.champion_id else None)
-    verdict = decide(scores[candidate], metrics["champion_image_auroc"], found.champion_id is not None, promotion,
-                     min_improvement)
+    scores, eval_count = score_models(snapshot_id, scored, decision_metric)
+    ours, theirs = scores[candidate], scores.get(found.champion_id) if found.champion_id else None
+    metrics.update(candidate_image_auroc=ours.get("image_auroc"), eval_images=eval_count,
+                   champion_image_auroc=theirs.get("image_auroc") if theirs is not None else None)
+    metric = decision_metric if _comparable(decision_metric, ours, theirs) else "image_auroc"
+    if metric != "image_auroc":
+        metrics.update({f"candidate_{metric}": ours[metric], f"champion_{metric}": (theirs or {}).get(metric)})
+    verdict = decide(ours.get(metric), (theirs or {}).get(metric), found.champion_id is not None, promotion,
+                     min_improvement, "image AUROC" if metric == "image_auroc" else metric)
     reason = verdict.reason
-    if decision_metric != "image_auroc":
-        # Both IRs are compared on this snapshot's items; their pixel metrics need defect masks on those items.
+    if metric != decision_metric:
+        # Both IRs are compared on this snapshot's items; pixel metrics need a mask on every anomalous one.
         reason += f" ({decision_metric} needs defect masks on the evaluation items: compared by image_auroc)"
-    metrics.update(decision=verdict.decision, reason=reason, decision_metric="image_auroc")
+    metrics.update(decision=verdict.decision, reason=reason, decision_metric=metric)
     progress.update(0.95, stage="deciding", **metrics)
     if verdict.decision == "promoted":
         promote_candidate(candidate)

@@ -92,11 +92,12 @@ class Verdict:
 
 
 def decide(candidate_auroc: float | None, champion_auroc: float | None, has_champion: bool, promotion: str,
-           min_improvement: float) -> Verdict:
+           min_improvement: float, metric: str = "image AUROC") -> Verdict:
     """Promote when there is no champion, or (auto) when the candidate beats it by `min_improvement`.
 
-    Scores are image AUROCs of both IRs on the same evaluation items; None when that set lacks
-    normal or anomalous images, and then a champion is never replaced automatically.
+    Scores are `metric` (image AUROC unless a pixel metric decides) of both IRs on the same evaluation
+    items; None when that set lacks normal or anomalous images, and then a champion is never replaced
+    automatically.
     """
     if not has_champion:
         return Verdict("promoted", "the project had no champion")
@@ -105,7 +106,7 @@ def decide(candidate_auroc: float | None, champion_auroc: float | None, has_cham
     if candidate_auroc is None or champion_auroc is None:
         return Verdict("kept", "the evaluation set needs normal and anomalous images to compare the models")
     if candidate_auroc >= champion_auroc + min_improvement - _TOLERANCE:
-        return Verdict("promoted", f"candidate image AUROC {candidate_auroc:.4f} >= champion {champion_auroc:.4f} "
+        return Verdict("promoted", f"candidate {metric} {candidate_auroc:.4f} >= champion {champion_auroc:.4f} "
                                    f"+ {min_improvement:g}")
-    return Verdict("kept", f"candidate image AUROC {candidate_auroc:.4f} < champion {champion_auroc:.4f} "
+    return Verdict("kept", f"candidate {metric} {candidate_auroc:.4f} < champion {champion_auroc:.4f} "
                            f"+ {min_improvement:g}")

@@ -47,6 +47,7 @@ class EvalItem:
     filename: str
     label: str  # normal | anomalous
     sha256: str
+    mask_sha256: str | None = None  # the defect mask of an anomalous item, when it has one
 
     @property
     def anomalous(self) -> bool:
@@ -57,7 +58,7 @@ def eval_items(session: Session, snapshot_id: uuid.UUID) -> list[EvalItem]:
     """The snapshot's evaluation items: its `eval` split plus every anomalous image (never trained on),
     in a stable order. Unlabelled items are left out. These are the images training tests on."""
     rows = session.execute(select(SnapshotItem.id, SnapshotItem.media_id, SnapshotItem.filename, SnapshotItem.label,
-                                  SnapshotItem.sha256)
+                                  SnapshotItem.sha256, SnapshotItem.mask_sha256)
                            .where(SnapshotItem.snapshot_id == snapshot_id, SnapshotItem.label.in_(EVAL_LABELS),
                                   (SnapshotItem.split == "eval") | (SnapshotItem.label == "anomalous"))
                            .order_by(SnapshotItem.id)).all()

@@ -4,6 +4,7 @@ trains every candidate on one snapshot, scores each IR on the same evaluation it
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterFlowRunId
@@ -107,10 +108,16 @@ def test_auto_refuses_bad_requests_and_creates_nothing(platform_client, auto_tra
     assert len(client.get(f"/api/projects/{project_id}/models").json()) == before
 
 
-def test_the_schedule_retrains_with_auto(platform: Platform, platform_client, auto_trained) -> None:
+def test_the_schedule_retrains_with_auto(platform: Platform, platform_client, auto_trained, part_images) -> None:
     """A schedule with `"architecture": "auto"`: checked on PUT, the candidate of each run chosen by a
-    search (one candidate here, to stay cheap), then compared with the champion."""
+    search (one candidate here, to stay cheap) by pixel AUROC now that the defects carry masks, then
+    compared with the champion by the same metric, both IRs on the new snapshot's items."""
     client, project_id = platform_client, auto_trained["project_id"]
+    defects = client.get(f"/api/projects/{project_id}/media", params={"label": "anomalous"}).json()["items"]
+    for item in defects:
+        mask = next(part_images.glob(f"MT_*/Imgs/{Path(item['filename']).stem}.png")).read_bytes()
+        put = client.put(f"/api/media/{item['id']}/mask", files={"file": ("mask.png", mask, "image/png")})
+        assert put.status_code == 200, put.text
     path = f"/api/projects/{project_id}/training-schedule"
     base = {"cron": "0 3 * * *", "architecture": "auto", "promotion": "auto", "active": False}
     for body, reason in (({**base, "parameters": {"backbone": "resnet18"}}, "candidates, not parameters"),
@@ -133,11 +140,12 @@ def test_the_schedule_retrains_with_auto(platform: Platform, platform_client, au
     metrics = job["metrics"]
     print("retraining with auto:", metrics)
     assert metrics["decision"] == "promoted" and "no champion" in metrics["reason"]
-    assert "pixel_auroc needs defect masks" in metrics["reason"] and metrics["decision_metric"] == "image_auroc"
+    assert metrics["decision_metric"] == "pixel_auroc" and 0 <= metrics["candidate_pixel_auroc"] <= 1
     candidate = client.get(f"/api/models/{metrics['candidate_model_id']}").json()
     assert candidate["status"] == "ready" and candidate["architecture"] == "padim" and candidate["champion"]
     assert [item["status"] for item in candidate["metrics"]["candidates"]] == ["trained"]
-    assert candidate["metrics"]["selection"]["requested_metric"] == "pixel_auroc"
+    assert candidate["metrics"]["selection"]["decision_metric"] == "pixel_auroc"
+    assert candidate["metrics"]["pixel_metrics"] == "masks" and "pixel_auroc" in candidate["metrics"]["candidates"][0]
     assert client.delete(path).status_code == 204
 
 
