@@ -15,6 +15,7 @@ from api.contract import install_contract
 from api.docs import install_offline_docs
 from api.errors import install_error_handlers
 from api.heap import freeze_startup_heap
+from api.media_ingest import ImageDecoder
 from api.routers import (
     active_pipelines,
     devices,
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         app.state.settings = settings
         app.state.sessionmaker = session_factory(settings.resolved_database_url)
         app.state.store = build_store(settings)
+        app.state.image_decoder = ImageDecoder(settings.max_image_pixels, settings.max_concurrent_decodes,
+                                               settings.thumbnail_size)
         poller = None
         if settings.job_index_poll_s > 0:  # here, not in `serve`: any process serving the app keeps the index
             poller = JobIndexPoller(lambda: Orchestrator.from_settings(settings), app.state.sessionmaker,

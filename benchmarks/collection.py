@@ -62,7 +62,8 @@ def store_cost(image: np.ndarray, frames: int) -> None:
             session.flush()
             project_id = project.id
         writer = CollectedMediaWriter(settings.resolved_database_url, build_store(settings), project_id,
-                                      None, max_collected=frames // 2)  # no pipeline row here
+                                      None, max_collected=frames // 2,  # no pipeline row here
+                                      thumbnail_size=settings.thumbnail_size)
         encode_s = store_s = 0.0
         for index in range(frames):
             started = time.perf_counter()

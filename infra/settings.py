@@ -29,7 +29,13 @@ class Settings(BaseSettings):
 
     # Uploads: the whole multipart request may not exceed this many bytes (413 otherwise).
     max_upload_bytes: int = 256 * 1024 * 1024
-    thumbnail_size: int = 256
+    # An image with more pixels is refused from its header, before decoding (40 Mpx: 160 MB as RGBA).
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    # Images the API decodes at once (uploads, captures, thumbnails); more wait their turn. Peak decode
+    # memory is about this many times the largest allowed image.
+    max_concurrent_decodes: int = Field(default=2, ge=1)
+    # Longest side of the thumbnails of uploaded, captured and collected media.
+    thumbnail_size: int = Field(default=256, ge=16, le=4096)
 
     # Orchestration and tracking (the supervised stack started by `serve`).
     prefect_port: int = 4200

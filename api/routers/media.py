@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 
-from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
-from api.media_ingest import ImageRejected, decode_image, display_filename
+from api.deps import DecoderDep, SessionDep, StoreDep, get_or_404
+from api.media_ingest import ImageRejected, display_filename
 from api.paging import newest_first_page
 from api.schemas.media import (
     MediaLabel,
@@ -26,12 +27,13 @@ from api.schemas.media import (
     UploadLabel,
     UploadResult,
 )
-from api.services.media_uploads import add_media, discard_blobs
-from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
+from api.services.media_uploads import discard_blobs
+from infra.blob_gc import delete_unreferenced_blobs, ensure_blob, hold_blobs, thumbnail_key
 from infra.database.media_counts import media_total
 from infra.database.models import Media, Project
+from infra.media_records import ImageFacts, add_media_row
 from infra.splits import ANOMALOUS, EVAL, assigner_for
-from infra.storage import ObjectStore, blob_key, put_blob
+from infra.storage import ObjectStore, blob_key
 
 log = logging.getLogger(__name__)
 
@@ -67,40 +69,47 @@ def upload_media(
     project_id: uuid.UUID,
     session: SessionDep,
     store: StoreDep,
-    settings: SettingsDep,
+    decoder: DecoderDep,
     files: Annotated[list[UploadFile], File(description="Image files (PNG, JPEG, BMP, TIFF, WEBP)")],
     label: Annotated[UploadLabel, Form(description="normal or anomalous; unlabelled only comes from collection")],
 ) -> UploadResult:
     get_or_404(session, Project, project_id)
-    stored: list[Media] = []
+    accepted: list[tuple[str, UploadFile, ImageFacts]] = []
     errors: list[UploadError] = []
-    written: set[str] = set()
-    assigner = assigner_for(session, project_id)
+    for upload in files:  # decoded first, outside the transaction: nothing is locked while images decode
+        filename = display_filename(upload.filename)
+        try:
+            accepted.append((filename, upload, decoder.decode(partial(_read_upload, upload))))
+        except ImageRejected as error:
+            errors.append(UploadError(filename=filename, detail=str(error)))
+    if not accepted:
+        raise HTTPException(status_code=422, detail={
+            "message": "no file was stored: none is a decodable image",
+            "errors": [error.model_dump() for error in errors],
+        })
+    hashes = {facts.sha256 for _, _, facts in accepted}
+    stored: list[Media] = []
     try:
-        for upload in files:
-            filename = display_filename(upload.filename)
-            data = upload.file.read()
-            try:
-                image = decode_image(data, settings.thumbnail_size)
-            except ImageRejected as error:
-                errors.append(UploadError(filename=filename, detail=str(error)))
-                continue
-            digest = put_blob(store, data)
-            written.add(digest)
-            stored.append(add_media(session, store, project_id, filename, label, image, digest, len(data),
-                                    assigner))
-        if not stored:
-            raise HTTPException(status_code=422, detail={
-                "message": "no file was stored: none is a decodable image",
-                "errors": [error.model_dump() for error in errors],
-            })
+        # Held before the bytes are checked and until the rows commit: a concurrent delete of the same
+        # bytes cannot remove them in between (infra/blob_gc.py).
+        hold_blobs(session, hashes)
+        assigner = assigner_for(session, project_id)
+        for filename, upload, facts in accepted:
+            ensure_blob(store, facts.sha256, partial(_read_upload, upload))
+            stored.append(add_media_row(session, store, project_id, filename, label, facts, assigner=assigner))
         session.commit()
     except BaseException:
         session.rollback()
-        discard_blobs(session, store, written)
+        discard_blobs(session, store, hashes)
         raise
     items = [MediaOut.model_validate(media) for media in stored]
     return UploadResult(uploaded=len(items), failed=len(errors), items=items, errors=errors)
+
+
+def _read_upload(upload: UploadFile) -> bytes:
+    """The whole file (spooled to disk by the multipart parser), from its start, however often it is read."""
+    upload.file.seek(0)
+    return upload.file.read()
 
 
 router.add_api_route(
@@ -120,14 +129,14 @@ def get_media(media_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Resp
 
 @router.get("/media/{media_id}/thumbnail", response_class=Response,
             responses={200: {"content": {"image/png": {}}, "description": "PNG thumbnail"}})
-def get_thumbnail(media_id: uuid.UUID, session: SessionDep, store: StoreDep, settings: SettingsDep) -> Response:
+def get_thumbnail(media_id: uuid.UUID, session: SessionDep, store: StoreDep, decoder: DecoderDep) -> Response:
     media = get_or_404(session, Media, media_id)
     key = thumbnail_key(media.sha256)
     try:
         data = store.get(key)
     except FileNotFoundError:
         # Thumbnails are derived data: rebuild one that is missing from the original.
-        data = decode_image(_read(store, blob_key(media.sha256)), settings.thumbnail_size).thumbnail_png
+        data = decoder.decode(_read(store, blob_key(media.sha256))).thumbnail_png
         store.put(key, data)
     return Response(content=data, media_type="image/png", headers=_BLOB_HEADERS)
 

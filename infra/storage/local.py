@@ -8,8 +8,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
-from infra.storage.base import ObjectStore, validate_key
+from infra.storage.base import STREAM_CHUNK_BYTES, ObjectStore, ObjectStream, validate_key
 
 _UNLINK_THREADS = 64
 
@@ -61,6 +62,10 @@ class LocalStore(ObjectStore):
         shutil.copyfile(self._file(key), path)
         return path
 
+    def open_stream(self, key: str) -> ObjectStream:
+        handle = self._file(key).open("rb")  # opened now: a delete after this call cannot cut the stream short
+        return ObjectStream(os.fstat(handle.fileno()).st_size, _read_chunks(handle))
+
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
@@ -103,6 +108,12 @@ class LocalStore(ObjectStore):
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     yield key
+
+
+def _read_chunks(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(STREAM_CHUNK_BYTES):
+            yield chunk
 
 
 def _unlink_all(paths: list[Path]) -> None:

@@ -34,7 +34,8 @@ def writer_for(client, project):
 
     def build(cap: int) -> CollectedMediaWriter:
         return CollectedMediaWriter(client.app.state.settings.resolved_database_url, client.app.state.store,
-                                    uuid.UUID(project["id"]), uuid.UUID(pipeline["id"]), cap)
+                                    uuid.UUID(project["id"]), uuid.UUID(pipeline["id"]), cap,
+                                    client.app.state.settings.thumbnail_size)
 
     build.pipeline_id = pipeline["id"]
     return build
@@ -66,19 +67,19 @@ def test_the_cap_removes_the_oldest_collected_media_only(client, project, writer
     assert [item["filename"] for item in uploaded["items"]] == ["kept.png"]
 
     keys = set(client.app.state.store.list())
-    assert blob_key(batch[0].image.sha256) in keys  # still used by the uploaded copy
-    assert blob_key(batch[1].image.sha256) not in keys and thumbnail_key(batch[1].image.sha256) not in keys
-    assert all(blob_key(frame.image.sha256) in keys for frame in batch[2:])
+    assert blob_key(batch[0].sha256) in keys  # still used by the uploaded copy
+    assert blob_key(batch[1].sha256) not in keys and thumbnail_key(batch[1].sha256) not in keys
+    assert all(blob_key(frame.sha256) in keys for frame in batch[2:])
 
 
 def test_a_failed_write_leaves_no_row_and_no_blob(client, project, writer_for):
     write = writer_for(100)
     frame = frames(1)[0]
     broken = CollectedMediaWriter(client.app.state.settings.resolved_database_url, client.app.state.store,
-                                  uuid.uuid4(), uuid.UUID(writer_for.pipeline_id), 100)  # a project that is gone
+                                  uuid.uuid4(), uuid.UUID(writer_for.pipeline_id), 100, 256)  # a project that is gone
     with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the database raises for the foreign key
         broken(frame)
     assert collected(client, project["id"]) == []
-    assert blob_key(frame.image.sha256) not in set(client.app.state.store.list())
+    assert blob_key(frame.sha256) not in set(client.app.state.store.list())
     write(frame)
     assert len(collected(client, project["id"])) == 1
