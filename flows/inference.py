@@ -232,6 +232,7 @@ class LivePipeline:
                                                 spec.pipeline_id, settings.max_collected_media,
                                                 settings.thumbnail_size))
         self.control = ControlServer(self.runtime, host=settings.pipeline_control_host,
+                                     port=settings.pipeline_control_port_range,
                                      advertise_host=settings.pipeline_control_advertise_host)
 
     def start(self) -> None:

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     # API can reach and, where that address differs (NAT, 0.0.0.0), advertises the reachable one.
     pipeline_control_host: str = "127.0.0.1"
     pipeline_control_advertise_host: str | None = None
+    # Ports ("first-last") the control endpoints bind: one per running pipeline, so the range caps the lines
+    # per machine. A fixed range lets sinks and cameras be refused them (infra/configs/outbound.py); the
+    # default lies below Linux's ephemeral ports (32768-60999), so other programs' random ports never land in it.
+    pipeline_control_ports: str = Field(default="29100-29299", pattern=r"^\d{1,5}-\d{1,5}$")
     # Data collection: a project keeps at most this many collected media; the oldest collected go first
     # (uploaded media are never removed).
     max_collected_media: int = Field(default=5000, ge=1)
@@ -89,6 +93,14 @@ class Settings(BaseSettings):
     # JSON (any non-multipart) request bodies over this many bytes are refused with 413 before parsing.
     max_json_bytes: int = Field(default=1024 * 1024, gt=0)
 
+    @field_validator("pipeline_control_ports")
+    @classmethod
+    def _port_range(cls, ports: str) -> str:
+        first, last = (int(port) for port in ports.split("-"))
+        if not 1024 <= first <= last <= 65535:
+            raise ValueError("INSPECT_PIPELINE_CONTROL_PORTS must be 'first-last' with 1024 <= first <= last <= 65535")
+        return ports
+
     @field_validator("api_key")
     @classmethod
     def _key_not_blank(cls, key: SecretStr | None) -> SecretStr | None:
@@ -101,6 +113,11 @@ class Settings(BaseSettings):
         entries = [entry for entry in self.allowed_paths.split(os.pathsep) if entry.strip()]
         roots = [Path(entry).expanduser() for entry in entries] or [self.resolved_data_dir / "line"]
         return tuple(root.resolve() for root in roots)
+
+    @property
+    def pipeline_control_port_range(self) -> range:
+        first, last = (int(port) for port in self.pipeline_control_ports.split("-"))
+        return range(first, last + 1)
 
     @property
     def outbound_hosts(self) -> frozenset[str] | None:

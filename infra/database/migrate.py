@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from infra.database import media_counts
 from infra.database.engine import build_engine
@@ -33,3 +35,14 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+def migration_state(url: str) -> tuple[str | None, str | None]:
+    """(the database's revision, the latest revision this code knows); None for a database never migrated."""
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    engine = build_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision(), head
+    finally:
+        engine.dispose()

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,12 +17,13 @@ from infra.settings import Settings
 
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
-    levels = {name: logging.getLogger(name).level for name in (*CHATTY_LOGGERS, "", "prefect.client")}
+    levels = {name: logging.getLogger(name).level for name in (*CHATTY_LOGGERS, "", "prefect.client", "py.warnings")}
     handlers = list(logging.getLogger().handlers)
     yield
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
     logging.getLogger().handlers[:] = handlers
+    logging.captureWarnings(False)  # configure_logging turned it on
 
 
 def shown(name: str, level: int) -> bool:
@@ -35,6 +40,21 @@ def test_info_keeps_the_platform_and_silences_the_chatter() -> None:
     for name in ("httpx", "alembic.runtime.plugins", "uvicorn.access", "prefect.client", "mlflow.tracking"):
         assert not shown(name, logging.INFO), name
         assert shown(name, logging.WARNING), name
+
+
+def console_of_an_import(level: str) -> str:
+    """The console of a process that configures logging as `serve --log-level` does and then imports a
+    deprecated timm module, as loading the model catalog does (timm warns with a FutureWarning)."""
+    code = f"from api.serve import configure_logging; configure_logging({level!r}); import timm.models.layers"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stdout + result.stderr
+
+
+def test_library_deprecation_warnings_stay_off_the_console_unless_debugging() -> None:
+    assert "deprecated" not in console_of_an_import("info")
+    assert "deprecated" in console_of_an_import("debug")
 
 
 def test_debug_shows_everything() -> None:
