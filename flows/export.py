@@ -53,7 +53,7 @@ def _reexport(store: ObjectStore, model_id: str, architecture: str, parameters: 
     try:
         return export(checkpoint, architecture, parameters, format, compression, work / "out", data_dir=data_dir)
     except UnsafeCheckpoint as error:  # the job fails naming the stored file, so an operator can look at it
-        raise ExportFlowError(f"checkpoint {key} of model {model_id} was refused: {error}") from None
+        raise ExportFlowError(f"refused to load checkpoint {key} of model {model_id}: {error}") from None
 
 
 def _upload_archive(store: ObjectStore, key: str, out_dir: Path, archive: Path) -> None:

@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from infra.database.models import Media
@@ -91,12 +91,20 @@ def assigner_for(session: Session, project_id: uuid.UUID) -> SplitAssigner:
     return SplitAssigner(normals=sum(counts.values()), eval_normals=counts.get(EVAL, 0))
 
 
+def twin_query(project_id: uuid.UUID, label: str, sha256: str) -> Select[tuple[str]]:
+    """The split of an item of the project with these bytes and label (rule 2), if any.
+
+    Run for every uploaded image: the ``(project_id, sha256, label)`` index answers it with one seek
+    (without it SQLite walked every image of the project with that label)."""
+    return select(Media.split).where(Media.project_id == project_id, Media.sha256 == sha256,
+                                     Media.label == label).limit(1)
+
+
 def split_for_new_media(session: Session, assigner: SplitAssigner, project_id: uuid.UUID, label: str,
                         sha256: str) -> Split:
     """The split of a media item about to be added (rule 2 first, then the assigner)."""
     if label != ANOMALOUS:
-        twin = session.scalar(select(Media.split).where(Media.project_id == project_id, Media.sha256 == sha256,
-                                                        Media.label == label).limit(1))
+        twin = session.scalar(twin_query(project_id, label, sha256))
         if twin in SPLITS:
             assigner.record(label, twin)
             return twin  # type: ignore[return-value]

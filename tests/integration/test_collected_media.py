@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from infra.blob_gc import thumbnail_key
 from infra.collected_media import CollectedMediaWriter
@@ -32,10 +34,10 @@ def collected(client, project_id: str) -> list[dict]:
 def writer_for(client, project):
     pipeline = create_pipeline(client, project["id"])
 
-    def build(cap: int) -> CollectedMediaWriter:
+    def build(cap: int, thumbnail_size: int | None = None) -> CollectedMediaWriter:
         return CollectedMediaWriter(client.app.state.settings.resolved_database_url, client.app.state.store,
                                     uuid.UUID(project["id"]), uuid.UUID(pipeline["id"]), cap,
-                                    client.app.state.settings.thumbnail_size)
+                                    thumbnail_size or client.app.state.settings.thumbnail_size)
 
     build.pipeline_id = pipeline["id"]
     return build
@@ -83,3 +85,12 @@ def test_a_failed_write_leaves_no_row_and_no_blob(client, project, writer_for):
     assert blob_key(frame.sha256) not in set(client.app.state.store.list())
     write(frame)
     assert len(collected(client, project["id"])) == 1
+
+
+def test_collected_frames_get_thumbnails_of_the_configured_size(client, project, writer_for):
+    """INSPECT_THUMBNAIL_SIZE applies to collected frames as to uploads (one renderer for both)."""
+    frame = encode_frame(np.full((300, 400, 3), 90, dtype=np.uint8), "normal", 0.1, START, 0)
+    writer_for(100, thumbnail_size=40)(frame)
+    item = collected(client, project["id"])[0]
+    thumbnail = Image.open(io.BytesIO(client.get(item["thumbnail_url"]).content))
+    assert thumbnail.size == (40, 30)
