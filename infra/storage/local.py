@@ -35,9 +35,8 @@ class LocalStore(ObjectStore):
 
     def put(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         # Write-then-rename: a reader never sees a half-written object.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd, tmp = _temporary_beside(path)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -48,10 +47,14 @@ class LocalStore(ObjectStore):
 
     def put_file(self, key: str, path: Path) -> None:
         target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".tmp-{target.name}")
-        shutil.copyfile(path, tmp)
-        os.replace(tmp, target)
+        fd, tmp = _temporary_beside(target)
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def get(self, key: str) -> bytes:
         return self._file(key).read_bytes()
@@ -99,7 +102,10 @@ class LocalStore(ObjectStore):
     def _prune(self, folder: Path) -> None:
         """Drop now-empty folders up to the root so deleted projects leave nothing behind."""
         while folder != self.root and folder.is_dir() and _is_empty(folder):
-            folder.rmdir()
+            try:
+                folder.rmdir()
+            except OSError:  # a concurrent put just wrote into it (or removed it first): it stays
+                return
             folder = folder.parent
 
     def list(self, prefix: str = "") -> Iterator[str]:
@@ -108,6 +114,22 @@ class LocalStore(ObjectStore):
                 key = path.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     yield key
+
+
+def _temporary_beside(path: Path, attempts: int = 5) -> tuple[int, str]:
+    """A new temporary file in ``path``'s folder, making the folder as needed.
+
+    A concurrent delete may prune the folder between the mkdir and the file (writes of other keys
+    share the hash folders): make it again and retry. Once the file exists the folder is not empty,
+    so a prune leaves it alone."""
+    for attempt in range(attempts):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        except (FileNotFoundError, FileExistsError):
+            if attempt + 1 == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _read_chunks(handle: BinaryIO) -> Iterator[bytes]:

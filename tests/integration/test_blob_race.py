@@ -2,9 +2,10 @@
 
 Two uploads of the same bytes share one blob. Each round uploads image X, then deletes that item
 while X is uploaded again, at the same moment; the second upload answered 201, so its item must
-read back with X's bytes. Rounds run 16 at a time (1,000 per database), and at the end every
-surviving row of the project is read back. Before the blob lock (infra/blob_gc.py) about half of
-such rounds lost their bytes.
+read back with X's bytes. Rounds run 16 at a time, and at the end every surviving row of the
+project is read back (a lost blob stays lost). 1,000 rounds on SQLite; 250 on PostgreSQL, where the
+same lock is a row lock (on a loaded 2-core machine 1,000 there took 2.5 minutes). Before the blob
+lock (infra/blob_gc.py) about half of such rounds lost their bytes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from PIL import Image
 from tests.integration.api_server import api_server
 from tests.integration.databases import fresh_postgres_database
 
-ROUNDS = 1000
 PARALLEL = 16
 
 pytestmark = pytest.mark.timeout(300)
@@ -38,9 +38,9 @@ def distinct_pngs(count: int) -> list[bytes]:
     return images
 
 
-async def race(base_url: str) -> tuple[int, list[str], list[tuple[str, bytes]], float]:
-    """Runs the rounds; returns (rounds, failures seen during the rounds, surviving (id, bytes), seconds)."""
-    images = distinct_pngs(ROUNDS)
+async def race(base_url: str, rounds: int) -> tuple[list[str], list[tuple[str, bytes]], float]:
+    """Runs the rounds; returns (rows whose bytes are gone, surviving (id, bytes), seconds)."""
+    images = distinct_pngs(rounds)
     failures: list[str] = []
     survivors: list[tuple[str, bytes]] = []
     started = time.monotonic()
@@ -58,9 +58,6 @@ async def race(base_url: str) -> tuple[int, list[str], list[tuple[str, bytes]], 
             first = await upload(data)
             deleted, second = await asyncio.gather(client.delete(f"/api/media/{first}"), upload(data))
             assert deleted.status_code == 204, deleted.text
-            read = await client.get(f"/api/media/{second}")
-            if read.status_code != 200 or read.content != data:
-                failures.append(f"{second}: {read.status_code}")
             survivors.append((second, data))
 
         gate = asyncio.Semaphore(PARALLEL)
@@ -75,20 +72,20 @@ async def race(base_url: str) -> tuple[int, list[str], list[tuple[str, bytes]], 
         reads = await asyncio.gather(*(client.get(f"/api/media/{media_id}") for media_id, _ in survivors))
         for (media_id, data), read in zip(survivors, reads, strict=True):
             if read.status_code != 200 or read.content != data:
-                failures.append(f"{media_id} at the end: {read.status_code}")
-    return ROUNDS, failures, survivors, time.monotonic() - started
+                failures.append(f"{media_id}: {read.status_code}")
+    return failures, survivors, time.monotonic() - started
 
 
-def run_race(data_dir: Path, env: dict[str, str] | None = None) -> None:
+def run_race(data_dir: Path, rounds: int, env: dict[str, str] | None = None) -> None:
     with api_server(data_dir, env) as base_url:
-        rounds, failures, survivors, seconds = asyncio.run(race(base_url))
+        failures, survivors, seconds = asyncio.run(race(base_url, rounds))
     print(f"\n{rounds} rounds, {len(survivors)} survivors, {len(failures)} lost, {seconds:.1f} s "
           f"(load {Path('/proc/loadavg').read_text().split()[0]})")
     assert failures == [], f"{len(failures)} of {rounds} rounds lost their bytes, e.g. {failures[:5]}"
 
 
 def test_identical_uploads_racing_deletes_never_lose_bytes_sqlite(tmp_path: Path) -> None:
-    run_race(tmp_path / "data")
+    run_race(tmp_path / "data", 1000)
 
 
 @pytest.fixture
@@ -99,4 +96,4 @@ def postgres_database() -> Iterator[str]:
 
 @pytest.mark.postgres
 def test_identical_uploads_racing_deletes_never_lose_bytes_postgres(tmp_path: Path, postgres_database: str) -> None:
-    run_race(tmp_path / "data", {"INSPECT_DATABASE_URL": postgres_database})
+    run_race(tmp_path / "data", 250, {"INSPECT_DATABASE_URL": postgres_database})
