@@ -14,7 +14,7 @@ from api.access import ApiKeyMiddleware
 from api.contract import install_contract
 from api.docs import install_offline_docs
 from api.errors import install_error_handlers
-from api.heap import freeze_startup_heap
+from api.heap import freeze_startup_heap, return_large_buffers
 from api.media_ingest import ImageDecoder
 from api.routers import (
     active_pipelines,
@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
             poller.start()
         app.state.job_index_poller = poller
         freeze_startup_heap()
+        return_large_buffers()
         try:
             yield
         finally:
