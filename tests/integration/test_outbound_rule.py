@@ -10,9 +10,7 @@ receiver that redirects to a protected port gets nothing there.
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -22,6 +20,7 @@ from infra.configs import WebhookConfig, outbound
 from infra.settings import get_settings
 from pipelines.sinks.webhook import WebhookSink
 from tests.integration.api_server import api_server
+from tests.integration.recording_server import Answer, RecordingServer
 from tests.integration.test_pipeline_sinks import make_event
 from tests.network import free_port
 
@@ -40,41 +39,9 @@ def aliases(port: int) -> list[str]:
     return [f"{host}:{port}" for host in hosts]
 
 
-class Recorder:
-    """A loopback HTTP server that counts connections; optionally answers every request with a redirect."""
-
-    def __init__(self, port: int = 0, redirect_to: str | None = None) -> None:
-        self.connections = 0
-        self.hosts: list[str | None] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _any(self) -> None:
-                recorder.hosts.append(self.headers.get("Host"))
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self.send_response(307 if redirect_to else 200)
-                if redirect_to:
-                    self.send_header("Location", redirect_to)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            do_GET = do_POST = do_PUT = _any  # noqa: N815
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            def verify_request(self, request, client_address) -> bool:  # noqa: ANN001
-                recorder.connections += 1
-                return True
-
-        self.server = Server(("127.0.0.1", port), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def recorder(redirect_to: str | None = None) -> RecordingServer:
+    """A loopback receiver that answers 200, or redirects every request to ``redirect_to``."""
+    return RecordingServer(lambda _: Answer(307, headers={"Location": redirect_to}) if redirect_to else Answer(200))
 
 
 @pytest.fixture(scope="module")
@@ -131,9 +98,9 @@ def test_every_alias_of_a_platform_port_is_refused_and_other_ports_stay_allowed(
 
 
 @pytest.fixture
-def runtime_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+def runtime_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[RecordingServer]:
     """This process's settings (what a pipeline's flow process reads) with Prefect on a port a server holds."""
-    guarded = Recorder()
+    guarded = recorder()
     monkeypatch.setenv("INSPECT_PREFECT_PORT", str(guarded.port))
     monkeypatch.delenv("INSPECT_PREFECT_API_URL", raising=False)
     get_settings.cache_clear()
@@ -142,14 +109,15 @@ def runtime_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     guarded.close()
 
 
-def test_the_webhook_follows_no_redirect_to_a_platform_port(runtime_settings: Recorder) -> None:
+def test_the_webhook_follows_no_redirect_to_a_platform_port(runtime_settings: RecordingServer) -> None:
     guarded = runtime_settings
-    redirector = Recorder(redirect_to=f"http://127.0.0.1:{guarded.port}/api/deployments/filter")
+    redirector = recorder(redirect_to=f"http://127.0.0.1:{guarded.port}/api/deployments/filter")
     try:
         sink = WebhookSink(WebhookConfig(url=f"http://localhost:{redirector.port}/hook", retries=0, cooldown_s=0))
         with pytest.raises(RuntimeError, match="HTTP 307"):
             sink.send(make_event())
-        assert redirector.connections == 1 and redirector.hosts == [f"localhost:{redirector.port}"]
+        assert redirector.connections == 1
+        assert [request.headers["Host"] for request in redirector.requests] == [f"localhost:{redirector.port}"]
         assert guarded.connections == 0
         # Pointed at the protected port directly (by another alias), it connects nowhere.
         direct = WebhookSink(WebhookConfig(url=f"http://0x7f000001:{guarded.port}/x", retries=0, cooldown_s=0))
@@ -160,14 +128,14 @@ def test_the_webhook_follows_no_redirect_to_a_platform_port(runtime_settings: Re
         redirector.close()
 
 
-def test_the_webhook_connects_to_the_address_it_checked(runtime_settings: Recorder,
+def test_the_webhook_connects_to_the_address_it_checked(runtime_settings: RecordingServer,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """The sink resolves once, through the rule, and connects to that address with the URL's Host header:
     a name that the system resolver would answer differently a moment later (DNS rebinding) changes
     nothing. Here "rebind.example" exists only for the rule's resolver (no DNS server can run here),
     so a sink that resolved the name again by itself could not connect at all."""
     guarded = runtime_settings
-    receiver = Recorder()
+    receiver = recorder()
     real_resolve = outbound.resolve
 
     def rebinding(host: str) -> list:
@@ -177,7 +145,8 @@ def test_the_webhook_connects_to_the_address_it_checked(runtime_settings: Record
     try:
         sink = WebhookSink(WebhookConfig(url=f"http://rebind.example:{receiver.port}/hook", retries=0, cooldown_s=0))
         sink.send(make_event())
-        assert receiver.hosts == [f"rebind.example:{receiver.port}"] and guarded.connections == 0
+        assert [request.headers["Host"] for request in receiver.requests] == [f"rebind.example:{receiver.port}"]
+        assert guarded.connections == 0
     finally:
         receiver.close()
 

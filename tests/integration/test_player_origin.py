@@ -8,15 +8,14 @@ and counts every connection it gets, TLS attempts included.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
 from tests.browser import chromium_available, playwright_chromium
+from tests.integration.recording_server import Answer, Recorded, RecordingServer
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -27,60 +26,22 @@ PLAYER = Path(__file__).resolve().parents[2] / "pipelines" / "static" / "player.
 KEY_ITEM = "geti-inspect-api-key"
 
 
-class RecordingServer:
-    """A loopback HTTP server that records every connection and request; serves the player at /api/player."""
+# Permissive CORS: were the page to call another origin, the call itself would go through and be seen.
+CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Headers": "*"}
 
-    def __init__(self, host: str) -> None:
-        self.connections = 0
-        self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Authorization)
-        recorder = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def _answer(self, status: int, body: bytes, content_type: str) -> None:
-                recorder.requests.append((self.command, self.path, self.headers.get("Authorization")))
-                self.send_response(status)
-                # Permissive CORS: were the page to call here, the call itself would go through and be seen.
-                self.send_header("Access-Control-Allow-Origin", "*")
-                self.send_header("Access-Control-Allow-Headers", "*")
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:  # noqa: N802
-                if self.path.startswith("/api/player"):
-                    self._answer(200, PLAYER.read_bytes(), "text/html; charset=utf-8")
-                else:
-                    self._answer(404, b"{}", "application/json")
-
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                self._answer(401, json.dumps({"detail": "key"}).encode(), "application/json")
-
-            def do_OPTIONS(self) -> None:  # noqa: N802
-                self._answer(204, b"", "text/plain")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            def verify_request(self, request, client_address) -> bool:  # noqa: ANN001 - socketserver's signature
-                recorder.connections += 1
-                return True
-
-        self.server = Server((host, 0), Handler)
-        self.origin = f"http://{host}:{self.server.server_address[1]}"
-        self.netloc = f"{host}:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def stand_in_api(request: Recorded) -> Answer:
+    """The player page at /api/player; every POST wants a key (401), as the API with a key set does."""
+    if request.method == "GET" and request.path.startswith("/api/player"):
+        return Answer(200, PLAYER.read_bytes(), {"Content-Type": "text/html; charset=utf-8", **CORS})
+    if request.method == "POST":
+        return Answer(401, json.dumps({"detail": "key"}).encode(), {"Content-Type": "application/json", **CORS})
+    return Answer(204 if request.method == "OPTIONS" else 404, b"", CORS)
 
 
 @pytest.fixture
 def servers() -> Iterator[tuple[RecordingServer, RecordingServer]]:
-    page_server, elsewhere = RecordingServer("127.0.0.1"), RecordingServer("127.0.0.2")
+    page_server, elsewhere = RecordingServer(stand_in_api, "127.0.0.1"), RecordingServer(stand_in_api, "127.0.0.2")
     yield page_server, elsewhere
     page_server.close()
     elsewhere.close()
@@ -122,6 +83,7 @@ def test_a_crafted_api_address_gets_nothing_and_the_own_origin_gets_the_key(serv
         page_server.requests.clear()
         page.goto(f"{page_server.origin}/api/player?pipeline_id=run-1&api=/api")
         page.wait_for_function("document.body.dataset.state === 'failed'", timeout=15_000)
-        offers = [request for request in page_server.requests if request[:2] == ("POST", "/api/webrtc/offer")]
-        assert offers and offers[0][2] == "Bearer stored-key"
+        offers = [request for request in page_server.requests if (request.method, request.path) == (
+            "POST", "/api/webrtc/offer")]
+        assert offers and offers[0].headers.get("Authorization") == "Bearer stored-key"
     assert elsewhere.connections == 0
