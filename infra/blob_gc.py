@@ -27,6 +27,7 @@ from infra.database.models import ActivePipeline, Blob, Capture, Media, Pipeline
 from infra.storage import ObjectStore, blob_key
 
 _IN_CHUNK = 900  # hashes per IN list / upsert: within SQLite's and PostgreSQL's parameter limits
+_COLLECT_BATCH = 20 * _IN_CHUNK  # hashes per collection transaction (a 100,000-media project: 6)
 
 
 def thumbnail_key(sha256: str) -> str:
@@ -86,22 +87,31 @@ def store_blob(session: Session, store: ObjectStore, data: bytes, digest: str) -
     return digest
 
 
+def _in_use(session: Session, hashes: list[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(hashes):
+        for column in (Media.sha256, SnapshotItem.sha256, Capture.sha256):
+            found |= set(session.scalars(select(column).where(column.in_(chunk)).distinct()))
+    return found
+
+
 def delete_unreferenced_blobs(session: Session, store: ObjectStore, hashes: Iterable[str]) -> int:
     """Delete the blobs (and thumbnails) among ``hashes`` that no media row, snapshot item or capture uses.
 
-    Commits the session: call it after the deleting rows are committed. Each chunk is held, checked,
-    deleted and committed on its own, so the lock is never held for a whole project."""
+    Commits the session: call it after the deleting rows are committed. Each batch of
+    ``_COLLECT_BATCH`` hashes is held, checked, deleted and committed on its own: the lock is never
+    held for a whole project, and the files of a batch go in one bulk delete."""
     removed = 0
     session.commit()  # a clean transaction that starts with the lock (SQLite: the latest snapshot)
-    for chunk in _chunks(hashes):
+    ordered = sorted(set(hashes))
+    for start in range(0, len(ordered), _COLLECT_BATCH):
+        batch = ordered[start:start + _COLLECT_BATCH]
         try:
-            _upsert_locked(session, chunk)
-            in_use: set[str] = set()
-            for column in (Media.sha256, SnapshotItem.sha256, Capture.sha256):
-                in_use |= set(session.scalars(select(column).where(column.in_(chunk)).distinct()))
-            unused = sorted(set(chunk) - in_use)
+            hold_blobs(session, batch)
+            unused = sorted(set(batch) - _in_use(session, batch))
             store.delete_many(key for digest in unused for key in (blob_key(digest), thumbnail_key(digest)))
-            session.execute(delete(Blob).where(Blob.sha256.in_(unused)))
+            for chunk in _chunks(unused):
+                session.execute(delete(Blob).where(Blob.sha256.in_(chunk)))
             session.commit()
         except BaseException:
             session.rollback()

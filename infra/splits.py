@@ -83,12 +83,26 @@ class SplitAssigner:
             self.eval_normals += split == EVAL
 
 
+# The rules read the counts only against these thresholds (train normals >= MIN_TRAIN_NORMALS; eval normals
+# exact below MIN_EVAL_NORMALS; normals exact below EVAL_FLOOR_AT, i.e. train normals below EVAL_FLOOR_AT -
+# MIN_EVAL_NORMALS once eval is short), so counting up to these caps decides exactly as full counts would.
+_EVAL_CAP = MIN_EVAL_NORMALS
+_TRAIN_CAP = EVAL_FLOOR_AT
+
+
+def _capped_count(session: Session, project_id: uuid.UUID, split: str, cap: int) -> int:
+    rows = select(Media.id).where(Media.project_id == project_id, Media.label == NORMAL, Media.split == split)
+    return session.scalar(select(func.count()).select_from(rows.limit(cap).subquery())) or 0
+
+
 def assigner_for(session: Session, project_id: uuid.UUID) -> SplitAssigner:
-    """An assigner that starts from the project's stored normal images."""
-    rows = session.execute(select(Media.split, func.count()).where(Media.project_id == project_id,
-                                                                    Media.label == NORMAL).group_by(Media.split))
-    counts = {split: count for split, count in rows}
-    return SplitAssigner(normals=sum(counts.values()), eval_normals=counts.get(EVAL, 0))
+    """An assigner that starts from the project's stored normal images.
+
+    Counted up to the caps the rules need (a few rows), not over the whole project: every upload
+    builds one, and a full count walked all of a 100,000-media project's normal images."""
+    eval_normals = _capped_count(session, project_id, EVAL, _EVAL_CAP)
+    train_normals = _capped_count(session, project_id, TRAIN, _TRAIN_CAP)
+    return SplitAssigner(normals=eval_normals + train_normals, eval_normals=eval_normals)
 
 
 def twin_query(project_id: uuid.UUID, label: str, sha256: str) -> Select[tuple[str]]:
