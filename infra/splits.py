@@ -90,9 +90,15 @@ _EVAL_CAP = MIN_EVAL_NORMALS
 _TRAIN_CAP = EVAL_FLOOR_AT
 
 
-def _capped_count(session: Session, project_id: uuid.UUID, split: str, cap: int) -> int:
+def capped_count_query(project_id: uuid.UUID, split: str, cap: int) -> Select[tuple[int]]:
+    """How many normal images the project has in ``split``, counted up to ``cap`` (the
+    ``(project_id, label, split)`` index answers it with at most ``cap`` entries)."""
     rows = select(Media.id).where(Media.project_id == project_id, Media.label == NORMAL, Media.split == split)
-    return session.scalar(select(func.count()).select_from(rows.limit(cap).subquery())) or 0
+    return select(func.count()).select_from(rows.limit(cap).subquery())
+
+
+def _capped_count(session: Session, project_id: uuid.UUID, split: str, cap: int) -> int:
+    return session.scalar(capped_count_query(project_id, split, cap)) or 0
 
 
 def assigner_for(session: Session, project_id: uuid.UUID) -> SplitAssigner:

@@ -47,7 +47,9 @@ class Media(Timestamped, Base):
                       Index("ix_media_project_label_created", "project_id", "label", "created_at", "id"),
                       # The duplicate lookup of every upload (infra/splits.py: same project, bytes and label);
                       # with only the label index SQLite scanned every normal image of the project per upload.
-                      Index("ix_media_project_sha_label", "project_id", "sha256", "label"))
+                      Index("ix_media_project_sha_label", "project_id", "sha256", "label"),
+                      # The split rule's counts of a project's normal images per split (infra/splits.py).
+                      Index("ix_media_project_label_split", "project_id", "label", "split"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)

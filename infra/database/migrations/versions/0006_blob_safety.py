@@ -7,6 +7,8 @@
 - ``(project_id, sha256, label)`` on ``media``: the duplicate lookup of every upload
   (``infra/splits.py``) is an index seek; SQLite used ``(project_id, label, created_at)`` and scanned
   every normal image of the project per uploaded image.
+- ``(project_id, label, split)`` on ``media``: the split rule's capped counts of normal images per
+  split (a few index entries; with the label index SQLite read every normal row to test its split).
 
 Revision ID: 0006_blob_safety
 Revises: 0005_jobs_index
@@ -31,9 +33,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('media', schema=None) as batch_op:
         batch_op.create_index('ix_media_project_sha_label', ['project_id', 'sha256', 'label'], unique=False)
+        batch_op.create_index('ix_media_project_label_split', ['project_id', 'label', 'split'], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table('media', schema=None) as batch_op:
+        batch_op.drop_index('ix_media_project_label_split')
         batch_op.drop_index('ix_media_project_sha_label')
     op.drop_table('blobs')
