@@ -15,9 +15,9 @@ from api.contract import install_contract
 from api.docs import install_offline_docs
 from api.errors import install_error_handlers
 from api.heap import freeze_startup_heap, return_large_buffers
-from api.media_ingest import ImageDecoder
 from api.routers import (
     active_pipelines,
+    datasets,
     devices,
     jobs,
     media,
@@ -35,6 +35,7 @@ from api.routers import (
 from api.upload_limit import BodyLimitMiddleware
 from infra.database.engine import session_factory
 from infra.database.migrate import upgrade
+from infra.images import ImageDecoder
 from infra.orchestration import Orchestrator
 from infra.orchestration.job_poller import JobIndexPoller
 from infra.settings import Settings, get_settings
@@ -116,8 +117,8 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         body = {"status": "ok" if healthy else "unavailable", "components": components}
         return JSONResponse(status_code=200 if healthy else 503, content=body)
 
-    for module in (projects, media, snapshots, models, trainable_models, training, jobs, sources, sinks, pipelines,
-                   devices, active_pipelines, webrtc, training_schedule):
+    for module in (projects, media, datasets, snapshots, models, trainable_models, training, jobs, sources, sinks,
+                   pipelines, devices, active_pipelines, webrtc, training_schedule):
         api.include_router(module.router)
     app.include_router(api)
     return app

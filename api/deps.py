@@ -9,9 +9,9 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
-from api.media_ingest import ImageDecoder
 from infra.database.engine import transaction
 from infra.database.models import Base
+from infra.images import ImageDecoder
 from infra.settings import Settings
 from infra.storage import ObjectStore
 

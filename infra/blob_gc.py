@@ -13,21 +13,30 @@ write lock on SQLite) *before* they look:
   bytes again) or sees the writer's committed row (and keeps them).
 
 Locks are always taken in hash order, so two transactions never wait on each other in a cycle.
+
+Images and defect masks are both blobs: a hash is in use while any image or mask column names it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.orm import Session
 
+from infra.database.engine import session_scope
 from infra.database.models import ActivePipeline, Blob, Capture, Media, Pipeline, SnapshotItem
 from infra.storage import ObjectStore, blob_key
 
+log = logging.getLogger(__name__)
+
 _IN_CHUNK = 900  # hashes per IN list / upsert: within SQLite's and PostgreSQL's parameter limits
 _COLLECT_BATCH = 20 * _IN_CHUNK  # hashes per collection transaction (a 100,000-media project: 6)
+# Every column that names a blob (each is indexed): a blob goes only when none of them does.
+REFERENCING_COLUMNS = (Media.sha256, Media.mask_sha256, SnapshotItem.sha256, SnapshotItem.mask_sha256,
+                       Capture.sha256)
 
 
 def thumbnail_key(sha256: str) -> str:
@@ -90,7 +99,7 @@ def store_blob(session: Session, store: ObjectStore, data: bytes, digest: str) -
 def _in_use(session: Session, hashes: list[str]) -> set[str]:
     found: set[str] = set()
     for chunk in _chunks(hashes):
-        for column in (Media.sha256, SnapshotItem.sha256, Capture.sha256):
+        for column in REFERENCING_COLUMNS:
             found |= set(session.scalars(select(column).where(column.in_(chunk)).distinct()))
     return found
 
@@ -118,3 +127,12 @@ def delete_unreferenced_blobs(session: Session, store: ObjectStore, hashes: Iter
             raise
         removed += len(unused)
     return removed
+
+
+def delete_unreferenced_blobs_quietly(database_url: str, store: ObjectStore, hashes: list[str]) -> None:
+    """Best effort: a blob left behind is only wasted space, never a broken row."""
+    try:
+        with session_scope(database_url) as session:
+            delete_unreferenced_blobs(session, store, hashes)
+    except Exception:  # noqa: BLE001 - the caller's own outcome matters more
+        log.exception("could not delete unreferenced blobs %s", hashes[:5])

@@ -3,7 +3,8 @@
 Read-only unless ``repair`` is set. What a repair does, per finding:
 
 - database behind the latest migration: migrate it (as `serve` would at start);
-- a media row or capture without its bytes: delete the row (nothing can serve or train on it);
+- a media row or capture without its bytes (image or defect mask): delete the row (nothing can serve
+  or train on it);
 - a snapshot with items whose bytes are gone, a ready model without its files: mark it ``failed``
   with the reason (models trained on the snapshot stay; the row says what broke);
 - an object nothing refers to: delete it. Blobs and thumbnails go through the blob collector
@@ -22,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
+from infra.blob_gc import REFERENCING_COLUMNS, delete_unreferenced_blobs, thumbnail_key
 from infra.database.engine import session_scope
 from infra.database.migrate import migration_state, upgrade
 from infra.database.models import Capture, Media, Model, Project, Snapshot, SnapshotItem
@@ -77,17 +78,19 @@ def check_platform(settings: Settings, repair: bool = False) -> list[Finding]:
 
 def _rows_without_bytes(session: Session, keys: set[str], repair: bool) -> list[Finding]:
     findings = []
-    for row_id, digest in session.execute(select(Media.id, Media.sha256).order_by(Media.id)):
-        if blob_key(digest) not in keys:
-            findings.append(Finding("media", str(row_id), f"bytes {blob_key(digest)} are missing"))
+    for row_id, digest, mask in session.execute(select(Media.id, Media.sha256, Media.mask_sha256).order_by(Media.id)):
+        missing = [blob_key(value) for value in (digest, mask) if value is not None and blob_key(value) not in keys]
+        if missing:
+            findings.append(Finding("media", str(row_id), f"bytes {', '.join(missing)} are missing"))
     for row_id, digest in session.execute(select(Capture.id, Capture.sha256).order_by(Capture.id)):
         if blob_key(digest) not in keys:
             findings.append(Finding("capture", str(row_id), f"bytes {blob_key(digest)} are missing"))
     lost: dict[uuid.UUID, int] = defaultdict(int)
     ready = select(Snapshot.id).where(Snapshot.status == "ready")  # a failed one already says it is broken
-    for snapshot_id, digest in session.execute(select(SnapshotItem.snapshot_id, SnapshotItem.sha256)
-                                               .where(SnapshotItem.snapshot_id.in_(ready))):
-        lost[snapshot_id] += blob_key(digest) not in keys
+    for snapshot_id, digest, mask in session.execute(
+            select(SnapshotItem.snapshot_id, SnapshotItem.sha256, SnapshotItem.mask_sha256)
+            .where(SnapshotItem.snapshot_id.in_(ready))):
+        lost[snapshot_id] += any(value is not None and blob_key(value) not in keys for value in (digest, mask))
     for snapshot_id in sorted(snapshot for snapshot, count in lost.items() if count):
         findings.append(Finding("snapshot", str(snapshot_id), f"{lost[snapshot_id]} item(s) have lost their bytes"))
     for (model_id,) in session.execute(select(Model.id).where(Model.status == "ready").order_by(Model.id)):
@@ -124,7 +127,7 @@ def _repair_rows(session: Session, findings: list[Finding]) -> None:
 
 def _objects_without_owner(session: Session, store: ObjectStore, keys: set[str], repair: bool) -> list[Finding]:
     referenced = set()
-    for column in (Media.sha256, SnapshotItem.sha256, Capture.sha256):
+    for column in REFERENCING_COLUMNS:
         referenced |= set(session.scalars(select(column).distinct()))
     owners = {"models": {str(row) for row in session.scalars(select(Model.id))},
               "projects": {str(row) for row in session.scalars(select(Project.id))}}

@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     max_concurrent_decodes: int = Field(default=2, ge=1)
     # Longest side of the thumbnails of uploaded, captured and collected media.
     thumbnail_size: int = Field(default=256, ge=16, le=4096)
+    # Dataset imports (POST /projects/{id}/imports): at most this many bytes once unpacked and this many files,
+    # so a zip bomb or a runaway folder is refused before anything is read. One file is bounded by max_upload_bytes.
+    max_import_bytes: int = Field(default=8 * 1024**3, gt=0)
+    max_import_files: int = Field(default=200_000, gt=0)
 
     # Orchestration and tracking (the supervised stack started by `serve`).
     prefect_port: int = 4200

@@ -20,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import DecoderDep, SessionDep, StoreDep, get_or_404
-from api.media_ingest import ImageRejected
 from api.schemas.active_pipelines import (
     ActivePipelineCreate,
     ActivePipelineOut,
@@ -36,6 +35,7 @@ from api.services.media_uploads import discard_blobs
 from infra.active_pipelines import ACTIVE, FINAL, HEARTBEAT_STALE_S, heartbeat_age, transition
 from infra.blob_gc import ensure_blob, hold_blobs
 from infra.database.models import ActivePipeline, Capture, Model, Pipeline
+from infra.images import ImageRejected
 from infra.media_records import add_media_row
 from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable
 from infra.storage import blob_key

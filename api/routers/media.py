@@ -1,11 +1,13 @@
-"""Project media: upload (decoded and verified), list, download, thumbnails, relabel/resplit, delete.
+"""Project media: upload (decoded and verified), list, download, thumbnails, defect masks, relabel/resplit, delete.
 
 Blobs are content-addressed: identical bytes are stored once and shared by every media row and
-snapshot that names their hash; a blob goes only when nothing refers to it any more.
+snapshot that names their hash; a blob goes only when nothing refers to it any more. Defect masks
+are blobs too (canonical PNGs, :func:`infra.images.normalise_mask`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from functools import partial
@@ -14,7 +16,6 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 
 from api.deps import DecoderDep, SessionDep, StoreDep, get_or_404
-from api.media_ingest import ImageRejected, display_filename
 from api.paging import newest_first_page
 from api.schemas.media import (
     MediaLabel,
@@ -28,9 +29,10 @@ from api.schemas.media import (
     UploadResult,
 )
 from api.services.media_uploads import discard_blobs
-from infra.blob_gc import delete_unreferenced_blobs, ensure_blob, hold_blobs, thumbnail_key
+from infra.blob_gc import delete_unreferenced_blobs, ensure_blob, hold_blobs, store_blob, thumbnail_key
 from infra.database.media_counts import media_total
 from infra.database.models import Media, Project
+from infra.images import ImageRejected, MaskRejected, display_filename
 from infra.media_records import ImageFacts, add_media_row
 from infra.splits import ANOMALOUS, EVAL, assigner_for
 from infra.storage import ObjectStore, blob_key
@@ -50,16 +52,19 @@ def list_media(
     label: MediaLabel | None = None,
     split: MediaSplit | None = None,
     origin: MediaOrigin | None = None,
+    defect_type: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MediaPage:
     get_or_404(session, Project, project_id)
     conditions = [Media.project_id == project_id]
-    for column, value in ((Media.label, label), (Media.split, split), (Media.origin, origin)):
+    for column, value in ((Media.label, label), (Media.split, split), (Media.origin, origin),
+                          (Media.defect_type, defect_type)):
         if value is not None:
             conditions.append(column == value)
-    # media_counts keeps totals per project and label only: a split or origin filter counts its rows.
-    known_total = media_total(session, project_id, label) if split is None and origin is None else None
+    # media_counts keeps totals per project and label only: any other filter counts its rows.
+    known_total = (media_total(session, project_id, label)
+                   if split is None and origin is None and defect_type is None else None)
     page = newest_first_page(session, Media, conditions, limit, offset, total=known_total)
     return MediaPage(items=[MediaOut.model_validate(row) for row in page.rows], total=page.total, limit=limit,
                      offset=offset)
@@ -148,27 +153,86 @@ def _read(store: ObjectStore, key: str) -> bytes:
         raise HTTPException(status_code=404, detail="media content is missing from storage") from error
 
 
-@router.patch("/media/{media_id}", response_model=MediaOut)
+@router.patch("/media/{media_id}", response_model=MediaOut,
+              responses={422: {"description": "A split, label or defect type the item cannot have"}})
 def update_media(media_id: uuid.UUID, body: MediaPatch, session: SessionDep) -> MediaOut:
-    """Change one item's split and/or label. Anomalous images are evaluation-only: relabelling one
-    anomalous moves it to eval, and asking for train with it is refused. Snapshots keep what they froze."""
+    """Change one item's split, label and/or defect type. Anomalous images are evaluation-only: relabelling one
+    anomalous moves it to eval, and asking for train with it is refused. Only anomalous items have a defect
+    type (relabelling one normal removes it) or a mask (delete the mask first). Snapshots keep what they froze."""
     media = get_or_404(session, Media, media_id)
     label = body.label or media.label
     if label == ANOMALOUS and body.split not in (None, EVAL):
         raise HTTPException(status_code=422, detail="anomalous images are only used for evaluation: "
                                                     "their split is always eval")
+    if label != ANOMALOUS and media.mask_sha256 is not None:
+        raise HTTPException(status_code=422, detail=f"media {media_id} has a defect mask: delete it "
+                                                    f"(DELETE /api/media/{media_id}/mask) before labelling it {label}")
+    if label != ANOMALOUS and body.defect_type is not None:
+        raise HTTPException(status_code=422, detail=f"only anomalous images have a defect type, not {label} ones")
     media.split = EVAL if label == ANOMALOUS else body.split or media.split
     media.label = label
+    if "defect_type" in body.model_fields_set or label != ANOMALOUS:
+        media.defect_type = body.defect_type
     session.flush()
     return MediaOut.model_validate(media)
+
+
+@router.put("/media/{media_id}/mask", response_model=MediaOut,
+            responses={422: {"description": "Not an anomalous item, or not a PNG mask of the image's size"}})
+def put_mask(media_id: uuid.UUID, session: SessionDep, store: StoreDep, decoder: DecoderDep,
+             file: Annotated[UploadFile, File(description="PNG of the image's size; non-zero pixels are defect")],
+             ) -> MediaOut:
+    """Give an anomalous item its defect mask (replacing any earlier one): training then reports pixel metrics."""
+    media = get_or_404(session, Media, media_id)
+    if media.label != ANOMALOUS:
+        raise HTTPException(status_code=422, detail=f"only anomalous images have a defect mask, not {media.label} ones")
+    try:
+        mask = decoder.normalise_mask(file.file.read, (media.width, media.height))
+    except MaskRejected as error:
+        raise HTTPException(status_code=422, detail=str(error)) from error
+    previous, digest = media.mask_sha256, hashlib.sha256(mask).hexdigest()
+    try:
+        store_blob(session, store, mask, digest)  # held until the commit (infra/blob_gc.py)
+        media.mask_sha256 = digest
+        session.commit()
+    except BaseException:
+        session.rollback()
+        discard_blobs(session, store, {digest})
+        raise
+    if previous not in (None, digest):
+        delete_unreferenced_blobs(session, store, [previous])
+    return MediaOut.model_validate(media)
+
+
+@router.get("/media/{media_id}/mask", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "The defect mask: 0 = good, 255 = defect"},
+                       404: {"description": "Unknown media, or the item has no mask"}})
+def get_mask(media_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
+    media = get_or_404(session, Media, media_id)
+    if media.mask_sha256 is None:
+        raise HTTPException(status_code=404, detail=f"media {media_id} has no defect mask")
+    return Response(content=_read(store, blob_key(media.mask_sha256)), media_type="image/png",
+                    headers={**_BLOB_HEADERS, "ETag": f'"{media.mask_sha256}"'})
+
+
+@router.delete("/media/{media_id}/mask", status_code=204, responses={404: {"description": "Unknown media or no mask"}})
+def delete_mask(media_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
+    media = get_or_404(session, Media, media_id)
+    digest = media.mask_sha256
+    if digest is None:
+        raise HTTPException(status_code=404, detail=f"media {media_id} has no defect mask")
+    media.mask_sha256 = None
+    session.commit()
+    delete_unreferenced_blobs(session, store, [digest])  # snapshots that froze it keep it
+    return Response(status_code=204)
 
 
 @router.delete("/media/{media_id}", status_code=204)
 def delete_media(media_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
     media = get_or_404(session, Media, media_id)
-    digest = media.sha256
+    digests = [digest for digest in (media.sha256, media.mask_sha256) if digest]
     session.delete(media)
     session.commit()
     # The row goes first: a failure here can orphan a blob, never leave a row without its blob.
-    delete_unreferenced_blobs(session, store, [digest])
+    delete_unreferenced_blobs(session, store, digests)
     return Response(status_code=204)

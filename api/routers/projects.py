@@ -65,10 +65,12 @@ def delete_project(project_id: uuid.UUID, session: SessionDep, store: StoreDep, 
     project = get_or_404(session, Project, project_id)
     ensure_idle(session, orchestrator, Pipeline.project_id == project_id, f"project {project_id}", "deleting it")
     models = session.execute(select(Model.id, Model.status, Model.job_id).where(Model.project_id == project_id)).all()
-    hashes = set(session.scalars(select(Media.sha256).where(Media.project_id == project_id)))
-    hashes |= set(session.scalars(
-        select(SnapshotItem.sha256).join(Snapshot).where(Snapshot.project_id == project_id)
-    ))
+    # Images and defect masks of its media and of its snapshots' items.
+    media_refs = select(Media.sha256, Media.mask_sha256).where(Media.project_id == project_id)
+    frozen_refs = (select(SnapshotItem.sha256, SnapshotItem.mask_sha256).join(Snapshot)
+                   .where(Snapshot.project_id == project_id))
+    hashes = {digest for query in (media_refs, frozen_refs) for row in session.execute(query) for digest in row
+              if digest}
     hashes |= capture_hashes(session, Pipeline.project_id == project_id)
     session.delete(project)
     session.commit()
