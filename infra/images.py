@@ -72,7 +72,8 @@ def normalise_mask(data: bytes, size: tuple[int, int]) -> bytes:
     export and a re-import.
     """
     try:
-        with _decoded(data, ("PNG",), "PNG", size[0] * size[1]) as image:
+        # A mask far larger than its image is refused from its header; a near miss hears the size rule below.
+        with _decoded(data, ("PNG",), "PNG", 4 * size[0] * size[1]) as image:
             if image.size != tuple(size):
                 raise MaskRejected(f"mask is {image.width}x{image.height}, its image {size[0]}x{size[1]}: "
                                    "they must be the same size")
