@@ -33,7 +33,7 @@ from infra.blob_gc import delete_unreferenced_blobs, ensure_blob, hold_blobs, st
 from infra.database.media_counts import media_total
 from infra.database.models import Media, Project
 from infra.images import ImageRejected, MaskRejected, display_filename
-from infra.media_records import ImageFacts, add_media_row
+from infra.media_records import ImageFacts, add_media_row, store_thumbnail
 from infra.splits import ANOMALOUS, EVAL, assigner_for
 from infra.storage import ObjectStore, blob_key
 
@@ -95,8 +95,13 @@ def upload_media(
     hashes = {facts.sha256 for _, _, facts in accepted}
     stored: list[Media] = []
     try:
-        # Held before the bytes are checked and until the rows commit: a concurrent delete of the same
-        # bytes cannot remove them in between (infra/blob_gc.py).
+        # Written before the lock, so that under it checking the bytes is usually one look (on SQLite the
+        # lock is the database's: file writes under it would make every other writer wait).
+        for _, upload, facts in accepted:
+            ensure_blob(store, facts.sha256, partial(_read_upload, upload))
+            store_thumbnail(store, facts)
+        # Held before the bytes are checked (again) and until the rows commit: a concurrent delete of the
+        # same bytes cannot remove them in between (infra/blob_gc.py).
         hold_blobs(session, hashes)
         assigner = assigner_for(session, project_id)
         for filename, upload, facts in accepted:

@@ -2,7 +2,7 @@
 
 Two uploads of the same bytes share one blob. Each round uploads image X, then deletes that item
 while X is uploaded again, at the same moment; the second upload answered 201, so its item must
-read back with X's bytes. Rounds run 16 at a time, and at the end every surviving row of the
+read back with X's bytes. Rounds run 8 at a time, and at the end every surviving row of the
 project is read back (a lost blob stays lost). 1,000 rounds on SQLite; 250 on PostgreSQL, where the
 same lock is a row lock (on a loaded 2-core machine 1,000 there took 2.5 minutes). Before the blob
 lock (infra/blob_gc.py) about half of such rounds lost their bytes.
@@ -23,7 +23,7 @@ from PIL import Image
 from tests.integration.api_server import api_server
 from tests.integration.databases import fresh_postgres_database
 
-PARALLEL = 16
+PARALLEL = 8
 
 pytestmark = pytest.mark.timeout(300)
 
