@@ -2,8 +2,9 @@
 
 It sits before routing and body parsing, so a request without the key is refused before any
 handler, upload parser or database work runs, and unknown paths answer 401 too (nothing to
-probe). Public: ``GET /api/health`` (for load balancers) and the OpenAPI document with its
-Swagger page, which describe the open-source contract and hold no data (docs/operations.md).
+probe). Public: ``GET /api/health`` (for load balancers) and the API docs: the OpenAPI document,
+the Swagger and ReDoc pages and their static assets, which describe the open-source contract and
+hold no data (docs/operations.md). Swagger's *Authorize* then sends the key on *Try it out*.
 
 Pages a browser opens by address cannot send a header: their 401 carries the page itself,
 which is static code with no data; it asks for the key and sends it on its own requests.
@@ -36,8 +37,10 @@ PUBLIC_ROUTES = frozenset({
     ("GET", "/api/health"),
     ("GET", "/api/openapi.json"),
     ("GET", "/api/docs"),
-    ("GET", "/docs/oauth2-redirect"),
+    ("GET", "/api/redoc"),
 })
+# Static files under these prefixes (the docs pages' JavaScript, CSS and icon: open-source code, no data).
+PUBLIC_PREFIXES = ("/api/docs-assets/",)
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 DETAIL = "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
 CROSS_SITE_DETAIL = "cross-site request refused: state-changing requests must come from this server's own pages"
@@ -99,6 +102,11 @@ def key_matches(presented: list[str | None], key: bytes) -> bool:
     return bool(results) and all(results)
 
 
+def is_public(method: str, path: str) -> bool:
+    """Whether a request needs no key: health, the API docs and their assets (GET only)."""
+    return (method, path) in PUBLIC_ROUTES or (method == "GET" and path.startswith(PUBLIC_PREFIXES))
+
+
 class ApiKeyMiddleware:
     def __init__(self, app: ASGIApp, key: str, pages: Mapping[str, Callable[[], str]] | None = None) -> None:
         self.app = app
@@ -113,7 +121,7 @@ class ApiKeyMiddleware:
         method = scope.get("method", "GET")
         path: str = scope["path"]
         headers = Headers(scope=scope)
-        if (method, path) in PUBLIC_ROUTES or is_public_console_path(path):
+        if is_public(method, path) or is_public_console_path(path):
             await self.app(scope, receive, send)
             return
         presented = presented_keys(headers)

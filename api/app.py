@@ -15,7 +15,7 @@ from api.console import install_console
 from api.contract import install_contract
 from api.docs import install_offline_docs
 from api.errors import install_error_handlers
-from api.heap import freeze_startup_heap
+from api.heap import freeze_startup_heap, return_large_buffers
 from api.routers import (
     active_pipelines,
     backbones,
@@ -40,6 +40,7 @@ from api.upload_limit import BodyLimitMiddleware
 from infra.database.engine import session_factory
 from infra.database.leadership import Leadership
 from infra.database.migrate import upgrade
+from infra.images import ImageDecoder
 from infra.orchestration import Orchestrator
 from infra.orchestration.job_poller import JobIndexPoller
 from infra.settings import Settings, get_settings
@@ -64,6 +65,8 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         app.state.settings = settings
         app.state.sessionmaker = session_factory(settings.resolved_database_url)
         app.state.store = build_store(settings)
+        app.state.image_decoder = ImageDecoder(settings.max_image_pixels, settings.max_concurrent_decodes,
+                                               settings.thumbnail_size)
         poller = None
         if settings.job_index_poll_s > 0:  # here, not in `serve`: any process serving the app keeps the index
             # Of several processes on one PostgreSQL, the lead's holder polls (docs/architecture.md, "Jobs index").
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
             poller.start()
         app.state.job_index_poller = poller
         freeze_startup_heap()
+        return_large_buffers()
         try:
             yield
         finally:

@@ -112,6 +112,26 @@ def worker(
                 join_announcement(server, joined.settings, pools, joined.config.server_version))
 
 
+@app.command()
+def check(
+    data_dir: Annotated[Path | None, typer.Option(help="Data folder, as for serve [env INSPECT_DATA_DIR]")] = None,
+    repair: Annotated[bool, typer.Option(help="Fix what is broken (delete rows without bytes and objects "
+                                              "without owner, mark snapshots/models failed, migrate)")] = False,
+) -> None:
+    """Check that every media row, capture, snapshot and model has its bytes, every stored object its owner,
+    and the database is at the latest migration. Read-only unless --repair. Exits 1 while a problem is left."""
+    from infra.integrity import NothingToCheck, check_platform, summary
+
+    settings = Settings(**({"data_dir": data_dir} if data_dir is not None else {}))
+    try:
+        findings = check_platform(settings, repair=repair)
+    except NothingToCheck as error:
+        typer.echo(str(error), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(summary(findings))
+    raise typer.Exit(1 if any(not finding.repaired for finding in findings) else 0)
+
+
 jobs = typer.Typer(help="Follow the platform's jobs (training, export, snapshots) from a terminal.",
                    no_args_is_help=True)
 app.add_typer(jobs, name="jobs")

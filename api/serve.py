@@ -5,7 +5,8 @@ alone against configured services (a replica); `worker` runs workers only (anoth
 The composition root: it wires settings, credentials, the supervisor (infra) and the API app, so it
 lives above both. SIGTERM and Ctrl-C stop the API first, then every child; a failure at start stops
 what started. The console carries the platform's own lifecycle; third-party chatter (HTTP client
-requests, Alembic, uvicorn's access lines) shows only at `--log-level debug`.
+requests, Alembic, uvicorn's access lines, libraries' deprecation warnings) shows only at
+`--log-level debug`.
 """
 
 from __future__ import annotations
@@ -75,9 +76,16 @@ class QuietThirdParty(logging.Filter):
         return record.levelno >= logging.WARNING or not record.name.startswith(CHATTY_LOGGERS)
 
 
+# Python warnings (timm's and anomalib's FutureWarnings when the model catalog loads) go to this logger once
+# captured: library deprecations are for the platform's developers, not the operator's console.
+WARNINGS_LOGGER = "py.warnings"
+
+
 def configure_logging(level: str) -> None:
     numeric = logging.getLevelName(level.upper())
     logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    logging.captureWarnings(True)
+    logging.getLogger(WARNINGS_LOGGER).setLevel(logging.DEBUG if numeric <= logging.DEBUG else logging.ERROR)
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(numeric if numeric <= logging.DEBUG else max(numeric, logging.WARNING))
     if numeric > logging.DEBUG:

@@ -2,9 +2,13 @@
 
 1. ``FrameCollector.offer`` on the calling (inference) thread, per frame, for each mode: the
    policy decision, plus a frame copy into the queue when it is accepted. Storing is stubbed
-   out here (a no-op save) so only the inference thread's share is measured.
-2. The collector thread's own cost per stored frame with the real writer: PNG + thumbnail
-   encoding, blob, media row and cap check in a fresh SQLite database and local store.
+   out here (a no-op save) so only the inference thread's share is measured. Baseline: mode
+   ``off`` in the same run. p50/p99 are numpy's linearly interpolated percentiles.
+2. The collector thread's own cost per stored frame with the real writer: PNG encoding, then
+   thumbnail, blob, media row and cap check in a fresh SQLite database and local store. Baseline:
+   the PNG encoding alone (what any storing costs).
+
+Every line carries the 1-minute load average (the machine is shared).
 
     .venv/bin/python benchmarks/collection.py --frames 2000 --size 640x480
 """
@@ -12,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -19,14 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from infra.collected_media import CollectedMediaWriter
-from infra.configs import DataCollection
-from infra.database.engine import session_scope
-from infra.database.migrate import upgrade
-from infra.database.models import Project
-from infra.settings import Settings
-from infra.storage import build_store
-from pipelines.collection import FrameCollector, encode_frame
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.support import load  # noqa: E402
+from infra.collected_media import CollectedMediaWriter  # noqa: E402
+from infra.configs import DataCollection  # noqa: E402
+from infra.database.engine import session_scope  # noqa: E402
+from infra.database.migrate import upgrade  # noqa: E402
+from infra.database.models import Project  # noqa: E402
+from infra.settings import Settings  # noqa: E402
+from infra.storage import build_store  # noqa: E402
+from pipelines.collection import FrameCollector, encode_frame  # noqa: E402
 
 MODES = {
     "off": DataCollection(),
@@ -37,7 +45,7 @@ MODES = {
 
 
 def offer_cost(image: np.ndarray, frames: int) -> None:
-    print(f"{'mode':<26}{'µs per frame (p50)':>20}{'p99':>10}{'accepted':>10}")
+    print(f"{'mode':<26}{'µs per frame (p50)':>20}{'p99':>10}{'accepted':>10}{'load':>8}")
     now = datetime.now(UTC)
     for name, config in MODES.items():
         collector = FrameCollector(lambda frame: None, config)
@@ -49,7 +57,8 @@ def offer_cost(image: np.ndarray, frames: int) -> None:
             times.append((time.perf_counter() - started) * 1e6)
         collector.stop()
         p50, p99 = np.percentile(times, [50, 99])
-        print(f"{name:<26}{p50:>20.1f}{p99:>10.1f}{collector.counts()['collected']:>10}")
+        label = f"{name} (baseline)" if config.mode == "off" else name
+        print(f"{label:<26}{p50:>20.1f}{p99:>10.1f}{collector.counts()['collected']:>10}{load():>8}")
 
 
 def store_cost(image: np.ndarray, frames: int) -> None:
@@ -62,7 +71,8 @@ def store_cost(image: np.ndarray, frames: int) -> None:
             session.flush()
             project_id = project.id
         writer = CollectedMediaWriter(settings.resolved_database_url, build_store(settings), project_id,
-                                      None, max_collected=frames // 2)  # no pipeline row here
+                                      None, max_collected=frames // 2,  # no pipeline row here
+                                      thumbnail_size=settings.thumbnail_size)
         encode_s = store_s = 0.0
         for index in range(frames):
             started = time.perf_counter()
@@ -71,8 +81,9 @@ def store_cost(image: np.ndarray, frames: int) -> None:
             writer(frame)
             encode_s += encoded - started
             store_s += time.perf_counter() - encoded
-    print(f"collector thread, per stored frame: encode {encode_s / frames * 1000:.1f} ms, "
-          f"store (blob + row + cap, cap hit for the second half) {store_s / frames * 1000:.1f} ms")
+    print(f"collector thread, per stored frame: PNG encode (baseline) {encode_s / frames * 1000:.1f} ms, "
+          f"store (thumbnail + blob + row + cap, cap hit for the second half) {store_s / frames * 1000:.1f} ms; "
+          f"load {load()}")
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.support import load  # noqa: E402
 from tests.integration.fuzz_support import failures_of, run_schemathesis, summary_of  # noqa: E402
 from tests.network import free_port  # noqa: E402
 
@@ -75,7 +76,8 @@ def main() -> int:
                                         prefect=True, phases=args.phases, timeout=7200)
         print(failures_of(output)[:30000] if code else "")
         print(summary_of(output))
-        print(f"fuzzing took {time.monotonic() - fuzz_start:.0f} s; reports and serve.log in {work}")
+        print(f"fuzzing took {time.monotonic() - fuzz_start:.0f} s (load {load()}; a correctness run: no "
+              f"speed figure, so no baseline); reports and serve.log in {work}")
         return 0 if code == 0 else 1
     finally:
         process.send_signal(signal.SIGTERM)

@@ -15,7 +15,8 @@ Per job, submit→running is from the client's clock at the POST to Prefect's `s
 flow run (same machine clock); submit→completed is polled. The training worker's process tree
 is sampled every 0.25 s for its proportional memory (PSS: a page shared by N processes counts
 1/N in each), idle before the first job and at its peak during the jobs. Target: p95
-submit→running ≤ 3 s over the 10 jobs.
+submit→running ≤ 3 s. With 10 jobs the nearest-rank p95 *is* the maximum, so the table reports and
+judges the maximum under that name ("max"), which is stricter.
 
     .venv/bin/python benchmarks/job_start.py                 # fork, spare, cold
     .venv/bin/python benchmarks/job_start.py --modes fork --line-fps 30
@@ -39,7 +40,7 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.support import load, percentile, wait_until  # noqa: E402
+from benchmarks.support import load, percentile, percentile_or_max, wait_until  # noqa: E402
 from tests.machines import online_workers  # noqa: E402
 from tests.network import free_port  # noqa: E402
 
@@ -213,8 +214,13 @@ def measure_mode(mode: str, line_fps: float | None) -> dict:
 
 
 def print_results(results: list[dict]) -> None:
-    print(f"\n{os.cpu_count()} CPUs; submit→running per job (s), {len(results[0]['jobs'])} jobs per mode; "
-          f"target p95 ≤ {TARGET_P95_S:.0f} s\n")
+    jobs = len(results[0]["jobs"])
+    tail, _ = percentile_or_max([0.0] * jobs, 95)
+    print(f"\n{os.cpu_count()} CPUs; submit→running per job (s), {jobs} jobs per mode; target p95 ≤ "
+          f"{TARGET_P95_S:.0f} s; baseline: the cold mode (Prefect's own engine per run) of the same run; "
+          f"p50 and p95 are nearest-rank percentiles" + (f" ({jobs} jobs cannot resolve p95: the maximum is "
+                                                          "reported and judged instead)" if tail == "max" else "")
+          + "\n")
     kinds = [job["kind"] for job in results[0]["jobs"]]
     print(" | ".join(["job", *(result["mode"] for result in results)]))
     print(" | ".join("---" for _ in range(len(results) + 1)))
@@ -224,13 +230,13 @@ def print_results(results: list[dict]) -> None:
     print("\n(in brackets: submit→flow run created by the API / submit→taken by a worker; the rest is starting"
           " the flow process and its engine)")
     print()
-    header = ["mode", "p50 s", "p95 s", "max s", "meets target", "worker online after s",
+    header = ["mode", "p50 s", f"{tail} s", "max s", "meets target", "worker online after s",
               "idle PSS MB", "peak PSS MB", "sum submit→completed s", "line", "load"]
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     for result in results:
         running = [job["running_s"] for job in result["jobs"]]
-        p95 = percentile(running, 95)
+        _, p95 = percentile_or_max(running, 95)
         print(" | ".join([
             result["mode"], f"{percentile(running, 50):.2f}", f"{p95:.2f}", f"{max(running):.2f}",
             "yes" if p95 <= TARGET_P95_S else "NO", f"{result['online_after_s']:.1f}", f"{result['idle_mb']:.0f}",

@@ -241,7 +241,8 @@ def main() -> None:
             f"long run {args.seconds:g} s ({f'paced at {args.fps:g}' if args.fps else 'unpaced'}): fps",
             f"{result['fps']:.1f} fps ({result['frames']} frames)",
         ),
-        ("long run: latency read→published p50 / p95", f"{result['p50']:.1f} / {result['p95']:.1f} ms"),
+        (f"long run: latency read→published p50 / p95 (numpy, linear interpolation, {result['frames']} frames)",
+         f"{result['p50']:.1f} / {result['p95']:.1f} ms"),
         ("long run: avg inference (pre-process + infer)", f"{result['inference_ms']:.1f} ms"),
         ("long run: frames dropped", str(result["dropped"])),
         (

@@ -16,9 +16,25 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def percentile(values: Sequence[float], share: float) -> float:
-    """Nearest-rank percentile (share in 0..100) of a non-empty sample."""
+    """Nearest-rank percentile (share in 0..100) of a non-empty sample.
+
+    Below ``100 / (100 - share)`` values it is the maximum (p95 of 10 values is the largest): report such
+    a figure through :func:`percentile_or_max`, which then says "max"."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(share / 100 * len(ordered)) - 1)]
+
+
+def resolves(count: int, share: float) -> bool:
+    """Whether ``count`` values resolve the nearest-rank ``share`` percentile as something below the max."""
+    return count * (100 - share) >= 100
+
+
+def percentile_or_max(values: Sequence[float], share: float) -> tuple[str, float]:
+    """("p95", value) when the sample resolves that percentile, else ("max", the maximum): never a
+    maximum under a percentile's name."""
+    if resolves(len(values), share):
+        return f"p{share:g}", percentile(values, share)
+    return "max", max(values)
 
 
 def load() -> str:

@@ -212,7 +212,8 @@ def main() -> None:
             rows.append((architecture, plain, platform))
 
     print(f"\nMTD slice: {len(good)} normal + {len(bad)} anomalous tiles; backbone {args.backbone} "
-          f"{'+'.join(args.layers)}; {os.cpu_count()} CPUs\n")
+          f"{'+'.join(args.layers)}; {os.cpu_count()} CPUs; baseline: plain anomalib Engine.fit on the same "
+          f"images in the same run; load {os.getloadavg()[0]:.2f}\n")
     header = ("architecture", "plain fit s", "job fit s", "fit speed-up", "plain AUROC", "job AUROC",
               "submit→running s", "submit→completed s", "job − fit s", "job − fit/test/export s")
     print(" | ".join(header))

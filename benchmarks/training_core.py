@@ -103,7 +103,8 @@ def main() -> None:
             rows.append(json.loads(lines[-1][len("RESULT "):]))
     load = os.getloadavg()[0]
     print(f"\n{args.arch} ({args.backbone}), {rows[0]['train_images']} training images, 256x256, "
-          f"{os.cpu_count()} cores, load average {load:.1f}")
+          f"{os.cpu_count()} cores, load average {load:.1f}; baseline: the first variant ({rows[0]['variant']}), "
+          f"same run")
     print(f"{'variant':<8} {'fit s':>8} {'image AUROC':>12} {'pixel AUROC':>12}  state sha256")
     for row in rows:
         print(f"{row['variant']:<8} {row['fit_s']:>8.2f} {row['image_auroc']:>12.6f} {row['pixel_auroc']:>12.6f}  "

@@ -22,7 +22,8 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -31,7 +32,7 @@ from sqlalchemy import select
 
 from flows.common import JobProgress, flow_settings, scratch, step
 from flows.run_names import import_run_name
-from infra.blob_gc import delete_unreferenced_blobs_quietly, thumbnail_key
+from infra.blob_gc import delete_unreferenced_blobs_quietly, ensure_blob, hold_blobs, thumbnail_key
 from infra.configs.confinement import Confinement
 from infra.database.engine import session_scope
 from infra.database.models import Media, Project
@@ -41,7 +42,7 @@ from infra.images import ImageRejected, decode_image, display_filename, normalis
 from infra.media_records import ImageFacts, add_media_row
 from infra.settings import Settings
 from infra.splits import assigner_for
-from infra.storage import ObjectStore, build_store, put_blob
+from infra.storage import ObjectStore, build_store
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,11 @@ def _existing_hashes(settings: Settings, project_id: uuid.UUID) -> set[str]:
 
 
 def read_and_store(source: DatasetSource, plan: ImportPlan, existing: set[str], store: ObjectStore,
-                   thumbnail_size: int, progress: JobProgress) -> ImportReport:
-    """Step 1: decode every image and mask of the plan, store the new ones; refuse what cannot be imported."""
+                   thumbnail_size: int, max_pixels: int, progress: JobProgress) -> ImportReport:
+    """Step 1: decode every image and mask of the plan, store the new ones; refuse what cannot be imported.
+
+    The blobs are not held yet (that would lock them for the whole read): step 2 holds them and stores
+    again whatever a concurrent delete of the same bytes removed meanwhile."""
     report = ImportReport(layout=plan.layout, refused=[*source.refused, *plan.refused], ignored=plan.ignored)
     seen = set(existing)
     total = max(len(plan.images), 1)
@@ -115,7 +119,7 @@ def read_and_store(source: DatasetSource, plan: ImportPlan, existing: set[str], 
         progress.update(READ_SHARE * index / total, stage="reading", files=len(plan.images))
         try:
             data = source.read(entry.path)
-            image = decode_image(data, thumbnail_size)
+            image = decode_image(data, thumbnail_size, max_pixels)
         except (FileRefused, ImageRejected) as error:
             report.refused.append(Refusal(entry.path, str(error)))
             if entry.mask_path is not None:
@@ -129,29 +133,41 @@ def read_and_store(source: DatasetSource, plan: ImportPlan, existing: set[str], 
             report.refused.extend([Refusal(entry.mask_path or "", str(error)),
                                    Refusal(entry.path, "its mask was refused")])
             continue
-        digest = hashlib.sha256(data).hexdigest()
+        digest = image.sha256
         if digest in seen:
             report.duplicates += 1
             continue
         seen.add(digest)
-        report.written.add(put_blob(store, data))
+        ensure_blob(store, digest, lambda data=data: data)
+        report.written.add(digest)
         if not store.exists(thumbnail_key(digest)):
             store.put(thumbnail_key(digest), image.thumbnail_png)
-        mask_digest = put_blob(store, mask) if mask is not None else None
+        mask_digest = None if mask is None else hashlib.sha256(mask).hexdigest()
         if mask_digest is not None:
+            ensure_blob(store, mask_digest, lambda mask=mask: mask)
             report.written.add(mask_digest)
-        facts = ImageFacts(sha256=digest, content_type=image.content_type, size_bytes=len(data), width=image.width,
-                           height=image.height, thumbnail_png=None)
-        report.stored.append(StoredImage(entry, facts, mask_digest))
+        report.stored.append(StoredImage(entry, replace(image, thumbnail_png=None), mask_digest))
     return report
 
 
-def add_rows(settings: Settings, store: ObjectStore, project_id: uuid.UUID, report: ImportReport) -> list[StoredImage]:
-    """Step 2: every media row in one transaction; images another request added meanwhile are duplicates."""
+def _mask_bytes(source: DatasetSource, image: StoredImage) -> bytes:
+    """The canonical mask of ``image`` read again (its blob went while the import ran)."""
+    assert image.entry.mask_path is not None
+    return normalise_mask(source.read(image.entry.mask_path), (image.facts.width, image.facts.height))
+
+
+def add_rows(settings: Settings, store: ObjectStore, project_id: uuid.UUID, report: ImportReport,
+             source: DatasetSource) -> list[StoredImage]:
+    """Step 2: every media row in one transaction; images another request added meanwhile are duplicates.
+
+    The blobs are held first (infra/blob_gc.py) and each is stored again from the source if a concurrent
+    delete of the same bytes removed it after step 1, so no row is committed without its bytes."""
     added: list[StoredImage] = []
     with session_scope(settings.resolved_database_url) as session:
         if session.get(Project, project_id) is None:
             raise ImportFlowError(f"project {project_id} was deleted during the import")
+        hold_blobs(session, {image.facts.sha256 for image in report.stored}
+                   | {image.mask_sha256 for image in report.stored if image.mask_sha256 is not None})
         present = set(session.scalars(select(Media.sha256).where(Media.project_id == project_id)))
         assigner = assigner_for(session, project_id)
         for image in report.stored:
@@ -160,6 +176,9 @@ def add_rows(settings: Settings, store: ObjectStore, project_id: uuid.UUID, repo
                 continue
             present.add(image.facts.sha256)
             entry = image.entry
+            ensure_blob(store, image.facts.sha256, partial(source.read, entry.path))
+            if image.mask_sha256 is not None:
+                ensure_blob(store, image.mask_sha256, partial(_mask_bytes, source, image))
             add_media_row(session, store, project_id, display_filename(PurePosixPath(entry.path).name), entry.label,
                           image.facts, assigner=assigner, split=entry.split, defect_type=entry.defect_type,
                           mask_sha256=image.mask_sha256)
@@ -181,9 +200,9 @@ def import_dataset(project_id: str, archive_key: str | None = None, path: str | 
             plan = plan_import(source.names)
             progress.update(0.0, stage="reading", layout=plan.layout, files=len(plan.images))
             report = step("read and store files", read_and_store, source, plan, existing, store,
-                          settings.thumbnail_size, progress)
-        progress.update(READ_SHARE, stage="adding", **report.metrics())
-        added = step("add media", add_rows, settings, store, project, report)
+                          settings.thumbnail_size, settings.max_image_pixels, progress)
+            progress.update(READ_SHARE, stage="adding", **report.metrics())
+            added = step("add media", add_rows, settings, store, project, report, source)
     except BaseException:
         if report is not None and report.written:
             delete_unreferenced_blobs_quietly(settings.resolved_database_url, store, sorted(report.written))

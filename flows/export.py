@@ -44,13 +44,18 @@ def _download_ir(store: ObjectStore, model_id: str, out_dir: Path) -> Path:
 
 def _reexport(store: ObjectStore, model_id: str, architecture: str, parameters: dict, format: str,  # noqa: A002
               compression: str | None, work: Path, data_dir: Path) -> Path:
-    from flows.training.export import export  # torch and anomalib: only when re-exporting
+    from flows.training.build import UnsafeCheckpoint  # torch and anomalib: only when re-exporting
+    from flows.training.export import export
     from infra.anomaly.backbones import hub_cache_dir
     from infra.anomaly.imported_weights import sync_imported
 
     sync_imported(store, hub_cache_dir(data_dir))  # the model is rebuilt with its backbone's weights first
-    checkpoint = store.get_file(checkpoint_key(model_id), work / "model.ckpt")
-    return export(checkpoint, architecture, parameters, format, compression, work / "out", data_dir=data_dir)
+    key = checkpoint_key(model_id)
+    checkpoint = store.get_file(key, work / "model.ckpt")
+    try:
+        return export(checkpoint, architecture, parameters, format, compression, work / "out", data_dir=data_dir)
+    except UnsafeCheckpoint as error:  # the job fails naming the stored file, so an operator can look at it
+        raise ExportFlowError(f"refused to load checkpoint {key} of model {model_id}: {error}") from None
 
 
 def _upload_archive(store: ObjectStore, key: str, out_dir: Path, archive: Path) -> None:

@@ -241,8 +241,10 @@ class LivePipeline:
             source_id=str(spec.source_id), sinks=[spec.sink], model_dir=models.get(spec.model_id),
             config=spec.runtime_config(), on_status=writer,
             save_collected=CollectedMediaWriter(settings.resolved_database_url, build_store(settings), spec.project_id,
-                                                spec.pipeline_id, settings.max_collected_media))
+                                                spec.pipeline_id, settings.max_collected_media,
+                                                settings.thumbnail_size))
         self.control = ControlServer(self.runtime, host=settings.pipeline_control_host,
+                                     port=settings.pipeline_control_port_range,
                                      advertise_host=settings.pipeline_control_advertise_host)
 
     def start(self) -> None:

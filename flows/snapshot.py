@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from flows.common import JobProgress, flow_settings
 from flows.run_names import snapshot_run_name
+from infra.blob_gc import hold_blobs
 from infra.database.engine import session_scope
 from infra.database.models import Media, Snapshot, SnapshotItem
 
@@ -37,6 +38,10 @@ def freeze_snapshot(session: Session, snapshot_id: uuid.UUID) -> int:
         raise SnapshotError(f"snapshot {snapshot_id} does not exist")
     if snapshot.status == "ready":
         return snapshot.media_count or 0
+    # Hold the blobs first, then read the media again: a media delete that commits meanwhile either drops
+    # the row from this read or finds the items committed (its blob collection waits for the hold).
+    frozen = session.execute(select(Media.sha256, Media.mask_sha256).where(Media.project_id == snapshot.project_id))
+    hold_blobs(session, {digest for row in frozen for digest in row if digest is not None})
     media = session.scalars(select(Media).where(Media.project_id == snapshot.project_id)
                             .order_by(Media.created_at, Media.id)).all()
     session.add_all(SnapshotItem(snapshot_id=snapshot.id, media_id=item.id, filename=item.filename,

@@ -3,19 +3,28 @@
 Every upload is fully decoded so that non-images and truncated files never reach the training
 set; the client's content type and filename are never trusted (the filename is display text only).
 Shared by the API (uploads, masks) and the dataset import flow.
+
+Memory is bounded: an image over ``INSPECT_MAX_IMAGE_PIXELS`` is refused from its header, before any
+pixel is decoded, and the API decodes at most ``INSPECT_MAX_CONCURRENT_DECODES`` images at once
+(:class:`ImageDecoder`), so concurrent uploads queue for decoding instead of each holding a full image.
+Thumbnails come from the one renderer uploads and collected frames share (:mod:`infra.thumbnails`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
+import threading
 import unicodedata
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
+
+from infra.media_records import ImageFacts
+from infra.thumbnails import render_thumbnail
 
 # Only these Pillow decoders are ever tried on client bytes.
 DECODERS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP")
@@ -30,26 +39,21 @@ CONTENT_TYPES: dict[str, str] = {
 }
 MAX_FILENAME_CHARS = 255
 _EXPECTED = "PNG, JPEG, BMP, TIFF or WEBP"
-_DIRECT_MODES = {"L", "LA", "RGB", "RGBA"}
 
 
 class ImageRejected(ValueError):
     """The bytes are not a decodable image of a supported format; the message says why."""
 
 
-@dataclass(frozen=True)
-class DecodedImage:
-    content_type: str
-    width: int
-    height: int
-    thumbnail_png: bytes
+def decode_image(data: bytes, thumbnail_size: int, max_pixels: int) -> ImageFacts:
+    """Decode every pixel (not just the header) and render the thumbnail, or raise ImageRejected.
 
-
-def decode_image(data: bytes, thumbnail_size: int) -> DecodedImage:
-    """Decode every pixel (not just the header) and render the thumbnail, or raise ImageRejected."""
-    with _decoded(data, DECODERS, _EXPECTED) as image:
-        return DecodedImage(
+    The API calls it through :class:`ImageDecoder`, which bounds how many run at once."""
+    with _decoded(data, DECODERS, _EXPECTED, max_pixels) as image:
+        return ImageFacts(
+            sha256=hashlib.sha256(data).hexdigest(),
             content_type=CONTENT_TYPES[image.format or ""],
+            size_bytes=len(data),
             width=image.width,
             height=image.height,
             thumbnail_png=render_thumbnail(image, thumbnail_size),
@@ -68,7 +72,8 @@ def normalise_mask(data: bytes, size: tuple[int, int]) -> bytes:
     export and a re-import.
     """
     try:
-        with _decoded(data, ("PNG",), "PNG") as image:
+        # A mask far larger than its image is refused from its header; a near miss hears the size rule below.
+        with _decoded(data, ("PNG",), "PNG", 4 * size[0] * size[1]) as image:
             if image.size != tuple(size):
                 raise MaskRejected(f"mask is {image.width}x{image.height}, its image {size[0]}x{size[1]}: "
                                    "they must be the same size")
@@ -91,8 +96,9 @@ def _nonzero(image: Image.Image) -> np.ndarray:
 
 
 @contextmanager
-def _decoded(data: bytes, formats: tuple[str, ...], expected: str) -> Iterator[Image.Image]:
-    """The fully loaded image of one of ``formats``, or ImageRejected saying why."""
+def _decoded(data: bytes, formats: tuple[str, ...], expected: str, max_pixels: int) -> Iterator[Image.Image]:
+    """The fully loaded image of one of ``formats``, or ImageRejected saying why (one over ``max_pixels``
+    from its header, before any pixel is decoded)."""
     if not data:
         raise ImageRejected("empty file")
     try:
@@ -100,6 +106,10 @@ def _decoded(data: bytes, formats: tuple[str, ...], expected: str) -> Iterator[I
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those as well.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=formats) as image:
+                pixels = image.width * image.height
+                if pixels > max_pixels:  # from the header: nothing decoded yet
+                    raise ImageRejected(f"image too large: {image.width}x{image.height} is {pixels:,} pixels, over "
+                                        f"the limit of {max_pixels:,} (INSPECT_MAX_IMAGE_PIXELS)")
                 image.load()
                 yield image
     except ImageRejected:
@@ -112,26 +122,31 @@ def _decoded(data: bytes, formats: tuple[str, ...], expected: str) -> Iterator[I
         raise ImageRejected(f"image could not be decoded: {error}") from error
 
 
-def render_thumbnail(image: Image.Image, size: int) -> bytes:
-    """PNG whose longest side is at most `size`, upright (EXIF orientation applied), 8-bit."""
-    thumb = _to_8bit(ImageOps.exif_transpose(image))
-    thumb.thumbnail((size, size))
-    buffer = io.BytesIO()
-    thumb.save(buffer, format="PNG")
-    return buffer.getvalue()
+class ImageDecoder:
+    """Decodes client images within the memory limits: pixels per image and decodes at once.
+
+    One per app (``app.state.image_decoder``): its semaphore is what makes concurrent uploads take turns.
+    """
+
+    def __init__(self, max_pixels: int, concurrency: int, thumbnail_size: int) -> None:
+        self.max_pixels = max_pixels
+        self.thumbnail_size = thumbnail_size
+        self._slots = threading.BoundedSemaphore(concurrency)
+
+    def decode(self, source: bytes | Callable[[], bytes]) -> ImageFacts:
+        """:func:`decode_image` once a slot is free. Pass a reader (an upload's ``file.read``) to read the
+        bytes only then: uploads waiting for their turn hold no file in memory."""
+        with self._slots:
+            return decode_image(_bytes(source), self.thumbnail_size, self.max_pixels)
+
+    def normalise_mask(self, source: bytes | Callable[[], bytes], size: tuple[int, int]) -> bytes:
+        """:func:`normalise_mask` once a slot is free (a mask is as large as its image)."""
+        with self._slots:
+            return normalise_mask(_bytes(source), size)
 
 
-def _to_8bit(image: Image.Image) -> Image.Image:
-    if image.mode in _DIRECT_MODES:
-        return image
-    if image.mode == "F" or image.mode.startswith("I"):
-        # 16-bit / float grey (common for industrial cameras): stretch the used range to 0..255,
-        # a plain convert("L") would clip nearly everything to white.
-        grey = image.convert("F")
-        low, high = grey.getextrema()
-        scale = 255.0 / (high - low) if high > low else 0.0
-        return grey.point(lambda value: (value - low) * scale).convert("L")
-    return image.convert("RGBA" if image.has_transparency_data else "RGB")
+def _bytes(source: bytes | Callable[[], bytes]) -> bytes:
+    return source() if callable(source) else source
 
 
 def display_filename(raw: str | None) -> str:

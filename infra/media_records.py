@@ -33,6 +33,12 @@ class ImageFacts:
     thumbnail_png: bytes | None
 
 
+def store_thumbnail(store: ObjectStore, image: ImageFacts) -> None:
+    """The image's thumbnail, unless it is stored already (or the facts carry none)."""
+    if image.thumbnail_png is not None and not store.exists(thumbnail_key(image.sha256)):
+        store.put(thumbnail_key(image.sha256), image.thumbnail_png)
+
+
 def add_media_row(session: Session, store: ObjectStore, project_id: uuid.UUID, filename: str, label: str,
                   image: ImageFacts, *, assigner: SplitAssigner | None = None, origin: str = UPLOADED,
                   pipeline_id: uuid.UUID | None = None, score: float | None = None, split: Split | None = None,
@@ -43,8 +49,7 @@ def add_media_row(session: Session, store: ObjectStore, project_id: uuid.UUID, f
     decides the split instead of the rules (a dataset that brings its own, e.g. MVTec's ``test/``); anomalous
     images stay in eval whatever it says.
     """
-    if image.thumbnail_png is not None and not store.exists(thumbnail_key(image.sha256)):
-        store.put(thumbnail_key(image.sha256), image.thumbnail_png)
+    store_thumbnail(store, image)
     assigner = assigner or assigner_for(session, project_id)
     if split is None or label == ANOMALOUS:
         split = split_for_new_media(session, assigner, project_id, label, image.sha256)

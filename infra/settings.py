@@ -30,7 +30,13 @@ class Settings(BaseSettings):
 
     # Uploads: the whole multipart request may not exceed this many bytes (413 otherwise).
     max_upload_bytes: int = 256 * 1024 * 1024
-    thumbnail_size: int = 256
+    # An image with more pixels is refused from its header, before decoding (40 Mpx: 160 MB as RGBA).
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    # Images the API decodes at once (uploads, captures, thumbnails); more wait their turn. Peak decode
+    # memory is about this many times the largest allowed image.
+    max_concurrent_decodes: int = Field(default=2, ge=1)
+    # Longest side of the thumbnails of uploaded, captured and collected media.
+    thumbnail_size: int = Field(default=256, ge=16, le=4096)
     # Dataset imports (POST /projects/{id}/imports): at most this many bytes once unpacked and this many files,
     # so a zip bomb or a runaway folder is refused before anything is read. One file is bounded by max_upload_bytes.
     max_import_bytes: int = Field(default=8 * 1024**3, gt=0)
@@ -76,6 +82,10 @@ class Settings(BaseSettings):
     # API can reach and, where that address differs (NAT, 0.0.0.0), advertises the reachable one.
     pipeline_control_host: str = "127.0.0.1"
     pipeline_control_advertise_host: str | None = None
+    # Ports ("first-last") the control endpoints bind: one per running pipeline, so the range caps the lines
+    # per machine. A fixed range lets sinks and cameras be refused them (infra/configs/outbound.py); the
+    # default lies below Linux's ephemeral ports (32768-60999), so other programs' random ports never land in it.
+    pipeline_control_ports: str = Field(default="29100-29299", pattern=r"^\d{1,5}-\d{1,5}$")
     # Data collection: a project keeps at most this many collected media; the oldest collected go first
     # (uploaded media are never removed).
     max_collected_media: int = Field(default=5000, ge=1)
@@ -95,6 +105,14 @@ class Settings(BaseSettings):
     outbound_allow: str = ""
     # JSON (any non-multipart) request bodies over this many bytes are refused with 413 before parsing.
     max_json_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    @field_validator("pipeline_control_ports")
+    @classmethod
+    def _port_range(cls, ports: str) -> str:
+        first, last = (int(port) for port in ports.split("-"))
+        if not 1024 <= first <= last <= 65535:
+            raise ValueError("INSPECT_PIPELINE_CONTROL_PORTS must be 'first-last' with 1024 <= first <= last <= 65535")
+        return ports
 
     @field_validator("api_key")
     @classmethod
@@ -130,6 +148,11 @@ class Settings(BaseSettings):
         entries = [entry for entry in self.allowed_paths.split(os.pathsep) if entry.strip()]
         roots = [Path(entry).expanduser() for entry in entries] or [self.resolved_data_dir / "line"]
         return tuple(root.resolve() for root in roots)
+
+    @property
+    def pipeline_control_port_range(self) -> range:
+        first, last = (int(port) for port in self.pipeline_control_ports.split("-"))
+        return range(first, last + 1)
 
     @property
     def outbound_hosts(self) -> frozenset[str] | None:

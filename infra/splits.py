@@ -25,7 +25,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from infra.database.models import Media
@@ -83,20 +83,48 @@ class SplitAssigner:
             self.eval_normals += split == EVAL
 
 
+# The rules read the counts only against these thresholds (train normals >= MIN_TRAIN_NORMALS; eval normals
+# exact below MIN_EVAL_NORMALS; normals exact below EVAL_FLOOR_AT, i.e. train normals below EVAL_FLOOR_AT -
+# MIN_EVAL_NORMALS once eval is short), so counting up to these caps decides exactly as full counts would.
+_EVAL_CAP = MIN_EVAL_NORMALS
+_TRAIN_CAP = EVAL_FLOOR_AT
+
+
+def capped_count_query(project_id: uuid.UUID, split: str, cap: int) -> Select[tuple[int]]:
+    """How many normal images the project has in ``split``, counted up to ``cap`` (the
+    ``(project_id, label, split)`` index answers it with at most ``cap`` entries)."""
+    rows = select(Media.id).where(Media.project_id == project_id, Media.label == NORMAL, Media.split == split)
+    return select(func.count()).select_from(rows.limit(cap).subquery())
+
+
+def _capped_count(session: Session, project_id: uuid.UUID, split: str, cap: int) -> int:
+    return session.scalar(capped_count_query(project_id, split, cap)) or 0
+
+
 def assigner_for(session: Session, project_id: uuid.UUID) -> SplitAssigner:
-    """An assigner that starts from the project's stored normal images."""
-    rows = session.execute(select(Media.split, func.count()).where(Media.project_id == project_id,
-                                                                    Media.label == NORMAL).group_by(Media.split))
-    counts = {split: count for split, count in rows}
-    return SplitAssigner(normals=sum(counts.values()), eval_normals=counts.get(EVAL, 0))
+    """An assigner that starts from the project's stored normal images.
+
+    Counted up to the caps the rules need (a few rows), not over the whole project: every upload
+    builds one, and a full count walked all of a 100,000-media project's normal images."""
+    eval_normals = _capped_count(session, project_id, EVAL, _EVAL_CAP)
+    train_normals = _capped_count(session, project_id, TRAIN, _TRAIN_CAP)
+    return SplitAssigner(normals=eval_normals + train_normals, eval_normals=eval_normals)
+
+
+def twin_query(project_id: uuid.UUID, label: str, sha256: str) -> Select[tuple[str]]:
+    """The split of an item of the project with these bytes and label (rule 2), if any.
+
+    Run for every uploaded image: the ``(project_id, sha256, label)`` index answers it with one seek
+    (without it SQLite walked every image of the project with that label)."""
+    return select(Media.split).where(Media.project_id == project_id, Media.sha256 == sha256,
+                                     Media.label == label).limit(1)
 
 
 def split_for_new_media(session: Session, assigner: SplitAssigner, project_id: uuid.UUID, label: str,
                         sha256: str) -> Split:
     """The split of a media item about to be added (rule 2 first, then the assigner)."""
     if label != ANOMALOUS:
-        twin = session.scalar(select(Media.split).where(Media.project_id == project_id, Media.sha256 == sha256,
-                                                        Media.label == label).limit(1))
+        twin = session.scalar(twin_query(project_id, label, sha256))
         if twin in SPLITS:
             assigner.record(label, twin)
             return twin  # type: ignore[return-value]

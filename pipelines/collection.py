@@ -22,19 +22,16 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 
-import cv2
 import numpy as np
 
 from infra.collected_media import CollectedFrame
 from infra.configs import DataCollection
-from infra.media_records import ImageFacts
 from pipelines.frames import encode_image
 
 log = logging.getLogger(__name__)
 
 HOUR_S = 3600.0
 QUEUE_SIZE = 4  # frames waiting to be stored; a few seconds of a slow disk at most
-THUMBNAIL_SIZE = 256
 
 
 SaveCollected = Callable[[CollectedFrame], None]
@@ -143,13 +140,7 @@ class FrameCollector:
 
 
 def encode_frame(image: np.ndarray, label: str, score: float, timestamp: datetime, frame_index: int) -> CollectedFrame:
-    """The raw BGR frame as PNG plus a PNG thumbnail whose longest side is at most ``THUMBNAIL_SIZE``."""
+    """The raw BGR frame as PNG (its thumbnail is rendered by the writer, at the platform's thumbnail size)."""
     png = encode_image(image, "png")
-    height, width = image.shape[:2]
-    scale = min(1.0, THUMBNAIL_SIZE / max(height, width))
-    thumbnail = image if scale == 1.0 else cv2.resize(
-        image, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
-    facts = ImageFacts(sha256=hashlib.sha256(png).hexdigest(), content_type="image/png", size_bytes=len(png),
-                       width=width, height=height, thumbnail_png=encode_image(thumbnail, "png"))
-    return CollectedFrame(png=png, image=facts, label=label, score=float(score), timestamp=timestamp,
-                          frame_index=frame_index)
+    return CollectedFrame(png=png, pixels=image, sha256=hashlib.sha256(png).hexdigest(), label=label,
+                          score=float(score), timestamp=timestamp, frame_index=frame_index)

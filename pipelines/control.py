@@ -12,7 +12,9 @@ Routes (all need ``Authorization: Bearer <token>``; errors are ``{"detail": ...}
 The server runs aiohttp (already required by aiortc) on its own thread and event loop, which
 also hosts the WebRTC peer connections, so nothing here competes with the inference thread for
 a lock. It binds 127.0.0.1 by default; a worker on another machine binds an interface the API
-can reach and advertises that address.
+can reach and advertises that address. The port is a free one of ``INSPECT_PIPELINE_CONTROL_PORTS``
+(picked at random, so lines starting together rarely try the same one): a known range is what lets
+sinks and cameras be refused the control endpoints (infra/configs/outbound.py).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import asyncio
 import base64
 import hmac
 import logging
+import random
 import secrets
 import threading
 from typing import Any
@@ -46,14 +49,15 @@ class ControlServer:
         runtime: PipelineRuntime,
         *,
         host: str = "127.0.0.1",
-        port: int = 0,
+        port: int | range = 0,
         token: str | None = None,
         advertise_host: str | None = None,
         max_viewers: int = 8,
     ) -> None:
         self.runtime = runtime
         self.host = host
-        self.port = port
+        self._ports = port if isinstance(port, range) else range(port, port + 1)
+        self.port = self._ports[0]
         self.token = token or secrets.token_urlsafe(32)
         self.advertise_host = advertise_host or host
         self.max_viewers = max_viewers
@@ -106,8 +110,16 @@ class ControlServer:
         app.router.add_post("/webrtc/candidate", self._candidate)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        last_error: OSError | None = None
+        for port in random.sample(self._ports, len(self._ports)):
+            try:
+                await web.TCPSite(self._runner, self.host, port).start()
+                break
+            except OSError as error:  # taken (another line, another program): try the next one
+                last_error = error
+        else:
+            raise OSError(f"no free control port in {self._ports.start}-{self._ports.stop - 1} "
+                          f"(INSPECT_PIPELINE_CONTROL_PORTS): {last_error}")
         self.port = self._runner.addresses[0][1]
 
     async def _shutdown(self) -> None:

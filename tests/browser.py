@@ -7,11 +7,16 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import httpx
 
 from tests.network import free_port
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 # Every host name but loopback resolves to nothing and every non-loopback connection goes to a dead
 # proxy: the page sees a network without internet, as on a factory floor.
@@ -79,3 +84,16 @@ class HeadlessChromium:
             self.process.kill()
             self.process.wait(5)
         shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@contextmanager
+def playwright_chromium() -> Iterator[Browser]:
+    """Debian's Chromium driven by Playwright (no browser download: its own build is not installable here)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -22,9 +22,17 @@ from sqlalchemy.orm import Session
 from api.console.forms import choice, detail_text, field_errors, kept_query, require_same_origin, see_other
 from api.console.navigation import PROJECT_TABS
 from api.console.templating import render
-from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
+from api.deps import DecoderDep, SessionDep, StoreDep, get_or_404
 from api.schemas.media import MediaLabel, MediaOrigin, MediaPatch, MediaSplit, UploadLabel, UploadResult
-from api.services.media import MediaFilter, change_many, change_media, media_page, split_counts, upload_images
+from api.services.media import (
+    MediaFilter,
+    change_many,
+    change_media,
+    media_page,
+    split_counts,
+    upload_images,
+    upload_reader,
+)
 from infra.database.models import Media, MediaCount, Model, Pipeline, Project
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_same_origin)])
@@ -93,7 +101,7 @@ def dataset_page(request: Request, project_id: uuid.UUID, session: SessionDep, l
 
 
 @router.post("/ui/projects/{project_id}/upload", response_class=HTMLResponse)
-def upload(request: Request, project_id: uuid.UUID, session: SessionDep, store: StoreDep, settings: SettingsDep,
+def upload(request: Request, project_id: uuid.UUID, session: SessionDep, store: StoreDep, decoder: DecoderDep,
            label: Annotated[str, Form()] = "", files: Annotated[list[UploadFile], File()] = []  # noqa: B006
            ) -> Response:
     """The form without scripts: stores what decodes, then shows what was refused and why."""
@@ -107,8 +115,8 @@ def upload(request: Request, project_id: uuid.UUID, session: SessionDep, store: 
     result: UploadResult | None = None
     if not errors:
         try:
-            result = upload_images(session, store, project_id, ((item.filename, item.file.read()) for item in chosen),
-                                   label, settings.thumbnail_size)
+            result = upload_images(session, store, decoder, project_id,
+                                   ((item.filename, upload_reader(item)) for item in chosen), label)
         except HTTPException as error:
             if not isinstance(error.detail, dict):
                 raise

@@ -7,6 +7,7 @@ rows whose run ended without recording it (crashed, killed, cancelled before it 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from importlib import resources
@@ -18,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
+from api.deps import DecoderDep, SessionDep, StoreDep, get_or_404
 from api.schemas.active_pipelines import (
     ActivePipelineCreate,
     ActivePipelineOut,
@@ -30,12 +31,14 @@ from api.schemas.common import ErrorResponse
 from api.schemas.media import UploadLabel
 from api.services.active_runs import control_call, ensure_idle, refresh, running_row
 from api.services.jobs import OrchestratorDep, submit_or_withdraw
-from api.services.media_uploads import add_media, discard_blobs
+from api.services.media_uploads import discard_blobs
 from infra.active_pipelines import ACTIVE, FINAL, HEARTBEAT_STALE_S, heartbeat_age, transition
+from infra.blob_gc import ensure_blob, hold_blobs
 from infra.database.models import ActivePipeline, Capture, Model, Pipeline
-from infra.images import ImageRejected, decode_image
+from infra.images import ImageRejected
+from infra.media_records import add_media_row
 from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable
-from infra.storage import blob_key, put_blob
+from infra.storage import blob_key
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +141,7 @@ def capture_frame(
     active_id: uuid.UUID,
     session: SessionDep,
     store: StoreDep,
-    settings: SettingsDep,
+    decoder: DecoderDep,
     orchestrator: OrchestratorDep,
     add_to_dataset: bool = False,
     label: UploadLabel | None = None,
@@ -154,25 +157,24 @@ def capture_frame(
         frame = control.capture()
     dataset_png = frame.raw_png or frame.png
     try:
-        dataset_image = decode_image(dataset_png, settings.thumbnail_size) if add_to_dataset else None
+        dataset_image = decoder.decode(dataset_png) if add_to_dataset else None
     except ImageRejected as error:
         raise HTTPException(status_code=502, detail=f"the pipeline sent an unusable frame: {error}") from error
-    written: set[str] = set()
+    digest = hashlib.sha256(frame.png).hexdigest()
+    written = {digest} | ({dataset_image.sha256} if dataset_image is not None else set())
     try:
-        digest = put_blob(store, frame.png)
-        written.add(digest)
+        hold_blobs(session, written)  # until the rows commit (infra/blob_gc.py)
+        ensure_blob(store, digest, lambda: frame.png)
         capture = Capture(active_pipeline_id=row.id, sha256=digest, anomaly_score=frame.anomaly_score,
                           timestamp=frame.timestamp)
         session.add(capture)
         session.flush()
         media_id = None
         if dataset_image is not None:
-            dataset_digest = put_blob(store, dataset_png)
-            written.add(dataset_digest)
+            ensure_blob(store, dataset_image.sha256, lambda: dataset_png)
             project_id = get_or_404(session, Pipeline, row.pipeline_id).project_id
             filename = f"capture-{frame.timestamp:%Y%m%dT%H%M%S}-{frame.frame_index}.png"
-            media_id = add_media(session, store, project_id, filename, label or frame.label, dataset_image,
-                                 dataset_digest, len(dataset_png)).id
+            media_id = add_media_row(session, store, project_id, filename, label or frame.label, dataset_image).id
         session.commit()
     except BaseException:
         session.rollback()

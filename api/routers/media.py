@@ -7,13 +7,14 @@ are blobs too (canonical PNGs, :func:`infra.images.normalise_mask`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 
-from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
+from api.deps import DecoderDep, SessionDep, StoreDep, get_or_404
 from api.schemas.media import (
     MediaLabel,
     MediaOrigin,
@@ -24,13 +25,13 @@ from api.schemas.media import (
     UploadLabel,
     UploadResult,
 )
-from api.services.media import KEEP, MediaFilter, change_media, media_page, upload_images
+from api.services.media import KEEP, MediaFilter, change_media, media_page, upload_images, upload_reader
 from api.services.media_uploads import discard_blobs
-from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
+from infra.blob_gc import delete_unreferenced_blobs, store_blob, thumbnail_key
 from infra.database.models import Media
-from infra.images import MaskRejected, decode_image, normalise_mask
+from infra.images import MaskRejected
 from infra.splits import ANOMALOUS
-from infra.storage import ObjectStore, blob_key, put_blob
+from infra.storage import ObjectStore, blob_key
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,12 @@ def upload_media(
     project_id: uuid.UUID,
     session: SessionDep,
     store: StoreDep,
-    settings: SettingsDep,
+    decoder: DecoderDep,
     files: Annotated[list[UploadFile], File(description="Image files (PNG, JPEG, BMP, TIFF, WEBP)")],
     label: Annotated[UploadLabel, Form(description="normal or anomalous; unlabelled only comes from collection")],
 ) -> UploadResult:
-    return upload_images(session, store, project_id, ((upload.filename, upload.file.read()) for upload in files),
-                         label, settings.thumbnail_size)
+    return upload_images(session, store, decoder, project_id,
+                         ((upload.filename, upload_reader(upload)) for upload in files), label)
 
 
 router.add_api_route(
@@ -87,14 +88,14 @@ def get_media(media_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Resp
 
 @router.get("/media/{media_id}/thumbnail", response_class=Response,
             responses={200: {"content": {"image/png": {}}, "description": "PNG thumbnail"}})
-def get_thumbnail(media_id: uuid.UUID, session: SessionDep, store: StoreDep, settings: SettingsDep) -> Response:
+def get_thumbnail(media_id: uuid.UUID, session: SessionDep, store: StoreDep, decoder: DecoderDep) -> Response:
     media = get_or_404(session, Media, media_id)
     key = thumbnail_key(media.sha256)
     try:
         data = store.get(key)
     except FileNotFoundError:
         # Thumbnails are derived data: rebuild one that is missing from the original.
-        data = decode_image(_read(store, blob_key(media.sha256)), settings.thumbnail_size).thumbnail_png
+        data = decoder.decode(_read(store, blob_key(media.sha256))).thumbnail_png
         store.put(key, data)
     return Response(content=data, media_type="image/png", headers=_BLOB_HEADERS)
 
@@ -121,7 +122,7 @@ def update_media(media_id: uuid.UUID, body: MediaPatch, session: SessionDep) -> 
 
 @router.put("/media/{media_id}/mask", response_model=MediaOut,
             responses={422: {"description": "Not an anomalous item, or not a PNG mask of the image's size"}})
-def put_mask(media_id: uuid.UUID, session: SessionDep, store: StoreDep,
+def put_mask(media_id: uuid.UUID, session: SessionDep, store: StoreDep, decoder: DecoderDep,
              file: Annotated[UploadFile, File(description="PNG of the image's size; non-zero pixels are defect")],
              ) -> MediaOut:
     """Give an anomalous item its defect mask (replacing any earlier one): training then reports pixel metrics."""
@@ -129,12 +130,13 @@ def put_mask(media_id: uuid.UUID, session: SessionDep, store: StoreDep,
     if media.label != ANOMALOUS:
         raise HTTPException(status_code=422, detail=f"only anomalous images have a defect mask, not {media.label} ones")
     try:
-        mask = normalise_mask(file.file.read(), (media.width, media.height))
+        mask = decoder.normalise_mask(file.file.read, (media.width, media.height))
     except MaskRejected as error:
         raise HTTPException(status_code=422, detail=str(error)) from error
-    previous, digest = media.mask_sha256, put_blob(store, mask)
-    media.mask_sha256 = digest
+    previous, digest = media.mask_sha256, hashlib.sha256(mask).hexdigest()
     try:
+        store_blob(session, store, mask, digest)  # held until the commit (infra/blob_gc.py)
+        media.mask_sha256 = digest
         session.commit()
     except BaseException:
         session.rollback()

@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
@@ -112,10 +112,16 @@ def export_model(model_id: uuid.UUID, session: SessionDep, store: StoreDep, orch
     if model.status != "ready":
         raise HTTPException(status_code=409, detail=f"Model {model_id} is {model.status}, not ready")
     key = archive_key(model_id, export_format, compression)
-    if store.exists(key):
+    try:
+        archive = store.open_stream(key)
+    except FileNotFoundError:
+        archive = None
+    if archive is not None:
+        # Streamed from the store: an archive of any size costs the API one chunk of memory per download.
         filename = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model.name}-{export_name(export_format, compression)}.zip")
-        return Response(store.get(key), media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        return StreamingResponse(archive.chunks, media_type="application/zip",
+                                 headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                          "Content-Length": str(archive.size)})
     tags = [f"model:{model_id}", f"export:{export_name(export_format, compression)}"]
     with orchestration_errors():
         earlier = orchestrator.list_jobs(model.project_id, JobType.EXPORT, extra_tags=tags)

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from fastapi import HTTPException
+from fastapi import HTTPException, UploadFile
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import get_or_404
 from api.paging import Page, newest_first_page
 from api.schemas.media import MediaOut, UploadError, UploadResult
-from api.services.media_uploads import add_media, discard_blobs
+from api.services.media_uploads import discard_blobs
+from infra.blob_gc import ensure_blob, hold_blobs
 from infra.database.media_counts import media_total
 from infra.database.models import Media, Project
-from infra.images import ImageRejected, decode_image, display_filename
+from infra.images import ImageDecoder, ImageRejected, display_filename
+from infra.media_records import ImageFacts, add_media_row, store_thumbnail
 from infra.splits import ANOMALOUS, EVAL, TRAIN, assigner_for
-from infra.storage import ObjectStore, put_blob
+from infra.storage import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -57,39 +59,56 @@ def split_counts(session: Session, project_id: uuid.UUID, total: int | None = No
     return {TRAIN: total - evaluation, EVAL: evaluation}
 
 
-def upload_images(session: Session, store: ObjectStore, project_id: uuid.UUID,
-                  files: Iterable[tuple[str | None, bytes]], label: str, thumbnail_size: int) -> UploadResult:
-    """Decode and store every (client filename, bytes); refused files are reported per file.
+def upload_reader(upload: UploadFile) -> Callable[[], bytes]:
+    """Reads the whole upload (spooled to disk by the multipart parser) from its start, however often."""
+    def read() -> bytes:
+        upload.file.seek(0)
+        return upload.file.read()
+    return read
 
-    Commits the stored ones together. 422 (nothing stored, nothing left behind) when no file is a
-    decodable image; any other failure also removes the blobs this call wrote.
+
+def upload_images(session: Session, store: ObjectStore, decoder: ImageDecoder, project_id: uuid.UUID,
+                  files: Iterable[tuple[str | None, Callable[[], bytes]]], label: str) -> UploadResult:
+    """Decode and store every (client filename, reader of its bytes); refused files are reported per file.
+
+    Each file is read only when a decode slot is free (``INSPECT_MAX_CONCURRENT_DECODES``), so uploads
+    waiting their turn hold no file in memory; nothing is locked while images decode. The stored ones
+    commit together. 422 (nothing stored, nothing left behind) when no file is a decodable image; any
+    other failure also removes the blobs no row uses.
     """
     get_or_404(session, Project, project_id)
-    stored: list[Media] = []
+    accepted: list[tuple[str, Callable[[], bytes], ImageFacts]] = []
     errors: list[UploadError] = []
-    written: set[str] = set()
-    assigner = assigner_for(session, project_id)
+    for raw_name, read in files:
+        filename = display_filename(raw_name)
+        try:
+            accepted.append((filename, read, decoder.decode(read)))
+        except ImageRejected as error:
+            errors.append(UploadError(filename=filename, detail=str(error)))
+    if not accepted:
+        raise HTTPException(status_code=422, detail={
+            "message": "no file was stored: none is a decodable image",
+            "errors": [error.model_dump() for error in errors],
+        })
+    hashes = {facts.sha256 for _, _, facts in accepted}
+    stored: list[Media] = []
     try:
-        for raw_name, data in files:
-            filename = display_filename(raw_name)
-            try:
-                image = decode_image(data, thumbnail_size)
-            except ImageRejected as error:
-                errors.append(UploadError(filename=filename, detail=str(error)))
-                continue
-            digest = put_blob(store, data)
-            written.add(digest)
-            stored.append(add_media(session, store, project_id, filename, label, image, digest, len(data),
-                                    assigner))
-        if not stored:
-            raise HTTPException(status_code=422, detail={
-                "message": "no file was stored: none is a decodable image",
-                "errors": [error.model_dump() for error in errors],
-            })
+        # Written before the lock, so that under it checking the bytes is usually one look (on SQLite the
+        # lock is the database's: file writes under it would make every other writer wait).
+        for _, read, facts in accepted:
+            ensure_blob(store, facts.sha256, read)
+            store_thumbnail(store, facts)
+        # Held before the bytes are checked (again) and until the rows commit: a concurrent delete of the
+        # same bytes cannot remove them in between (infra/blob_gc.py).
+        hold_blobs(session, hashes)
+        assigner = assigner_for(session, project_id)
+        for filename, read, facts in accepted:
+            ensure_blob(store, facts.sha256, read)
+            stored.append(add_media_row(session, store, project_id, filename, label, facts, assigner=assigner))
         session.commit()
     except BaseException:
         session.rollback()
-        discard_blobs(session, store, written)
+        discard_blobs(session, store, hashes)
         raise
     items = [MediaOut.model_validate(media) for media in stored]
     return UploadResult(uploaded=len(items), failed=len(errors), items=items, errors=errors)

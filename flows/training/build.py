@@ -7,6 +7,7 @@ the one the model was trained with.
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,26 @@ def build_model(
     return cls(**model_kwargs(arch.name, resolved), pre_processor=pre_processor, visualizer=False)
 
 
-def load_weights(model: AnomalibModule, checkpoint: Path) -> AnomalibModule:
-    """Load a Lightning checkpoint's state into a freshly built model (memory banks included)."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    model.load_state_dict(state["state_dict"])
+class UnsafeCheckpoint(ValueError):
+    """A checkpoint that is not plain weights: it could run code when unpickled, so it is not loaded."""
+
+
+def read_weights(checkpoint: Path) -> dict[str, Any]:
+    """The state dict of a Lightning checkpoint, read safely (before any model is built for it).
+
+    ``weights_only=True``: the unpickler builds only tensors and plain containers, which is all the
+    platform's checkpoints hold, and refuses anything else. A file planted in the bucket with a
+    pickled callable would otherwise run that code on the worker."""
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnsafeCheckpoint(f"it holds more than weights ({error})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise UnsafeCheckpoint("it holds no state_dict of weights")
+    return state["state_dict"]
+
+
+def load_weights(model: AnomalibModule, state_dict: dict[str, Any]) -> AnomalibModule:
+    """A freshly built model with a checkpoint's state (memory banks included), from :func:`read_weights`."""
+    model.load_state_dict(state_dict)
     return model.eval()

@@ -19,7 +19,7 @@ from anomalib.deploy import CompressionType
 from anomalib.models.components import AnomalibModule
 from torch.export import Dim
 
-from flows.training.build import DEFAULT_IMAGE_SIZE, build_model, load_weights
+from flows.training.build import DEFAULT_IMAGE_SIZE, build_model, load_weights, read_weights
 from infra.anomaly import backbones
 from infra.anomaly.catalog import validate_parameters
 
@@ -67,11 +67,14 @@ def load_model(
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
     data_dir: Path | None = None,
 ) -> AnomalibModule:
-    """Rebuild a trained model from its checkpoint and the resolved training parameters."""
+    """Rebuild a trained model from its checkpoint and the resolved training parameters.
+
+    The checkpoint is read first: an unsafe one (UnsafeCheckpoint) fails before anything is built."""
+    state_dict = read_weights(Path(checkpoint))
     if data_dir is not None:
         backbones.activate_hub_cache(data_dir)  # building the backbone loads its pretrained weights first
     resolved = validate_parameters(architecture, parameters)
-    return load_weights(build_model(architecture, resolved, image_size), Path(checkpoint))
+    return load_weights(build_model(architecture, resolved, image_size), state_dict)
 
 
 def export(

@@ -3,33 +3,27 @@
 - Paths (video files, image folders, filesystem sink outputs) must lie inside one of
   ``INSPECT_ALLOWED_PATHS`` after ``~``, ``..`` and symlinks are resolved; a relative path is
   taken inside the first allowed folder.
-- Outbound hosts (webhooks, MQTT brokers, IP cameras) may not resolve to link-local or
-  cloud-metadata addresses, and with ``INSPECT_OUTBOUND_ALLOW`` set must be one of its hosts.
+- Outbound URLs (webhooks, MQTT brokers, IP cameras) may not lead to the platform's own services
+  by any alias, nor to link-local or cloud-metadata addresses (:mod:`infra.configs.outbound`), and
+  with ``INSPECT_OUTBOUND_ALLOW`` set their host must be one of its hosts.
 
 The API checks a config when it is written, and the pipeline runtime again when it builds the
-source and sinks (another machine, another time: the folder or DNS may have changed); IP cameras
-and webhooks are checked again before each connection. A host
-that does not resolve where it is checked passes there; the machine that connects checks it too.
+source and sinks (another machine, another time: the folder or DNS may have changed); IP cameras,
+MQTT brokers and webhooks are checked again where they connect, and connect to the address that
+was checked. A host that does not resolve where it is checked passes there; the machine that
+connects checks it too.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from infra.configs import outbound
 from infra.configs.base import ConfigModel
 from infra.settings import Settings, get_settings
-
-# 169.254.169.254 (AWS, GCP, Azure, ...) and fd00:ec2::254 (AWS over IPv6) serve cloud credentials.
-BLOCKED_NETWORKS = (
-    ipaddress.ip_network("169.254.0.0/16"),
-    ipaddress.ip_network("fe80::/10"),
-    ipaddress.ip_network("fd00:ec2::254/128"),
-)
 
 ConfigT = TypeVar("ConfigT", bound=ConfigModel)
 
@@ -38,33 +32,15 @@ class NotAllowed(ValueError):
     """A config points outside what the operator allows; the message names the setting."""
 
 
-def blocked(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in network for network in BLOCKED_NETWORKS)
-
-
-def resolved_addresses(host: str) -> list[str]:
-    """The addresses ``host`` stands for here: itself when it is a literal, else what DNS answers (maybe none)."""
-    try:
-        return [str(ipaddress.ip_address(host.split("%", 1)[0]))]
-    except ValueError:
-        pass
-    try:
-        return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None)})
-    except (OSError, UnicodeError):
-        return []
-
-
 @dataclass(frozen=True)
 class Confinement:
     roots: tuple[Path, ...]
-    outbound_hosts: frozenset[str] | None = None  # None: any host that is not blocked
+    outbound_hosts: frozenset[str] | None = None  # None: any host that is not refused
+    endpoints: tuple[outbound.Endpoint, ...] = ()  # the platform's own services (outbound.platform_endpoints)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Confinement:
-        return cls(settings.resolved_allowed_paths, settings.outbound_hosts)
+        return cls(settings.resolved_allowed_paths, settings.outbound_hosts, outbound.platform_endpoints(settings))
 
     @classmethod
     def here(cls) -> Confinement:
@@ -84,15 +60,27 @@ class Confinement:
         return resolved
 
     def host(self, url: str) -> None:
-        """NotAllowed when the URL's host is not in INSPECT_OUTBOUND_ALLOW or resolves to a blocked address."""
+        """NotAllowed when the URL's host is not in INSPECT_OUTBOUND_ALLOW or leads to a refused address."""
+        self._named(url)
+        try:
+            outbound.check(url, self.endpoints)
+        except outbound.OutboundRefused as error:
+            raise NotAllowed(str(error)) from None
+
+    def pinned(self, url: str) -> outbound.IpAddress:
+        """The checked address to connect to for ``url``, resolved once (NotAllowed, or OSError when the
+        host does not resolve): connecting to it defeats a name that resolves elsewhere a moment later."""
+        self._named(url)
+        try:
+            return outbound.pinned_address(url, self.endpoints)
+        except outbound.OutboundRefused as error:
+            raise NotAllowed(str(error)) from None
+
+    def _named(self, url: str) -> None:
         host = (urlsplit(url).hostname or "").rstrip(".").lower()
         if self.outbound_hosts is not None and host not in self.outbound_hosts:
             allowed = ", ".join(sorted(self.outbound_hosts))
             raise NotAllowed(f"host {host!r} is not in INSPECT_OUTBOUND_ALLOW ({allowed})")
-        for address in resolved_addresses(host):
-            if blocked(address):
-                raise NotAllowed(f"host {host!r} resolves to {address}, a link-local or cloud-metadata address; "
-                                 "sinks and cameras may not reach it")
 
     def confine(self, config: ConfigT) -> ConfigT:
         """``config`` checked, with its server paths replaced by their resolved, allowed form."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from infra.database import media_counts
 from infra.database.engine import build_engine
@@ -57,3 +58,8 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+def migration_state(url: str) -> tuple[str | None, str | None]:
+    """(the database's revision, the latest revision this code knows); None for a database never migrated."""
+    return current_revision(url), ScriptDirectory.from_config(alembic_config(url)).get_current_head()

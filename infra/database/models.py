@@ -46,7 +46,12 @@ class Media(Timestamped, Base):
                       Index("ix_media_project_created", "project_id", "created_at", "id"),
                       Index("ix_media_project_label_created", "project_id", "label", "created_at", "id"),
                       # The listing filtered on a defect type (imports keep MVTec's defect folder names).
-                      Index("ix_media_project_defect_created", "project_id", "defect_type", "created_at", "id"))
+                      Index("ix_media_project_defect_created", "project_id", "defect_type", "created_at", "id"),
+                      # The duplicate lookup of every upload (infra/splits.py: same project, bytes and label);
+                      # with only the label index SQLite scanned every normal image of the project per upload.
+                      Index("ix_media_project_sha_label", "project_id", "sha256", "label"),
+                      # The split rule's counts of a project's normal images per split (infra/splits.py).
+                      Index("ix_media_project_label_split", "project_id", "label", "split"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -71,6 +76,20 @@ class Media(Timestamped, Base):
     mask_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     project: Mapped[Project] = relationship(back_populates="media")
+
+
+class Blob(Base):
+    """One row per content hash the platform has stored: the lock that orders blob writers and the collector.
+
+    A writer upserts the row (which locks it until its commit) before it checks that the bytes are
+    stored; the collector upserts it before it looks for references and deletes the bytes. So a
+    collection never runs between a writer finding the blob and its row's commit (infra/blob_gc.py).
+    """
+
+    __tablename__ = "blobs"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    held_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class MediaCount(Base):

@@ -1,7 +1,7 @@
 """Object storage: one interface, a local-folder backend and an S3 backend."""
 
 from infra.storage.base import ObjectStore, StorageKeyError
-from infra.storage.blobs import blob_key, put_blob
+from infra.storage.blobs import blob_key
 from infra.storage.factory import build_store
 
-__all__ = ["ObjectStore", "StorageKeyError", "blob_key", "build_store", "put_blob"]
+__all__ = ["ObjectStore", "StorageKeyError", "blob_key", "build_store"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +25,18 @@ def validate_key(key: str) -> str:
     return key
 
 
+# Read size of a streamed object: large enough for few calls, small enough that a download never holds much.
+STREAM_CHUNK_BYTES = 1024 * 1024
+
+
+@dataclass
+class ObjectStream:
+    """An object opened for reading: its size and its bytes in chunks (iterate once; closes itself at the end)."""
+
+    size: int
+    chunks: Iterator[bytes]
+
+
 class ObjectStore(ABC):
     """Flat key → bytes store; keys use '/' separators."""
 
@@ -33,6 +46,11 @@ class ObjectStore(ABC):
     @abstractmethod
     def get(self, key: str) -> bytes:
         """Raise FileNotFoundError when the key is absent."""
+
+    @abstractmethod
+    def open_stream(self, key: str) -> ObjectStream:
+        """The object for reading in chunks, without holding it in memory; FileNotFoundError when absent
+        (raised here, before any byte, so a caller can still answer 404)."""
 
     @abstractmethod
     def exists(self, key: str) -> bool: ...

@@ -9,7 +9,7 @@ from typing import BinaryIO
 import boto3
 from botocore.exceptions import ClientError
 
-from infra.storage.base import ObjectStore, validate_key
+from infra.storage.base import STREAM_CHUNK_BYTES, ObjectStore, ObjectStream, validate_key
 
 
 class S3Store(ObjectStore):
@@ -40,13 +40,20 @@ class S3Store(ObjectStore):
     def put_fileobj(self, key: str, fileobj: BinaryIO) -> None:
         self.client.upload_fileobj(fileobj, self.bucket, self._key(key))  # multipart upload: never all in memory
 
-    def get(self, key: str) -> bytes:
+    def _get_object(self, key: str) -> dict:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as error:
             if error.response["Error"]["Code"] in {"NoSuchKey", "404"}:
                 raise FileNotFoundError(key) from error
             raise
+
+    def get(self, key: str) -> bytes:
+        return self._get_object(key)["Body"].read()
+
+    def open_stream(self, key: str) -> ObjectStream:
+        response = self._get_object(key)
+        return ObjectStream(response["ContentLength"], _body_chunks(response["Body"]))
 
     def get_file(self, key: str, path: Path) -> Path:
         path = Path(path)
@@ -91,3 +98,10 @@ class S3Store(ObjectStore):
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
             for item in page.get("Contents", []):
                 yield item["Key"][len(self.prefix):]
+
+
+def _body_chunks(body) -> Iterator[bytes]:  # noqa: ANN001 - botocore's StreamingBody
+    try:
+        yield from body.iter_chunks(STREAM_CHUNK_BYTES)
+    finally:
+        body.close()

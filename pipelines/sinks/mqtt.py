@@ -3,6 +3,10 @@
 paho's network thread connects in the background and reconnects with backoff after the
 broker goes away; a publish waits for the connection and the broker's acknowledgement
 (QoS 1 by default) for at most ``PUBLISH_TIMEOUT_S`` and otherwise counts as a failure.
+
+Before every connection attempt the broker's name is checked again against the outbound rule
+(infra/configs/outbound.py); a refused broker counts as a failed connection (retried with backoff,
+so a DNS change that makes it allowed again is picked up).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 
+from infra.configs.confinement import Confinement, NotAllowed
 from infra.configs.sinks import MqttConfig
 from pipelines.events import AnomalyEvent
 from pipelines.sinks.base import Sink
@@ -40,10 +45,19 @@ class MqttSink(Sink):
         if parts.scheme.lower() == "mqtts":
             self._client.tls_set()
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_pre_connect = self._check_broker
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.connect_async(self.host, self.port, keepalive=30)
         self._client.loop_start()
+
+    def _check_broker(self, client, userdata) -> None:
+        """Before each (re)connection: a broker that now resolves to a refused address is not connected."""
+        try:
+            Confinement.here().host(self.config.broker)
+        except NotAllowed as error:
+            log.warning("MQTT broker refused by the outbound rule: %s", error)
+            raise ConnectionRefusedError(str(error)) from None  # paho retries an OSError with backoff
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:

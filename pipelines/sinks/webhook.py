@@ -1,12 +1,20 @@
-"""POSTs (or PUTs/PATCHes) each event as JSON to a URL, retrying transient failures with backoff."""
+"""POSTs (or PUTs/PATCHes) each event as JSON to a URL, retrying transient failures with backoff.
+
+Each send resolves the host once, checks every address against the outbound rule
+(infra/configs/outbound.py) and connects to the checked address itself (``Host`` header and TLS
+name stay the URL's), so a name that resolves elsewhere after the check reaches nothing new.
+Redirects are never followed: a 3xx is a failure, whatever it points at.
+"""
 
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 import httpx
 
 from infra.configs.confinement import Confinement
+from infra.configs.outbound import with_host
 from infra.configs.sinks import WebhookConfig
 from pipelines.events import AnomalyEvent
 from pipelines.sinks.base import Sink
@@ -26,15 +34,22 @@ class WebhookSink(Sink):
         self._client = httpx.Client(timeout=config.timeout_s, follow_redirects=False)
 
     def send(self, event: AnomalyEvent) -> None:
-        # Raises NotAllowed (counted as a sink error) if the host now resolves to a refused address.
-        Confinement.here().host(self.config.url)
         body = event.to_json(self.config.include_image)
-        headers = {"Content-Type": "application/json", **self.config.headers}
+        parts = urlsplit(self.config.url)
+        host = parts.hostname or ""
+        # The request goes to the checked address; the receiver still sees the URL's host name.
+        host_header = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+        headers = {"Content-Type": "application/json",
+                   **{name: value for name, value in self.config.headers.items() if name.lower() != "host"},
+                   "Host": host_header}
         attempts = self.config.retries + 1
         for attempt in range(attempts):
             try:
-                response = self._client.request(self.config.method, self.config.url, content=body, headers=headers)
-            except httpx.HTTPError as error:
+                # NotAllowed (counted as a sink error) when the host now resolves to a refused address.
+                address = Confinement.here().pinned(self.config.url)
+                response = self._client.request(self.config.method, with_host(self.config.url, address),
+                                                content=body, headers=headers, extensions={"sni_hostname": host})
+            except (httpx.HTTPError, OSError) as error:  # OSError: the name does not resolve
                 problem = f"{type(error).__name__}: {error}"
             else:
                 if response.is_success:

@@ -1,7 +1,8 @@
 """INSPECT_API_KEY against a real server process: every route is closed without the key, open with it.
 
-Routes are enumerated from the app itself (path parameters filled with random UUIDs), so an
-endpoint added later is covered without being listed here.
+Routes are enumerated from the app itself (path parameters filled with random UUIDs), mounted
+apps included (every file of a static mount), so an endpoint added later is covered without being
+listed here.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.routing import iter_route_contexts
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
 
-from api.access import PUBLIC_ROUTES
+from api.access import PUBLIC_ROUTES, is_public
 from api.app import create_app
 from infra.database.engine import session_scope
 from infra.database.models import ActivePipeline, Capture, Model, Pipeline, Project, Sink, Source
@@ -28,14 +31,27 @@ PARAM = re.compile(r"\{([^}]+)\}")
 
 
 def operations(tmp_path: Path) -> list[tuple[str, str]]:
-    """(method, path template) of every REST route the app serves, HEAD aside (Starlette answers it as GET).
+    """(method, path template) of every REST route the app serves under /api, HEAD aside (Starlette answers
+    it as GET).
 
-    The console's pages under /ui/ redirect to its sign-in page instead: tests/console/test_console_access.py.
-    """
+    A mount has no methods of its own: each file of a static mount counts as a GET route, any other
+    mounted app as GET and POST on its root. The console's pages under /ui/ redirect to its sign-in page
+    instead: tests/console/test_console_access.py."""
     app = create_app(Settings(data_dir=tmp_path / "routes"))
     found = {(method, context.path) for context in iter_route_contexts(app.routes)
              for method in (getattr(context, "methods", None) or ()) if method != "HEAD"
              if context.path.startswith("/api/")}
+    mounts = [route for route in app.routes if isinstance(route, Mount) and route.path.startswith("/api/")]
+    assert mounts, "the app mounts its docs assets: the scan must see them"
+    for mount in mounts:
+        if isinstance(mount.app, StaticFiles):
+            files = [(Path(folder), path) for folder in mount.app.all_directories
+                     for path in Path(folder).rglob("*") if path.is_file()]
+            assert files, mount.path
+            found |= {("GET", f"{mount.path}/{path.relative_to(folder).as_posix()}") for folder, path in files}
+            found.add(("POST", f"{mount.path}/{files[0][1].relative_to(files[0][0]).as_posix()}"))
+        else:
+            found |= {("GET", f"{mount.path}/"), ("POST", f"{mount.path}/")}
     return sorted(found)
 
 
@@ -62,7 +78,7 @@ def test_every_route_but_health_and_docs_is_refused_without_the_key(server, tmp_
         wrong = call(base_url, method, path, {"Authorization": "Bearer not-the-key", "X-API-Key": "nope"})
         with_bearer = call(base_url, method, path, {"Authorization": f"Bearer {KEY}"})
         with_header = call(base_url, method, path, {"X-API-Key": KEY})
-        if (method, template) in PUBLIC_ROUTES:
+        if is_public(method, template):
             assert anonymous.status_code == 200, (method, template, anonymous.text)
             continue
         for refused in (anonymous, wrong):
@@ -73,6 +89,11 @@ def test_every_route_but_health_and_docs_is_refused_without_the_key(server, tmp_
         assert with_header.status_code != 401, (method, template, with_header.text)
         checked += 1
     assert checked >= 40  # the whole API, not a handful
+
+
+def test_every_public_route_exists(tmp_path: Path) -> None:
+    """A public entry without a route (Swagger's oauth2-redirect once) is a hole waiting for a route."""
+    assert set(operations(tmp_path)) >= PUBLIC_ROUTES
 
 
 def test_refusals_are_json_detail_and_cover_unknown_paths(server) -> None:

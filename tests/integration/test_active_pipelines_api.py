@@ -6,6 +6,7 @@ itself (the end-to-end run with real workers is in tests/e2e/test_live_pipeline.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from infra.database.models import ActivePipeline, Capture
 from infra.settings import Settings
-from infra.storage import blob_key, put_blob
+from infra.storage import blob_key
 from tests.conftest import png_bytes
 from tests.integration.pipeline_support import create_pipeline, insert_model
 from tests.network import free_port
@@ -193,7 +194,8 @@ def test_capture_images_and_the_player_page_need_known_ids(client: TestClient, p
 
 def _capture(client: TestClient, pipeline_id: str, png: bytes) -> str:
     """A stored capture of a finished run of the pipeline; returns its blob hash."""
-    digest = put_blob(client.app.state.store, png)
+    digest = hashlib.sha256(png).hexdigest()
+    client.app.state.store.put(blob_key(digest), png)
     with client.app.state.sessionmaker() as session:
         session.add(Capture(active_pipeline_id=uuid.UUID(add_row(client, pipeline_id, "stopped")), sha256=digest,
                             anomaly_score=0.9))

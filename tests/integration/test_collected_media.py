@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from infra.blob_gc import thumbnail_key
 from infra.collected_media import CollectedMediaWriter
@@ -32,9 +34,10 @@ def collected(client, project_id: str) -> list[dict]:
 def writer_for(client, project):
     pipeline = create_pipeline(client, project["id"])
 
-    def build(cap: int) -> CollectedMediaWriter:
+    def build(cap: int, thumbnail_size: int | None = None) -> CollectedMediaWriter:
         return CollectedMediaWriter(client.app.state.settings.resolved_database_url, client.app.state.store,
-                                    uuid.UUID(project["id"]), uuid.UUID(pipeline["id"]), cap)
+                                    uuid.UUID(project["id"]), uuid.UUID(pipeline["id"]), cap,
+                                    thumbnail_size or client.app.state.settings.thumbnail_size)
 
     build.pipeline_id = pipeline["id"]
     return build
@@ -66,19 +69,28 @@ def test_the_cap_removes_the_oldest_collected_media_only(client, project, writer
     assert [item["filename"] for item in uploaded["items"]] == ["kept.png"]
 
     keys = set(client.app.state.store.list())
-    assert blob_key(batch[0].image.sha256) in keys  # still used by the uploaded copy
-    assert blob_key(batch[1].image.sha256) not in keys and thumbnail_key(batch[1].image.sha256) not in keys
-    assert all(blob_key(frame.image.sha256) in keys for frame in batch[2:])
+    assert blob_key(batch[0].sha256) in keys  # still used by the uploaded copy
+    assert blob_key(batch[1].sha256) not in keys and thumbnail_key(batch[1].sha256) not in keys
+    assert all(blob_key(frame.sha256) in keys for frame in batch[2:])
 
 
 def test_a_failed_write_leaves_no_row_and_no_blob(client, project, writer_for):
     write = writer_for(100)
     frame = frames(1)[0]
     broken = CollectedMediaWriter(client.app.state.settings.resolved_database_url, client.app.state.store,
-                                  uuid.uuid4(), uuid.UUID(writer_for.pipeline_id), 100)  # a project that is gone
+                                  uuid.uuid4(), uuid.UUID(writer_for.pipeline_id), 100, 256)  # a project that is gone
     with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the database raises for the foreign key
         broken(frame)
     assert collected(client, project["id"]) == []
-    assert blob_key(frame.image.sha256) not in set(client.app.state.store.list())
+    assert blob_key(frame.sha256) not in set(client.app.state.store.list())
     write(frame)
     assert len(collected(client, project["id"])) == 1
+
+
+def test_collected_frames_get_thumbnails_of_the_configured_size(client, project, writer_for):
+    """INSPECT_THUMBNAIL_SIZE applies to collected frames as to uploads (one renderer for both)."""
+    frame = encode_frame(np.full((300, 400, 3), 90, dtype=np.uint8), "normal", 0.1, START, 0)
+    writer_for(100, thumbnail_size=40)(frame)
+    item = collected(client, project["id"])[0]
+    thumbnail = Image.open(io.BytesIO(client.get(item["thumbnail_url"]).content))
+    assert thumbnail.size == (40, 30)

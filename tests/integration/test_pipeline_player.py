@@ -84,7 +84,7 @@ def live_pipeline(model_dir: Path, part_video: Path) -> Iterator[ControlServer]:
 def test_the_player_page_plays_the_stream(live_pipeline: ControlServer) -> None:
     api = ApiStandIn(live_pipeline)
     # Real host candidates instead of mDNS names, which the server side cannot resolve here.
-    browser = HeadlessChromium(f"{api.url}/player.html?pipeline_id=run-1&api={api.url}/api",
+    browser = HeadlessChromium(f"{api.url}/player.html?pipeline_id=run-1&api=/api",
                                ["--disable-features=WebRtcHideLocalIpsWithMdns"])
     try:
         deadline = time.monotonic() + 45

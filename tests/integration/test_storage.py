@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from infra.blob_gc import thumbnail_key
 from infra.settings import Settings
-from infra.storage import ObjectStore, StorageKeyError, blob_key, put_blob
+from infra.storage import ObjectStore, StorageKeyError, blob_key
+from infra.storage.base import STREAM_CHUNK_BYTES
 from infra.storage.local import LocalStore
 from infra.storage.s3 import S3Store
 from tests.conftest import png_bytes
@@ -106,14 +107,22 @@ def test_invalid_keys_are_refused_by_every_operation(store, key, tmp_path):
     assert list(store.list()) == []
 
 
-def test_put_blob_is_content_addressed(store):
-    first = put_blob(store, b"same bytes")
-    assert first == hashlib.sha256(b"same bytes").hexdigest()
-    assert put_blob(store, b"same bytes") == first
-    assert put_blob(store, b"other bytes") != first
-    other = hashlib.sha256(b"other bytes").hexdigest()
-    assert sorted(store.list("blobs/")) == sorted([blob_key(first), blob_key(other)])
-    assert store.get(blob_key(first)) == b"same bytes"
+def test_blob_keys_are_content_addressed(store):
+    digest = hashlib.sha256(b"same bytes").hexdigest()
+    assert blob_key(digest) == f"blobs/{digest[:2]}/{digest}"
+    store.put(blob_key(digest), b"same bytes")
+    assert list(store.list("blobs/")) == [blob_key(digest)]
+
+
+def test_open_stream_reads_an_object_in_chunks_and_refuses_a_missing_one_up_front(store):
+    data = bytes(range(256)) * 12_288  # 3 MiB: several chunks
+    store.put("models/m/exports/big.zip", data)
+    stream = store.open_stream("models/m/exports/big.zip")
+    chunks = list(stream.chunks)
+    assert stream.size == len(data) and b"".join(chunks) == data
+    assert len(chunks) >= 3 and max(len(chunk) for chunk in chunks) <= STREAM_CHUNK_BYTES
+    with pytest.raises(FileNotFoundError):
+        store.open_stream("models/m/exports/missing.zip")
 
 
 def test_s3_prefix_isolates_tenants(s3_endpoint, monkeypatch):

@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from infra.configs import DataCollection
@@ -83,13 +84,15 @@ def _frame(shade: int = 90) -> np.ndarray:
     return image
 
 
-def test_encoded_frames_are_the_raw_image_with_a_small_thumbnail() -> None:
+@pytest.mark.parametrize(("thumbnail_size", "expected"), [(256, (256, 192)), (64, (64, 48))])
+def test_encoded_frames_are_the_raw_image_with_a_thumbnail_of_the_configured_size(thumbnail_size, expected) -> None:
     frame = encode_frame(_frame(), "normal", 0.12, NOW, 7)
     with Image.open(io.BytesIO(frame.png)) as image:
         assert image.size == (400, 300) and image.getpixel((0, 0)) == (255, 90, 90)
-    with Image.open(io.BytesIO(frame.image.thumbnail_png)) as thumb:
-        assert thumb.size == (256, 192)
-    assert frame.image.sha256 == hashlib.sha256(frame.png).hexdigest() and frame.image.size_bytes == len(frame.png)
+    facts = frame.facts(thumbnail_size)  # INSPECT_THUMBNAIL_SIZE, as the writer passes it
+    with Image.open(io.BytesIO(facts.thumbnail_png)) as thumb:
+        assert thumb.size == expected and thumb.convert("RGB").getpixel((0, 0)) == (255, 90, 90)
+    assert facts.sha256 == hashlib.sha256(frame.png).hexdigest() and facts.size_bytes == len(frame.png)
     assert (frame.label, frame.score, frame.filename) == ("normal", 0.12, "collected-20261130T120000000000-7.png")
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,12 +17,13 @@ from infra.settings import Settings
 
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
-    levels = {name: logging.getLogger(name).level for name in (*CHATTY_LOGGERS, "", "prefect.client")}
+    levels = {name: logging.getLogger(name).level for name in (*CHATTY_LOGGERS, "", "prefect.client", "py.warnings")}
     handlers = list(logging.getLogger().handlers)
     yield
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
     logging.getLogger().handlers[:] = handlers
+    logging.captureWarnings(False)  # configure_logging turned it on
 
 
 def shown(name: str, level: int) -> bool:
@@ -35,6 +40,29 @@ def test_info_keeps_the_platform_and_silences_the_chatter() -> None:
     for name in ("httpx", "alembic.runtime.plugins", "uvicorn.access", "prefect.client", "mlflow.tracking"):
         assert not shown(name, logging.INFO), name
         assert shown(name, logging.WARNING), name
+
+
+# One process (a fresh one: pytest records warnings itself), both levels: the FutureWarning that timm raises
+# while `serve` loads the model catalog, raised the same way (importing timm here would cost ~10 s).
+CONSOLE_PROBE = """
+import sys, warnings
+warnings.simplefilter("always")  # the same line warns twice here
+from api.serve import configure_logging
+for level in ("info", "debug"):
+    print(f"--- {level} ---", file=sys.stderr, flush=True)
+    configure_logging(level)
+    warnings.warn("Importing from timm.models.layers is deprecated, please import via timm.layers", FutureWarning)
+"""
+
+
+def test_library_deprecation_warnings_stay_off_the_console_unless_debugging() -> None:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    result = subprocess.run([sys.executable, "-c", CONSOLE_PROBE], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    info, debug = result.stderr.split("--- info ---")[1].split("--- debug ---")
+    assert "deprecated" not in info + result.stdout, info
+    assert "deprecated" in debug and "FutureWarning" in debug, debug
 
 
 def test_debug_shows_everything() -> None:

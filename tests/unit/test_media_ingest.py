@@ -1,11 +1,18 @@
-"""Decoding uploads: real formats accepted, anything else refused with a reason; names sanitised; masks canonical."""
+"""Decoding uploads: real formats accepted, anything else refused with a reason; pixels capped, decodes
+bounded; names sanitised; masks canonical."""
 
 import io
+import threading
+import time
+from functools import partial
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
-from infra.images import MAX_FILENAME_CHARS, ImageRejected, MaskRejected, decode_image, display_filename, normalise_mask
+from infra.images import MAX_FILENAME_CHARS, ImageDecoder, ImageRejected, MaskRejected, display_filename, normalise_mask
+from infra.images import decode_image as decode_with_limit
+
+decode_image = partial(decode_with_limit, max_pixels=40_000_000)
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -84,6 +91,37 @@ def test_decompression_bombs_are_refused(monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     with pytest.raises(ImageRejected, match="image too large"):
         decode_image(data, 64)
+
+
+def test_an_image_over_the_pixel_limit_is_refused_before_decoding(monkeypatch):
+    data = encode(Image.new("L", (200, 100)), "PNG")
+    loaded = []
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: loaded.append(self))
+    with pytest.raises(ImageRejected, match="INSPECT_MAX_IMAGE_PIXELS"):
+        decode_with_limit(data, 64, max_pixels=200 * 100 - 1)
+    assert loaded == []  # refused from the header: no pixel decoded
+
+
+def test_at_most_the_configured_number_of_decodes_run_at_once():
+    decoder = ImageDecoder(max_pixels=1_000_000, concurrency=2, thumbnail_size=32)
+    data = encode(Image.new("RGB", (64, 48), (1, 2, 3)), "PNG")
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def read() -> bytes:  # called inside the slot: an upload reads its file only when its turn comes
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return data
+
+    threads = [threading.Thread(target=decoder.decode, args=(read,)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert peak[0] == 2
 
 
 @pytest.mark.parametrize(("raw", "expected"), [

@@ -79,3 +79,22 @@ def test_the_same_arrivals_give_the_same_splits() -> None:
         assigner = SplitAssigner()
         runs.append([assigner.assign("normal" if i % 5 else "anomalous", digest(i)) for i in range(40)])
     assert runs[0] == runs[1]
+
+
+def test_counts_capped_as_assigner_for_reads_them_decide_exactly_as_full_counts() -> None:
+    """assigner_for counts eval normals up to 4 and train normals up to 8 (a few rows, not the project):
+    from every starting point, over batches of new images, the splits come out the same."""
+    import random
+
+    from infra.splits import EVAL_FLOOR_AT, MIN_EVAL_NORMALS
+
+    rng = random.Random(7)
+    for train in range(0, 14):
+        for evals in range(0, 9):
+            hashes = [f"{rng.getrandbits(256):064x}" for _ in range(12)]
+            labels = [rng.choice(["normal", "normal", "normal", "anomalous", "unlabelled"]) for _ in hashes]
+            full = SplitAssigner(normals=train + evals, eval_normals=evals)
+            capped_eval, capped_train = min(evals, MIN_EVAL_NORMALS), min(train, EVAL_FLOOR_AT)
+            capped = SplitAssigner(normals=capped_eval + capped_train, eval_normals=capped_eval)
+            assert [full.assign(label, digest) for label, digest in zip(labels, hashes, strict=True)] == [
+                capped.assign(label, digest) for label, digest in zip(labels, hashes, strict=True)], (train, evals)

@@ -9,7 +9,7 @@
 Columns are added without recreating ``media`` (no batch rebuild), so its ``media_counts`` triggers stay.
 
 Revision ID: 0007_masks
-Revises: 0005_jobs_index
+Revises: 0006_blob_safety (re-chained after 0006 when merged into harden)
 """
 from collections.abc import Sequence
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0007_masks'
-down_revision: str | None = '0005_jobs_index'
+down_revision: str | None = '0006_blob_safety'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
