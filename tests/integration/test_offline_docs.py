@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.browser import OFFLINE_ARGS, HeadlessChromium, chromium_available
+from tests.browser import OFFLINE_ARGS, HeadlessChromium
 from tests.integration.api_server import api_server
 
 EXTERNAL_URL = re.compile(r"""(?:src|href|url)\s*[=:(]\s*["']?(?:https?:)?//""", re.IGNORECASE)
@@ -55,7 +55,7 @@ def _wait_in_page(browser: HeadlessChromium, expression: str, timeout: float = 3
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.skipif(not chromium_available(), reason="headless Chromium is not installed")
+@pytest.mark.usefixtures("chromium_installed")
 @pytest.mark.parametrize(("page", "operations"), [
     ("/api/docs", "[...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent)"),
     ("/api/redoc", "[...document.querySelectorAll('[data-section-id^=\"operation\"]')].map(e => e.textContent)"),
