@@ -42,6 +42,7 @@ from infra.database.migrate import upgrade
 from infra.settings import Settings
 from tests.browser import chromium_available
 from tests.network import port_open
+from tests.services import REQUIRE_SERVICES_ENV, require_service, services_required  # noqa: F401 - re-exported
 from tests.synthetic_parts import write_parts
 
 pytest_plugins = [
@@ -54,28 +55,11 @@ pytest_plugins = [
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The real MTD tiles, for the accuracy test only; INSPECT_TEST_MTD_DIR moves (or, pointed at nothing, hides) them.
 MTD_DIR = Path(os.environ.get("INSPECT_TEST_MTD_DIR") or REPO_ROOT.parent / "shared" / "data" / "mtd")
-# CI sets it: a test whose service is missing fails instead of skipping.
-REQUIRE_SERVICES_ENV = "INSPECT_TEST_REQUIRE_SERVICES"
 
 # Tests make their video files, image folders and sink outputs under pytest's temporary folders: allow
 # those for every Settings of this session (servers and workers inherit it). The confinement tests set
 # their own, narrower INSPECT_ALLOWED_PATHS.
 os.environ.setdefault("INSPECT_ALLOWED_PATHS", str(Path(tempfile.gettempdir()).resolve()))
-
-
-def services_required() -> bool:
-    return os.environ.get(REQUIRE_SERVICES_ENV, "").strip().lower() in ("1", "true", "yes")
-
-
-def require_service(name: str, available: bool, reason: str = "") -> None:
-    """Go on when the service is there; else skip (a newcomer's laptop) or, with INSPECT_TEST_REQUIRE_SERVICES=1
-    (CI), fail, so that a missing service never hides a regression behind a skip."""
-    if available:
-        return
-    message = f"{name} is not available" + (f": {reason}" if reason else "")
-    if services_required():
-        pytest.fail(f"{message} ({REQUIRE_SERVICES_ENV}=1: a missing service fails the test)", pytrace=False)
-    pytest.skip(message)
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:

@@ -56,6 +56,17 @@ def platform_client(platform: Platform) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture(scope="session")
+def platform_api_url(platform: Platform) -> Iterator[str]:
+    """One uvicorn API process on the platform's settings (database, storage, Prefect, MLflow) for the
+    session, for HTTP from outside the test process: its base URL (``http://127.0.0.1:PORT``)."""
+    from infra.supervisor.environment import settings_env
+    from tests.integration.api_server import api_server
+
+    with api_server(platform.settings.resolved_data_dir, settings_env(platform.settings), isolated=False) as url:
+        yield url
+
+
 def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.25,
              what: str = "condition") -> object:
     """Poll until `predicate()` is truthy; returns its value."""

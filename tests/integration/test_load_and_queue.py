@@ -18,7 +18,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,8 +30,6 @@ from sqlalchemy import select
 from infra.database.engine import session_scope
 from infra.database.models import Capture, Media, SnapshotItem
 from infra.storage import build_store
-from infra.supervisor.environment import settings_env
-from tests.integration.api_server import api_server
 from tests.platform_fixtures import TrainedModel, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
@@ -95,9 +92,8 @@ def _poll_jobs(http: httpx.Client, run: LoadRun) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def api_url(platform, tmp_path_factory) -> Iterator[str]:
-    with api_server(platform.settings.resolved_data_dir, settings_env(platform.settings), isolated=False) as url:
-        yield url
+def api_url(platform_api_url: str) -> str:
+    return platform_api_url
 
 
 @pytest.fixture(scope="module")
