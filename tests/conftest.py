@@ -16,6 +16,9 @@ Fast fixtures (all registered once for the whole session, here or through ``pyte
   (``tests/integration/pipeline_fixtures.py``): a tiny PaDiM OpenVINO model, a video, a camera, receivers.
 - ``part_images``: synthetic parts in the MTD layout; ``mtd_dir``: the real tiles (a skip without them).
 
+Session fixtures live here or in those plugins, never in a test module: pytest registers a fixture once
+per module that defines or imports it, so the suite refuses that at collection (``tests/fixture_scopes.py``).
+
 Services: a test that needs PostgreSQL, an MQTT broker, Chromium/Playwright or moto_server calls
 ``require_service(name, available, reason)``. It skips when the service is missing, which suits a
 laptop, and fails instead when INSPECT_TEST_REQUIRE_SERVICES=1 (set by ``.ci/run``), so CI never
@@ -46,6 +49,7 @@ from tests.services import REQUIRE_SERVICES_ENV, require_service, services_requi
 from tests.synthetic_parts import write_parts
 
 pytest_plugins = [
+    "tests.fixture_scopes",  # refuses session fixtures defined in, or imported into, test modules
     "tests.platform_fixtures",  # platform, platform_client, trained_model, request_export
     "tests.integration.api_server",  # keyed_server
     "tests.integration.databases",  # database (SQLite and PostgreSQL)
