@@ -9,10 +9,8 @@ documented status codes, content type, headers and schema; invalid input is refu
 or wrong key is refused; no 5xx.
 
 This server has no Prefect (its URL points at a closed port): operations that submit or read jobs
-answer their documented 503 "Job orchestration unavailable", the one 5xx allowed here, after the
-Prefect client's ~1.5 s of connection retries. So operations are fuzzed 4 at a time
-(FUZZ_WORKERS): mostly that wait overlaps, not CPU work. Requests this test found answered wrongly
-are kept in test_contract_regressions.py.
+answer their documented 503 "Job orchestration unavailable", the one 5xx allowed here. Requests
+this test found answered wrongly are kept in test_contract_regressions.py.
 """
 
 from __future__ import annotations
@@ -26,12 +24,12 @@ from tests.integration.fuzz_support import failures_of, run_schemathesis, summar
 
 FUZZ_EXAMPLES = int(os.environ.get("INSPECT_FUZZ_EXAMPLES", "10"))
 FUZZ_SEED = int(os.environ.get("INSPECT_FUZZ_SEED", "20261130"))
-FUZZ_WORKERS = int(os.environ.get("INSPECT_FUZZ_WORKERS", "4"))
 
 
 def test_every_operation_honours_its_contract(keyed_server: KeyedServer, tmp_path: Path) -> None:
     code, output = run_schemathesis(keyed_server.base_url, keyed_server.key, tmp_path / "report", FUZZ_EXAMPLES,
-                                    seed=FUZZ_SEED, prefect=False, timeout=900, workers=FUZZ_WORKERS)
+                                    seed=FUZZ_SEED,
+                                    prefect=False, timeout=900)
     summary = summary_of(output)
     print(summary)  # the figures: operations, cases generated, failures
     assert code == 0, failures_of(output)[:20000]
