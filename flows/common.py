@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -33,6 +34,14 @@ T = TypeVar("T")
 def flow_settings() -> Settings:
     """Settings of the flow process: the worker passes every INSPECT_* variable through."""
     return Settings()
+
+
+def scratch(settings: Settings, prefix: str) -> tempfile.TemporaryDirectory[str]:
+    """A job's scratch folder under this host's data dir (`work/`), removed when the job ends: what a flow
+    downloads (a snapshot's images, model files) stays on its own host's data disk, not in a RAM-backed /tmp."""
+    root = settings.resolved_data_dir / "work"
+    root.mkdir(parents=True, exist_ok=True)
+    return tempfile.TemporaryDirectory(prefix=prefix, dir=root)
 
 
 def step(name: str, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

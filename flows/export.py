@@ -7,14 +7,13 @@ and a repeated request never redoes the work.
 from __future__ import annotations
 
 import logging
-import tempfile
 import uuid
 import zipfile
 from pathlib import Path
 
 from prefect import flow
 
-from flows.common import JobProgress, flow_settings, step
+from flows.common import JobProgress, flow_settings, scratch, step
 from flows.run_names import export_run_name
 from infra.database.engine import session_scope
 from infra.database.models import Model
@@ -70,7 +69,7 @@ def export_model(model_id: str, format: str, compression: str | None = None) -> 
         if model is None or model.status != "ready":
             raise ExportFlowError(f"model {model_id} is not ready (missing or still training)")
         architecture, parameters = model.architecture, dict(model.parameters or {})
-    with tempfile.TemporaryDirectory(prefix="geti-inspect-export-") as tmp:
+    with scratch(settings, "export-") as tmp:
         work = Path(tmp)
         progress.update(0.05, stage="download")
         if format == "openvino" and compression is None:

@@ -31,13 +31,13 @@ from prefect.exceptions import TerminationSignal
 from sqlalchemy import update
 
 from flows.common import current_job_id, flow_settings
-from flows.model_cache import ModelCache
 from flows.run_names import pipeline_run_name
 from infra.active_pipelines import transition
 from infra.collected_media import CollectedMediaWriter
 from infra.configs import PipelineConfig
 from infra.database.engine import session_scope
 from infra.database.models import ActivePipeline, Model, Pipeline, Sink, Source, utcnow
+from infra.model_cache import ModelCache
 from infra.openvino_model import ModelLoadError
 from infra.settings import Settings
 from infra.storage import build_store

@@ -11,7 +11,6 @@ MLflow run. Started by a project's training schedule or `POST .../training-sched
 from __future__ import annotations
 
 import logging
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from sqlalchemy import func, select
 
-from flows.common import JobProgress, current_job_id, flow_settings
+from flows.common import JobProgress, current_job_id, flow_settings, scratch
 from flows.snapshot import freeze_snapshot
 from flows.training.flow import train_model
 from infra.champion import current_champion, decide, promote
@@ -173,7 +172,7 @@ def score_models(snapshot_id: uuid.UUID, model_ids: list[uuid.UUID]
     images = [store.get(blob_key(sha256)) for _, sha256 in items]
     labels = [label for label, _ in items]
     results: dict[uuid.UUID, float | None] = {}
-    with tempfile.TemporaryDirectory(prefix="geti-inspect-eval-") as tmp:
+    with scratch(settings, "eval-") as tmp:
         for model_id in model_ids:
             folder = Path(tmp) / str(model_id)
             if not download_folder(store, openvino_prefix(model_id), folder):

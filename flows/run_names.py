@@ -1,4 +1,4 @@
-"""Flow run names that say what a run is, for the Prefect UI: `train · Model v7 · Line 3`.
+"""Flow run names that say what a run is, for the Prefect UI: `train · Model v7 · Line 3`, `import · Line 3`.
 
 Each function is a flow's `flow_run_name`: Prefect calls it as the run starts, it reads the run's
 parameters and looks the names up in the database. A name is a convenience, never a reason to
@@ -70,6 +70,13 @@ def snapshot_run_name() -> str:
         return [_project_name(session, snapshot.project_id)]
 
     return _name("snapshot", parts, "snapshot_id")
+
+
+def import_run_name() -> str:
+    def parts(session: Session, parameters: dict) -> list[str]:
+        return [_project_name(session, uuid.UUID(parameters["project_id"]))]
+
+    return _name("import", parts, "project_id")
 
 
 def pipeline_run_name() -> str:

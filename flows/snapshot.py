@@ -1,8 +1,8 @@
 """Snapshot flow: freeze a project's current media into an immutable manifest.
 
-A snapshot item keeps the blob hash, label, split and filename, so deleting media later never
-breaks a snapshot (the blob stays while an item refers to it), and relabelling or moving media
-later never changes what a model trained on it was fitted and evaluated on.
+A snapshot item keeps the blob hash, label, split, filename, defect type and mask hash, so deleting
+media later never breaks a snapshot (the blobs stay while an item refers to them), and relabelling,
+moving or re-masking media later never changes what a model trained on it was fitted and evaluated on.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ def freeze_snapshot(session: Session, snapshot_id: uuid.UUID) -> int:
     media = session.scalars(select(Media).where(Media.project_id == snapshot.project_id)
                             .order_by(Media.created_at, Media.id)).all()
     session.add_all(SnapshotItem(snapshot_id=snapshot.id, media_id=item.id, filename=item.filename,
-                                 label=item.label, sha256=item.sha256, split=item.split) for item in media)
+                                 label=item.label, sha256=item.sha256, split=item.split,
+                                 defect_type=item.defect_type, mask_sha256=item.mask_sha256) for item in media)
     snapshot.media_count = len(media)
     snapshot.status = "ready"
     snapshot.error = None

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from infra.blob_gc import delete_unreferenced_blobs
+from infra.blob_gc import delete_unreferenced_blobs_quietly
 from infra.database.engine import session_scope
 from infra.media_records import COLLECTED, ImageFacts, add_media_row, trim_collected
 from infra.storage import ObjectStore, put_blob
@@ -60,12 +60,3 @@ class CollectedMediaWriter:
             raise
         if removed:
             delete_unreferenced_blobs_quietly(self._database_url, self._store, removed)
-
-
-def delete_unreferenced_blobs_quietly(database_url: str, store: ObjectStore, hashes: list[str]) -> None:
-    """Best effort: a blob left behind is only wasted space, never a broken row."""
-    try:
-        with session_scope(database_url) as session:
-            delete_unreferenced_blobs(session, store, hashes)
-    except Exception:  # noqa: BLE001 - the frame's own outcome matters more
-        log.exception("could not delete unreferenced blobs %s", hashes[:5])

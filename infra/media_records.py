@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from infra.blob_gc import thumbnail_key
 from infra.database.models import Media
-from infra.splits import SplitAssigner, assigner_for, split_for_new_media
+from infra.splits import ANOMALOUS, Split, SplitAssigner, assigner_for, split_for_new_media
 from infra.storage import ObjectStore
 
 UPLOADED, COLLECTED = "uploaded", "collected"
@@ -23,30 +23,37 @@ ORIGINS = (UPLOADED, COLLECTED)
 
 @dataclass(frozen=True)
 class ImageFacts:
-    """What is known about a stored blob: its hash, size, format and a PNG thumbnail."""
+    """What is known about a stored blob: its hash, size, format and a PNG thumbnail (None: already stored)."""
 
     sha256: str
     content_type: str
     size_bytes: int
     width: int
     height: int
-    thumbnail_png: bytes
+    thumbnail_png: bytes | None
 
 
 def add_media_row(session: Session, store: ObjectStore, project_id: uuid.UUID, filename: str, label: str,
                   image: ImageFacts, *, assigner: SplitAssigner | None = None, origin: str = UPLOADED,
-                  pipeline_id: uuid.UUID | None = None, score: float | None = None) -> Media:
+                  pipeline_id: uuid.UUID | None = None, score: float | None = None, split: Split | None = None,
+                  defect_type: str | None = None, mask_sha256: str | None = None) -> Media:
     """The media row (flushed, not committed) of an image whose blob is stored; adds its thumbnail.
 
-    Pass one ``assigner`` for a batch so the batch's images count towards each other's split.
+    Pass one ``assigner`` for a batch so the batch's images count towards each other's split. ``split``
+    decides the split instead of the rules (a dataset that brings its own, e.g. MVTec's ``test/``); anomalous
+    images stay in eval whatever it says.
     """
-    if not store.exists(thumbnail_key(image.sha256)):
+    if image.thumbnail_png is not None and not store.exists(thumbnail_key(image.sha256)):
         store.put(thumbnail_key(image.sha256), image.thumbnail_png)
     assigner = assigner or assigner_for(session, project_id)
-    split = split_for_new_media(session, assigner, project_id, label, image.sha256)
+    if split is None or label == ANOMALOUS:
+        split = split_for_new_media(session, assigner, project_id, label, image.sha256)
+    else:
+        assigner.record(label, split)
     media = Media(project_id=project_id, filename=filename, label=label, sha256=image.sha256,
                   content_type=image.content_type, size_bytes=image.size_bytes, width=image.width,
-                  height=image.height, split=split, origin=origin, pipeline_id=pipeline_id, score=score)
+                  height=image.height, split=split, origin=origin, pipeline_id=pipeline_id, score=score,
+                  defect_type=defect_type, mask_sha256=mask_sha256)
     session.add(media)
     session.flush()
     return media

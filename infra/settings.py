@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -30,13 +31,25 @@ class Settings(BaseSettings):
     # Uploads: the whole multipart request may not exceed this many bytes (413 otherwise).
     max_upload_bytes: int = 256 * 1024 * 1024
     thumbnail_size: int = 256
+    # Dataset imports (POST /projects/{id}/imports): at most this many bytes once unpacked and this many files,
+    # so a zip bomb or a runaway folder is refused before anything is read. One file is bounded by max_upload_bytes.
+    max_import_bytes: int = Field(default=8 * 1024**3, gt=0)
+    max_import_files: int = Field(default=200_000, gt=0)
 
     # Orchestration and tracking (the supervised stack started by `serve`).
     prefect_port: int = 4200
     mlflow_port: int = 5000
-    # Address the supervised Prefect and MLflow servers bind. Loopback keeps them private to this machine; a
-    # worker on another machine needs them reachable (e.g. 0.0.0.0 on a trusted network: neither has a login).
-    services_host: str = "127.0.0.1"
+    # Address the supervised Prefect and MLflow servers bind (`resolved_services_host`). Unset: loopback, or,
+    # once the platform is exposed, the API's own address (every interface with INSPECT_EXPOSE=1 alone).
+    services_host: str | None = None
+    # Serve other hosts: the supervised Prefect and MLflow bind beyond loopback and, like them whenever anything
+    # binds beyond loopback (`exposed`), require the credentials `serve` keeps in the data dir (docs/deployment.md).
+    expose: bool = False
+    # Which workers `serve` runs itself: "none" when every job runs on hosts that joined with `geti-inspect worker`.
+    serve_workers: Literal["none", "training", "inference", "all"] = "all"
+    # A job whose flow process stopped heart-beating (its worker or its machine died) is crashed after this many
+    # seconds of silence. Flows heart-beat every 30 s (Prefect's minimum), so less than 45 s would crash live jobs.
+    job_crash_after_s: float = Field(default=90.0, ge=45)
     prefect_api_url: str | None = None  # external Prefect API: nothing is started locally
     mlflow_tracking_uri: str | None = None  # external MLflow server: nothing is started locally
     # Browser addresses of the Prefect and MLflow UIs, for the links in API responses and the start-up
@@ -91,6 +104,28 @@ class Settings(BaseSettings):
         return key
 
     @property
+    def exposed(self) -> bool:
+        """Anything `serve` starts listens beyond loopback: Prefect, MLflow and the API then want credentials."""
+        return self.expose or not is_loopback(self.host) or (
+            self.services_host is not None and not is_loopback(self.services_host))
+
+    @property
+    def resolved_services_host(self) -> str:
+        if self.services_host is not None:
+            return self.services_host
+        if not is_loopback(self.host):
+            return self.host
+        return "0.0.0.0" if self.expose else "127.0.0.1"  # noqa: S104 - INSPECT_EXPOSE=1 asks for other hosts
+
+    @property
+    def services_address(self) -> str:
+        """Where clients on this machine reach the supervised servers: their address, loopback for a wildcard."""
+        host = self.resolved_services_host
+        if host in ("0.0.0.0", "::", ""):  # noqa: S104 - a bind address, compared
+            return "127.0.0.1"
+        return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+    @property
     def resolved_allowed_paths(self) -> tuple[Path, ...]:
         entries = [entry for entry in self.allowed_paths.split(os.pathsep) if entry.strip()]
         roots = [Path(entry).expanduser() for entry in entries] or [self.resolved_data_dir / "line"]
@@ -110,6 +145,16 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.resolved_data_dir / 'inspect.db'}"
+
+
+def is_loopback(host: str) -> bool:
+    """True for loopback addresses and `localhost`; a wildcard (0.0.0.0, ::) or any other address is not."""
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
 
 
 @lru_cache

@@ -25,7 +25,7 @@ _MAX_PARAM = 6000  # MLflow's limit on a parameter value
 
 
 def tracking_uri(settings: Settings) -> str:
-    return settings.mlflow_tracking_uri or f"http://127.0.0.1:{settings.mlflow_port}"
+    return settings.mlflow_tracking_uri or f"http://{settings.services_address}:{settings.mlflow_port}"
 
 
 class TrackingUnavailable(RuntimeError):
@@ -162,14 +162,16 @@ class ModelRun:
                                                        for key, value in flat.items()])
 
     def log_metrics(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        from mlflow.entities import Metric
+        """Finite numbers as metrics; text values (e.g. ``pixel_metrics: "no masks"``) as run tags."""
+        from mlflow.entities import Metric, RunTag
         from mlflow.utils.time import get_current_time_millis
 
         now = get_current_time_millis()
         batch = [Metric(metric_key(key), float(value), now, step or 0) for key, value in metrics.items()
                  if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)]
-        if batch:
-            self.client.log_batch(self.run_id, metrics=batch)
+        tags = [RunTag(metric_key(key), value) for key, value in metrics.items() if isinstance(value, str)]
+        if batch or tags:
+            self.client.log_batch(self.run_id, metrics=batch, tags=tags)
 
     def log_history(self, history: list[dict[str, float]]) -> None:
         """Per-epoch metrics (each entry holds its `epoch`), in batches of MLflow's 1000-metric limit."""

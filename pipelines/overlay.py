@@ -5,17 +5,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from infra.heatmap import heatmap
+
 HEATMAP_ALPHA = 0.4
 _RED = (40, 40, 220)
 _GREEN = (60, 170, 60)
 _WHITE = (255, 255, 255)
-
-
-def heatmap(anomaly_map: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A JET-coloured BGR image of a 0..1 anomaly map resized to ``size`` (width, height)."""
-    scaled = np.clip(anomaly_map, 0.0, 1.0) * 255.0
-    resized = cv2.resize(scaled.astype(np.uint8), size, interpolation=cv2.INTER_LINEAR)
-    return cv2.applyColorMap(resized, cv2.COLORMAP_JET)
 
 
 def annotate(

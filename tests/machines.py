@@ -29,6 +29,9 @@ DUMMY_AWS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
              "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
 AWS_OVERRIDES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 SUBMITTED = "prefect.worker.submitted-flow-run"
+# PaDiM on 1/8 and 1/16 scale features of MobileNetV2 (offline weights): the quickest real training.
+FAST_TRAINING = {"architecture": "padim",
+                 "parameters": {"backbone": "mobilenetv2_100", "layers": ["blocks.2", "blocks.4"]}}
 
 
 @dataclass(frozen=True)
@@ -173,10 +176,11 @@ def worker(data_dir: Path, env: Mapping[str, str], log_path: Path, pools: Iterab
 
 
 def online_workers(prefect_api_url: str, pool: str) -> set[str]:
-    from prefect.client.orchestration import SyncPrefectClient
     from prefect.exceptions import PrefectHTTPStatusError
 
-    with SyncPrefectClient(prefect_api_url) as client:
+    from infra.orchestration.client import prefect_client
+
+    with prefect_client(prefect_api_url) as client:  # with this process's credentials, where Prefect wants them
         try:
             workers = client.read_workers_for_work_pool(pool)
         except PrefectHTTPStatusError as error:
@@ -188,13 +192,14 @@ def online_workers(prefect_api_url: str, pool: str) -> set[str]:
 
 def workers_that_ran(prefect_api_url: str, flow_run_ids: Iterable[str]) -> dict[str, str]:
     """{flow run id: name of the worker that submitted it}, from the workers' `submitted-flow-run` events."""
-    from prefect.client.orchestration import SyncPrefectClient
     from prefect.events.filters import EventFilter, EventNameFilter, EventRelatedFilter
+
+    from infra.orchestration.client import prefect_client
 
     wanted = {f"prefect.flow-run.{run_id}": str(run_id) for run_id in flow_run_ids}
     found: dict[str, str] = {}
     query = EventFilter(event=EventNameFilter(name=[SUBMITTED]), related=EventRelatedFilter(id=list(wanted)))
-    with SyncPrefectClient(prefect_api_url) as client:
+    with prefect_client(prefect_api_url) as client:
         page = client.read_events(query, limit=50)
         while True:
             for event in page.events:

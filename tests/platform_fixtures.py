@@ -24,6 +24,7 @@ from api.app import create_app
 from infra.settings import Settings
 from infra.supervisor import Stack, StackOptions
 from tests.integration.media_support import part_files, upload
+from tests.machines import FAST_TRAINING
 from tests.network import free_port
 
 # Crash detection needs heartbeats (every 30 s at least); 60 s of silence keeps the crash test short.
@@ -100,9 +101,6 @@ def wait_epoch(client: TestClient, job_id: str, timeout: float = 120) -> dict:
 
 # -- one trained model for the session ---------------------------------------------------------------
 
-# PaDiM on 1/8 and 1/16 scale features of the offline MobileNetV2 weights: the quickest real training.
-FAST_PADIM = {"architecture": "padim",
-              "parameters": {"backbone": "mobilenetv2_100", "layers": ["blocks.2", "blocks.4"]}}
 FINISHED = {"completed", "failed", "cancelled"}
 
 
@@ -196,7 +194,7 @@ def trained_model(platform: Platform, platform_client: TestClient, part_images: 
     trained = TrainedModel(project=project, accepted={}, job={}, progress=[], counts=counts)
     # No snapshot given: the job snapshots the current media first.
     response = client.post(f"/api/projects/{project['id']}/train", json={"model_name": trained.model_name,
-                                                                         **FAST_PADIM})
+                                                                         **FAST_TRAINING})
     assert response.status_code == 202, response.text
     trained.accepted = response.json()
     trained.job, trained.progress = follow_job(client, trained.accepted["job_id"])

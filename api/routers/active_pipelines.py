@@ -19,7 +19,6 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
-from api.media_ingest import ImageRejected, decode_image
 from api.schemas.active_pipelines import (
     ActivePipelineCreate,
     ActivePipelineOut,
@@ -34,6 +33,7 @@ from api.services.jobs import OrchestratorDep, submit_or_withdraw
 from api.services.media_uploads import add_media, discard_blobs
 from infra.active_pipelines import ACTIVE, FINAL, HEARTBEAT_STALE_S, heartbeat_age, transition
 from infra.database.models import ActivePipeline, Capture, Model, Pipeline
+from infra.images import ImageRejected, decode_image
 from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable
 from infra.storage import blob_key, put_blob
 

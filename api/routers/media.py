@@ -1,7 +1,8 @@
-"""Project media: upload (decoded and verified), list, download, thumbnails, relabel/resplit, delete.
+"""Project media: upload (decoded and verified), list, download, thumbnails, defect masks, relabel/resplit, delete.
 
 Blobs are content-addressed: identical bytes are stored once and shared by every media row and
-snapshot that names their hash; a blob goes only when nothing refers to it any more.
+snapshot that names their hash; a blob goes only when nothing refers to it any more. Defect masks
+are blobs too (canonical PNGs, :func:`infra.images.normalise_mask`).
 """
 
 from __future__ import annotations
@@ -13,8 +14,6 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
-from api.media_ingest import ImageRejected, decode_image, display_filename
-from api.paging import newest_first_page
 from api.schemas.media import (
     MediaLabel,
     MediaOrigin,
@@ -22,15 +21,15 @@ from api.schemas.media import (
     MediaPage,
     MediaPatch,
     MediaSplit,
-    UploadError,
     UploadLabel,
     UploadResult,
 )
-from api.services.media_uploads import add_media, discard_blobs
+from api.services.media import KEEP, MediaFilter, change_media, media_page, upload_images
+from api.services.media_uploads import discard_blobs
 from infra.blob_gc import delete_unreferenced_blobs, thumbnail_key
-from infra.database.media_counts import media_total
-from infra.database.models import Media, Project
-from infra.splits import ANOMALOUS, EVAL, assigner_for
+from infra.database.models import Media
+from infra.images import MaskRejected, decode_image, normalise_mask
+from infra.splits import ANOMALOUS
 from infra.storage import ObjectStore, blob_key, put_blob
 
 log = logging.getLogger(__name__)
@@ -48,17 +47,13 @@ def list_media(
     label: MediaLabel | None = None,
     split: MediaSplit | None = None,
     origin: MediaOrigin | None = None,
+    pipeline_id: Annotated[uuid.UUID | None, Query(description="only frames this pipeline collected")] = None,
+    defect_type: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> MediaPage:
-    get_or_404(session, Project, project_id)
-    conditions = [Media.project_id == project_id]
-    for column, value in ((Media.label, label), (Media.split, split), (Media.origin, origin)):
-        if value is not None:
-            conditions.append(column == value)
-    # media_counts keeps totals per project and label only: a split or origin filter counts its rows.
-    known_total = media_total(session, project_id, label) if split is None and origin is None else None
-    page = newest_first_page(session, Media, conditions, limit, offset, total=known_total)
+    page = media_page(session, project_id, MediaFilter(label, split, origin, pipeline_id, defect_type), limit,
+                      offset)
     return MediaPage(items=[MediaOut.model_validate(row) for row in page.rows], total=page.total, limit=limit,
                      offset=offset)
 
@@ -71,36 +66,8 @@ def upload_media(
     files: Annotated[list[UploadFile], File(description="Image files (PNG, JPEG, BMP, TIFF, WEBP)")],
     label: Annotated[UploadLabel, Form(description="normal or anomalous; unlabelled only comes from collection")],
 ) -> UploadResult:
-    get_or_404(session, Project, project_id)
-    stored: list[Media] = []
-    errors: list[UploadError] = []
-    written: set[str] = set()
-    assigner = assigner_for(session, project_id)
-    try:
-        for upload in files:
-            filename = display_filename(upload.filename)
-            data = upload.file.read()
-            try:
-                image = decode_image(data, settings.thumbnail_size)
-            except ImageRejected as error:
-                errors.append(UploadError(filename=filename, detail=str(error)))
-                continue
-            digest = put_blob(store, data)
-            written.add(digest)
-            stored.append(add_media(session, store, project_id, filename, label, image, digest, len(data),
-                                    assigner))
-        if not stored:
-            raise HTTPException(status_code=422, detail={
-                "message": "no file was stored: none is a decodable image",
-                "errors": [error.model_dump() for error in errors],
-            })
-        session.commit()
-    except BaseException:
-        session.rollback()
-        discard_blobs(session, store, written)
-        raise
-    items = [MediaOut.model_validate(media) for media in stored]
-    return UploadResult(uploaded=len(items), failed=len(errors), items=items, errors=errors)
+    return upload_images(session, store, project_id, ((upload.filename, upload.file.read()) for upload in files),
+                         label, settings.thumbnail_size)
 
 
 router.add_api_route(
@@ -139,27 +106,74 @@ def _read(store: ObjectStore, key: str) -> bytes:
         raise HTTPException(status_code=404, detail="media content is missing from storage") from error
 
 
-@router.patch("/media/{media_id}", response_model=MediaOut)
+@router.patch("/media/{media_id}", response_model=MediaOut,
+              responses={422: {"description": "A split, label or defect type the item cannot have"}})
 def update_media(media_id: uuid.UUID, body: MediaPatch, session: SessionDep) -> MediaOut:
-    """Change one item's split and/or label. Anomalous images are evaluation-only: relabelling one
-    anomalous moves it to eval, and asking for train with it is refused. Snapshots keep what they froze."""
+    """Change one item's split, label and/or defect type. Anomalous images are evaluation-only: relabelling one
+    anomalous moves it to eval, and asking for train with it is refused. Only anomalous items have a defect
+    type (relabelling one normal removes it) or a mask (delete the mask first). Snapshots keep what they froze."""
     media = get_or_404(session, Media, media_id)
-    label = body.label or media.label
-    if label == ANOMALOUS and body.split not in (None, EVAL):
-        raise HTTPException(status_code=422, detail="anomalous images are only used for evaluation: "
-                                                    "their split is always eval")
-    media.split = EVAL if label == ANOMALOUS else body.split or media.split
-    media.label = label
+    change_media(media, body.label, body.split,
+                 body.defect_type if "defect_type" in body.model_fields_set else KEEP)
     session.flush()
     return MediaOut.model_validate(media)
+
+
+@router.put("/media/{media_id}/mask", response_model=MediaOut,
+            responses={422: {"description": "Not an anomalous item, or not a PNG mask of the image's size"}})
+def put_mask(media_id: uuid.UUID, session: SessionDep, store: StoreDep,
+             file: Annotated[UploadFile, File(description="PNG of the image's size; non-zero pixels are defect")],
+             ) -> MediaOut:
+    """Give an anomalous item its defect mask (replacing any earlier one): training then reports pixel metrics."""
+    media = get_or_404(session, Media, media_id)
+    if media.label != ANOMALOUS:
+        raise HTTPException(status_code=422, detail=f"only anomalous images have a defect mask, not {media.label} ones")
+    try:
+        mask = normalise_mask(file.file.read(), (media.width, media.height))
+    except MaskRejected as error:
+        raise HTTPException(status_code=422, detail=str(error)) from error
+    previous, digest = media.mask_sha256, put_blob(store, mask)
+    media.mask_sha256 = digest
+    try:
+        session.commit()
+    except BaseException:
+        session.rollback()
+        discard_blobs(session, store, {digest})
+        raise
+    if previous not in (None, digest):
+        delete_unreferenced_blobs(session, store, [previous])
+    return MediaOut.model_validate(media)
+
+
+@router.get("/media/{media_id}/mask", response_class=Response,
+            responses={200: {"content": {"image/png": {}}, "description": "The defect mask: 0 = good, 255 = defect"},
+                       404: {"description": "Unknown media, or the item has no mask"}})
+def get_mask(media_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
+    media = get_or_404(session, Media, media_id)
+    if media.mask_sha256 is None:
+        raise HTTPException(status_code=404, detail=f"media {media_id} has no defect mask")
+    return Response(content=_read(store, blob_key(media.mask_sha256)), media_type="image/png",
+                    headers={**_BLOB_HEADERS, "ETag": f'"{media.mask_sha256}"'})
+
+
+@router.delete("/media/{media_id}/mask", status_code=204, responses={404: {"description": "Unknown media or no mask"}})
+def delete_mask(media_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
+    media = get_or_404(session, Media, media_id)
+    digest = media.mask_sha256
+    if digest is None:
+        raise HTTPException(status_code=404, detail=f"media {media_id} has no defect mask")
+    media.mask_sha256 = None
+    session.commit()
+    delete_unreferenced_blobs(session, store, [digest])  # snapshots that froze it keep it
+    return Response(status_code=204)
 
 
 @router.delete("/media/{media_id}", status_code=204)
 def delete_media(media_id: uuid.UUID, session: SessionDep, store: StoreDep) -> Response:
     media = get_or_404(session, Media, media_id)
-    digest = media.sha256
+    digests = [digest for digest in (media.sha256, media.mask_sha256) if digest]
     session.delete(media)
     session.commit()
     # The row goes first: a failure here can orphan a blob, never leave a row without its blob.
-    delete_unreferenced_blobs(session, store, [digest])
+    delete_unreferenced_blobs(session, store, digests)
     return Response(status_code=204)

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import logging
 import uuid
 
 from fastapi import APIRouter, BackgroundTasks, Response
@@ -8,16 +7,11 @@ from sqlalchemy import select
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.schemas.projects import ProjectCreate, ProjectOut, ProjectUpdate
-from api.services.active_runs import ensure_idle
-from api.services.jobs import OrchestratorDep, cancel_training_jobs
-from infra.blob_gc import capture_hashes, delete_unreferenced_blobs
-from infra.database.models import Media, Model, Pipeline, Project, Snapshot, SnapshotItem
-from infra.model_files import model_prefix
-from infra.orchestration import OrchestrationUnavailable
-from infra.orchestration.schedules import delete_schedule, settings_key
-from infra.tracking import rename_project_experiment, tracking_uri
-
-log = logging.getLogger(__name__)
+from api.services.jobs import OrchestratorDep
+from api.services.projects import create_project as create_project_row
+from api.services.projects import delete_project as delete_project_everything
+from api.services.projects import rename_project
+from infra.database.models import Project
 
 router = APIRouter(tags=["projects"])
 
@@ -29,10 +23,7 @@ def list_projects(session: SessionDep) -> list[Project]:
 
 @router.post("/projects", response_model=ProjectOut, status_code=201)
 def create_project(body: ProjectCreate, session: SessionDep) -> Project:
-    project = Project(name=body.name)
-    session.add(project)
-    session.flush()
-    return project
+    return create_project_row(session, body.name)
 
 
 @router.get("/projects/{project_id}", response_model=ProjectOut)
@@ -43,44 +34,12 @@ def get_project(project_id: uuid.UUID, session: SessionDep) -> Project:
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
 def update_project(project_id: uuid.UUID, body: ProjectUpdate, session: SessionDep, settings: SettingsDep,
                    background: BackgroundTasks) -> Project:
-    project = get_or_404(session, Project, project_id)
-    project.name = body.name
-    session.flush()
-    # After the response (and the commit): the MLflow experiment follows the project's name.
-    background.add_task(_rename_experiment, tracking_uri(settings), project_id, body.name)
-    return project
-
-
-def _rename_experiment(uri: str, project_id: uuid.UUID, name: str) -> None:
-    try:
-        rename_project_experiment(uri, project_id, name)
-    except Exception:  # noqa: BLE001 - best effort: the next training renames it too
-        log.warning("could not rename the MLflow experiment of project %s", project_id, exc_info=True)
+    return rename_project(session, settings, background, project_id, body.name)
 
 
 @router.delete("/projects/{project_id}", status_code=204)
 def delete_project(project_id: uuid.UUID, session: SessionDep, store: StoreDep, orchestrator: OrchestratorDep
                    ) -> Response:
     """Everything under the project goes: rows, media and capture blobs, model files; its training stops."""
-    project = get_or_404(session, Project, project_id)
-    ensure_idle(session, orchestrator, Pipeline.project_id == project_id, f"project {project_id}", "deleting it")
-    models = session.execute(select(Model.id, Model.status, Model.job_id).where(Model.project_id == project_id)).all()
-    hashes = set(session.scalars(select(Media.sha256).where(Media.project_id == project_id)))
-    hashes |= set(session.scalars(
-        select(SnapshotItem.sha256).join(Snapshot).where(Snapshot.project_id == project_id)
-    ))
-    hashes |= capture_hashes(session, Pipeline.project_id == project_id)
-    session.delete(project)
-    session.commit()
-    # Files go only after the rows are gone, so a failure can orphan a file but never a row.
-    delete_unreferenced_blobs(session, store, hashes)
-    for model_id, _, _ in models:
-        store.delete_prefix(model_prefix(model_id))
-    if store.exists(settings_key(project_id)):  # only projects with a schedule talk to Prefect here
-        try:
-            delete_schedule(orchestrator, store, project_id)
-        except OrchestrationUnavailable:  # its runs then fail at once: the project is gone
-            log.warning("could not remove the training schedule of deleted project %s", project_id)
-    store.delete_prefix(f"projects/{project_id}/")
-    cancel_training_jobs(orchestrator, [job_id for _, status, job_id in models if status == "training" and job_id])
+    delete_project_everything(session, store, orchestrator, project_id)
     return Response(status_code=204)

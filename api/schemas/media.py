@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, computed_field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
 
 from api.schemas.common import ApiModel, UtcDatetime
+from infra.datasets.defects import check_defect_type
 
 # "unlabelled" only comes from data collection (a frame waiting for a person to judge it).
 MediaLabel = Literal["normal", "anomalous", "unlabelled"]
@@ -27,7 +28,15 @@ class MediaOut(ApiModel):
     origin: MediaOrigin
     pipeline_id: uuid.UUID | None = None  # the pipeline that collected it
     score: float | None = None  # its anomaly score when collected
+    defect_type: str | None = None  # anomalous items: the kind of defect (imports keep MVTec's folder names)
+    # Read from the row's mask hash: whether GET /media/{id}/mask has a defect mask to give.
+    has_mask: bool = Field(default=False, validation_alias=AliasChoices("has_mask", "mask_sha256"))
     created_at: UtcDatetime
+
+    @field_validator("has_mask", mode="before")
+    @classmethod
+    def _mask_present(cls, value: object) -> bool:
+        return bool(value)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -36,17 +45,26 @@ class MediaOut(ApiModel):
 
 
 class MediaPatch(BaseModel):
-    """A person's decision about one item: move it between train and eval, or (re)label it."""
+    """A person's decision about one item: move it between train and eval, (re)label it, name its defect type.
+
+    ``defect_type`` (anomalous items only) may be set to null to remove it.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     split: MediaSplit | None = None
     label: MediaLabel | None = None
+    defect_type: str | None = Field(default=None, max_length=64, description="null removes it")
+
+    @field_validator("defect_type")
+    @classmethod
+    def _usable_defect_type(cls, value: str | None) -> str | None:
+        return None if value is None else check_defect_type(value)
 
     @model_validator(mode="after")
     def _something_to_change(self) -> MediaPatch:
-        if self.split is None and self.label is None:
-            raise ValueError("give a split and/or a label")
+        if self.split is None and self.label is None and "defect_type" not in self.model_fields_set:
+            raise ValueError("give a split, a label and/or a defect_type")
         return self
 
 

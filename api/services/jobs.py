@@ -10,11 +10,21 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from infra.database.models import Base
-from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable, Orchestrator
-from infra.orchestration.job_index import record_jobs
+from infra.database.models import Base, Model, Snapshot
+from infra.orchestration import (
+    Job,
+    JobFinished,
+    JobNotFound,
+    JobStatus,
+    JobType,
+    OrchestrationUnavailable,
+    Orchestrator,
+)
+from infra.orchestration.job_index import list_project_jobs, record_jobs
+from infra.orchestration.reconcile import settle_rows
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -82,3 +92,24 @@ def cancel_training_jobs(orchestrator: Orchestrator, job_ids: Sequence[uuid.UUID
             continue
         except OrchestrationUnavailable:
             log.warning("could not cancel training job %s of a deleted model", job_id)
+
+
+def cancel_job(session: Session, orchestrator: Orchestrator, job_id: uuid.UUID) -> None:
+    """Ask Prefect to cancel the run (404 unknown, 409 finished, 503 unreachable); the rows it was producing
+    end failed at once."""
+    with orchestration_errors():
+        record_jobs(session, [orchestrator.cancel(job_id)])
+    session.execute(update(Model).where(Model.job_id == job_id, Model.status == "training")
+                    .values(status="failed", error="cancelled"))
+    session.execute(update(Snapshot).where(Snapshot.job_id == job_id, Snapshot.status == "pending")
+                    .values(status="failed", error="cancelled"))
+
+
+def jobs_page(session: Session, orchestrator: Orchestrator, project_id: uuid.UUID | None, job_type: JobType | None,
+              status: JobStatus | None, limit: int, offset: int) -> list[Job]:
+    """A page of the jobs index (one project's, or every project's with None), refreshed where unsettled;
+    rows of jobs found finished are settled too."""
+    with orchestration_errors():
+        jobs = list_project_jobs(session, orchestrator, project_id, job_type, status, limit=limit, offset=offset)
+    settle_rows(session, jobs)
+    return jobs

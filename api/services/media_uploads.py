@@ -10,9 +10,9 @@ import uuid
 
 from sqlalchemy.orm import Session
 
-from api.media_ingest import DecodedImage
 from infra.blob_gc import delete_unreferenced_blobs
 from infra.database.models import Media
+from infra.images import DecodedImage
 from infra.media_records import ImageFacts, add_media_row
 from infra.splits import SplitAssigner
 from infra.storage import ObjectStore

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from prefect import flow
 from prefect.exceptions import TerminationSignal
 from sqlalchemy import select, update
 
-from flows.common import JobProgress, cancel_requested, current_job_id, flow_settings, step
+from flows.common import JobProgress, cancel_requested, current_job_id, flow_settings, scratch, step
 from flows.run_names import training_run_name
 from flows.snapshot import freeze_snapshot
 from flows.training.summary import publish_summary, version_description
@@ -76,13 +75,14 @@ def _load_spec(settings: Settings, model_id: uuid.UUID) -> ModelSpec:
 
 
 def dataset_items(session: Any, snapshot_id: uuid.UUID) -> list[tuple]:
-    """(unique safe file name, label, blob hash, split) per snapshot item, in a stable order."""
+    """(unique safe file name, label, blob hash, mask blob hash, split) per snapshot item, in a stable order."""
     from flows.training.dataset import DatasetItem
 
     items = session.scalars(select(SnapshotItem).where(SnapshotItem.snapshot_id == snapshot_id)
                             .order_by(SnapshotItem.id)).all()
     return [DatasetItem(f"{index:05d}-{_UNSAFE_CHARS.sub('_', item.filename).lstrip('._-') or 'image'}"[:200],
-                        item.label, item.sha256, split=item.split) for index, item in enumerate(items)]
+                        item.label, item.sha256, item.mask_sha256, split=item.split)
+            for index, item in enumerate(items)]
 
 
 def _fetch_blob(store: ObjectStore):  # noqa: ANN202 - a closure over the store
@@ -155,8 +155,10 @@ def _fit(steps: Any) -> None:
     steps.fit()
 
 
-def _evaluate(steps: Any) -> dict[str, float]:
-    return _numeric(steps.evaluate())
+def _evaluate(steps: Any) -> dict[str, float | str]:
+    """The figures and what the pixel ones rest on (``pixel_metrics``: a word, not a number)."""
+    metrics = steps.evaluate()
+    return {**_numeric(metrics), **{key: value for key, value in metrics.items() if isinstance(value, str)}}
 
 
 def _export_ir(steps: Any) -> Path:
@@ -172,7 +174,7 @@ def _upload(store: ObjectStore, model_id: uuid.UUID, result: Any) -> None:
     store.put_file(checkpoint_key(model_id), result.checkpoint)
 
 
-def _register(run: ModelRun, spec: ModelSpec, result: Any, metrics: dict[str, float]) -> str:
+def _register(run: ModelRun, spec: ModelSpec, result: Any, metrics: dict[str, float | str]) -> str:
     run.log_params({"dataset": result.dataset, "image_size": list(result.image_size)})
     run.log_history([_numeric(entry) for entry in result.history])
     run.log_artifacts(result.openvino_dir, "openvino")
@@ -182,7 +184,7 @@ def _register(run: ModelRun, spec: ModelSpec, result: Any, metrics: dict[str, fl
 
 
 @flow(name="train-model", flow_run_name=training_run_name, log_prints=True)
-def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
+def train_model(model_id: str, freeze: bool = False) -> dict[str, float | str]:
     """Train the model row `model_id` on its snapshot (frozen first when `freeze`).
 
     Each step is a Prefect task, so the run's task list and timeline show where the time goes.
@@ -199,7 +201,7 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, float]:
     run: ModelRun | None = None
     try:
         items = step("load snapshot", _snapshot_items, settings, spec, freeze, progress)
-        with tempfile.TemporaryDirectory(prefix="geti-inspect-train-") as tmp:
+        with scratch(settings, "train-") as tmp:
             work = Path(tmp)
             progress.update(0.01, stage="dataset")
             step("materialise data", materialise, items, _fetch_blob(store), work / "dataset")

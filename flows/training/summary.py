@@ -13,7 +13,7 @@ from prefect.artifacts import create_markdown_artifact
 from infra.tracking import ModelRun
 from infra.ui_links import UiLinks
 
-METRIC_ORDER = ("image_auroc", "pixel_auroc", "image_f1", "pixel_f1")
+METRIC_ORDER = ("image_auroc", "image_f1", "pixel_metrics", "pixel_auroc", "aupro", "pixel_f1", "synthetic_pixel_auroc")
 
 
 def _data_line(dataset: dict[str, Any]) -> str:
@@ -26,13 +26,17 @@ def _data_line(dataset: dict[str, Any]) -> str:
 
 
 def version_description(model_name: str, project_name: str, parameters: dict[str, Any], architecture: str,
-                        dataset: dict[str, Any], metrics: dict[str, float]) -> str:
+                        dataset: dict[str, Any], metrics: dict[str, float | str]) -> str:
     """One paragraph for the MLflow model version: what it is, what it saw, how it scored."""
     backbone = parameters.get("backbone")
     auroc = metrics.get("image_auroc")
     parts = [f"{architecture} model {model_name!r} of project {project_name!r}",
              f"backbone {backbone}" if backbone else "no backbone", _data_line(dataset),
              f"image AUROC {auroc:.3f}" if auroc is not None else "image AUROC not measured"]
+    pixel = [f"{label} {metrics[key]:.3f}" for key, label in (("pixel_auroc", "pixel AUROC"), ("aupro", "AUPRO"))
+             if isinstance(metrics.get(key), float)]
+    parts.append(", ".join(pixel) + " on real masks" if pixel
+                 else f"pixel metrics: {metrics.get('pixel_metrics', 'none')}")
     return "; ".join(parts) + "."
 
 
@@ -42,7 +46,7 @@ def _cell(value: Any) -> str:
 
 
 def summary_markdown(model_id: str, model_name: str, project_name: str, architecture: str,
-                     parameters: dict[str, Any], dataset: dict[str, Any], metrics: dict[str, float],
+                     parameters: dict[str, Any], dataset: dict[str, Any], metrics: dict[str, float | str],
                      timings: dict[str, float], mlflow_run_url: str | None, api_model_url: str) -> str:
     ordered = [key for key in METRIC_ORDER if key in metrics] + sorted(set(metrics) - set(METRIC_ORDER))
     lines = [f"# {model_name} · {project_name}", "", f"{architecture} model `{model_id}`.", "",
@@ -62,7 +66,7 @@ def summary_markdown(model_id: str, model_name: str, project_name: str, architec
 
 
 def publish_summary(model_id: str, model_name: str, project_name: str, architecture: str,
-                    parameters: dict[str, Any], dataset: dict[str, Any], metrics: dict[str, float],
+                    parameters: dict[str, Any], dataset: dict[str, Any], metrics: dict[str, float | str],
                     timings: dict[str, float], run: ModelRun | None, links: UiLinks) -> None:
     """The run's markdown artifact (Prefect UI, Artifacts tab), keyed per model."""
     markdown = summary_markdown(model_id, model_name, project_name, architecture, parameters, dataset, metrics,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,12 +19,13 @@ from typing import Any
 import torch
 from anomalib.callbacks.checkpoint import ModelCheckpoint
 from anomalib.engine import Engine
+from anomalib.metrics import AUPRO
 from anomalib.models.components import MemoryBankMixin
 from lightning.pytorch import Callback, Trainer, seed_everything
 from torch.utils.data import DataLoader
 
 from flows.training.build import DEFAULT_IMAGE_SIZE, build_model
-from flows.training.dataset import ANOMALOUS, NORMAL, build_datamodule, loader_workers, read_layout
+from flows.training.dataset import ANOMALOUS, NORMAL, DatasetLayout, build_datamodule, loader_workers, read_layout
 from flows.training.export import export, load_image, torch_score, verify_openvino
 from flows.training.patchcore import fast_patchcore
 from flows.training.signals import KeepSigtermHandler
@@ -46,7 +47,15 @@ METRIC_NAMES = {
     "image_F1Score": "image_f1",
     "pixel_AUROC": "pixel_auroc",
     "pixel_F1Score": "pixel_f1",
+    "pixel_AUPRO": "aupro",
 }
+# What the pixel figures rest on (the metric `pixel_metrics`): real masks on every anomalous eval image; masks
+# on some only (anomalib pairs a mask with every anomalous image or none: no pixel figures); none; or no
+# anomalous images at all, so anomalib draws synthetic defects with their masks.
+MASKS, INCOMPLETE_MASKS, NO_MASKS, SYNTHETIC = "masks", "incomplete masks", "no masks", "synthetic defects"
+# Pixel figures on synthetic defects say so in their name; pixel F1 there says nothing worth keeping.
+SYNTHETIC_NAMES = {**{key: value for key, value in METRIC_NAMES.items() if not key.startswith("pixel_")},
+                   "pixel_AUROC": "synthetic_pixel_auroc"}
 # PatchCore: the batches only extract features; the coreset selection after them is most of the fit.
 PATCHCORE_BATCH_SHARE = 0.3
 
@@ -75,7 +84,9 @@ class ProgressEvent:
 class TrainingResult:
     architecture: str
     parameters: dict[str, Any]  # fully resolved (what the model was built with)
-    metrics: dict[str, float]  # image_auroc, image_f1 and, with masks, pixel_auroc, pixel_f1
+    # image_auroc, image_f1, pixel_metrics and, with masks, pixel_auroc, pixel_f1, aupro (synthetic_pixel_auroc
+    # when the test set's defects are synthetic)
+    metrics: dict[str, float | str]
     history: list[dict[str, float]]  # one entry per epoch: loss and validation metrics
     checkpoint: Path
     openvino_dir: Path  # model.xml + model.bin, batch 1, verified on one image
@@ -116,6 +127,44 @@ class _Reporter:
             self.on_progress(ProgressEvent(stage=stage, progress=round(self.progress, 4), **fields))
 
 
+def pixel_evaluation(layout: DatasetLayout) -> str:
+    """Which pixel figures this dataset can give (see MASKS ... SYNTHETIC)."""
+    if layout.anomalous == 0:
+        return SYNTHETIC
+    if layout.has_masks:
+        return MASKS
+    return INCOMPLETE_MASKS if layout.masks else NO_MASKS
+
+
+def metric_names(pixel: str) -> dict[str, str]:
+    """anomalib's metric names -> the platform's, for what the pixel figures rest on."""
+    if pixel == MASKS:
+        return METRIC_NAMES
+    if pixel == SYNTHETIC:
+        return SYNTHETIC_NAMES
+    return {key: value for key, value in METRIC_NAMES.items() if not key.startswith("pixel_")}
+
+
+@contextmanager
+def _aupro_while_testing(model: Any) -> Iterator[None]:
+    """AUPRO (anomalib's) beside the model's own test metrics, for the test pass only.
+
+    Only where the model's evaluator already scores anomaly maps against masks (image-only models such as
+    DFKDE have none). Removed afterwards: its ``fpr_limit`` buffer would enter the checkpoint's state dict,
+    which must load into a model built the usual way (re-export, ``flows/training/export.py``).
+    """
+    evaluator = getattr(model, "evaluator", None)
+    metrics = evaluator.test_metrics if evaluator is not None else []
+    if not any("gt_mask" in getattr(metric, "fields", ()) for metric in metrics):
+        yield
+        return
+    metrics.append(AUPRO(fields=["anomaly_map", "gt_mask"], prefix="pixel_", strict=False))
+    try:
+        yield
+    finally:
+        del metrics[-1]
+
+
 def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
     out = {}
     for key, value in metrics.items():
@@ -136,10 +185,11 @@ def _epoch_loss(metrics: dict[str, float]) -> float | None:
 class _ProgressCallback(Callback):
     """Lightning hooks -> progress events, the per-epoch history, and cancellation checks."""
 
-    def __init__(self, report: _Reporter, max_epochs: int, batch_share: float) -> None:
+    def __init__(self, report: _Reporter, max_epochs: int, batch_share: float, names: dict[str, str]) -> None:
         self.report = report
         self.max_epochs = max_epochs
         self.batch_share = batch_share
+        self.names = names
         self.history: list[dict[str, float]] = []
         self.last_loss: float | None = None
 
@@ -169,8 +219,8 @@ class _ProgressCallback(Callback):
         if trainer.sanity_checking or not self.history:
             return
         for key, value in _scalars(trainer.callback_metrics).items():
-            if key in METRIC_NAMES:
-                self.history[-1][f"val_{METRIC_NAMES[key]}"] = value
+            if key in self.names:
+                self.history[-1][f"val_{self.names[key]}"] = value
 
     def on_test_batch_end(
         self, trainer: Trainer, pl_module: Any, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
@@ -290,14 +340,16 @@ class TrainingSteps:
         self.model = build_model(arch.name, resolved, image_size)
         max_epochs = int(resolved[MAX_EPOCHS])
         self.is_patchcore = arch.name == "patchcore"
-        self.progress = _ProgressCallback(report, max_epochs, PATCHCORE_BATCH_SHARE if self.is_patchcore else 1.0)
+        self.pixel_metrics = pixel_evaluation(self.layout)
+        self.progress = _ProgressCallback(report, max_epochs, PATCHCORE_BATCH_SHARE if self.is_patchcore else 1.0,
+                                          metric_names(self.pixel_metrics))
         self.kept = _KeepValidationBatches()
         extra_callbacks: list[Callback] = [self.kept] if self.is_patchcore else []
         self.engine = _engine(self.progress, max_epochs, work_dir / "lightning", extra_callbacks)
         self.architecture, self.parameters, self.image_size = arch.name, resolved, tuple(image_size)
         self.dataset_root, self.work_dir = dataset_root, work_dir
         self.timings: dict[str, float] = {}
-        self.metrics: dict[str, float] = {}
+        self.metrics: dict[str, float | str] = {}
         self.checkpoint = work_dir / "model.ckpt"
         self.openvino_dir = work_dir / "openvino"
         self.openvino_score: float | None = None
@@ -324,22 +376,28 @@ class TrainingSteps:
         self.timings["fit_s"] = round(time.perf_counter() - started, 3)
         report("fitting", 1.0)
 
-    def evaluate(self) -> dict[str, float]:
-        """Test on the held-out images and save the checkpoint; returns the metrics."""
+    def evaluate(self) -> dict[str, float | str]:
+        """Test on the held-out images and save the checkpoint; returns the metrics.
+
+        Pixel AUROC, pixel F1 and AUPRO only against real masks; ``pixel_metrics`` says what they rest on.
+        """
         started = time.perf_counter()
         kept = self.kept.batches
         if kept and sum(len(batch) for batch in kept) == len(self.datamodule.test_data):
             # The very images, already decoded (see _KeepValidationBatches); one kept batch per step.
             loader = DataLoader(kept, batch_size=None, collate_fn=_as_is)
             self.datamodule.test_dataloader = lambda: loader
+        aupro = _aupro_while_testing(self.model) if self.pixel_metrics == MASKS else nullcontext()
         try:
-            results = self.engine.test(model=self.model, datamodule=self.datamodule, verbose=False)
+            with aupro:
+                results = self.engine.test(model=self.model, datamodule=self.datamodule, verbose=False)
         finally:
             self._speedups.close()  # the model is anomalib's own again: it checkpoints and exports as such
             self.kept.batches = None
         self.timings["test_s"] = round(time.perf_counter() - started, 3)
-        self.metrics = {METRIC_NAMES[key]: value for key, value in _scalars(results[0]).items()
-                        if key in METRIC_NAMES}
+        names = metric_names(self.pixel_metrics)
+        self.metrics = {names[key]: value for key, value in _scalars(results[0]).items() if key in names}
+        self.metrics["pixel_metrics"] = self.pixel_metrics
         # Which images the figures rest on: a candidate and its champion compare on the same eval set.
         self.metrics["train_images"] = len(self.datamodule.train_data)
         self.metrics["eval_images"] = len(self.datamodule.test_data)

@@ -44,7 +44,9 @@ class Media(Timestamped, Base):
                       Index("ix_media_project_origin_created", "project_id", "origin", "created_at"),
                       # Newest-first listing pages (api/routers/media.py), with and without a label filter.
                       Index("ix_media_project_created", "project_id", "created_at", "id"),
-                      Index("ix_media_project_label_created", "project_id", "label", "created_at", "id"))
+                      Index("ix_media_project_label_created", "project_id", "label", "created_at", "id"),
+                      # The listing filtered on a defect type (imports keep MVTec's defect folder names).
+                      Index("ix_media_project_defect_created", "project_id", "defect_type", "created_at", "id"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     project_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -63,6 +65,10 @@ class Media(Timestamped, Base):
         ForeignKey("pipelines.id", ondelete="SET NULL", name="fk_media_pipeline_id"), nullable=True
     )
     score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Anomalous items only: the kind of defect (e.g. MVTec's "crack") and a content-addressed defect mask
+    # (PNG, same size as the image, 255 = defect), which lets training report pixel metrics.
+    defect_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mask_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     project: Mapped[Project] = relationship(back_populates="media")
 
@@ -115,7 +121,7 @@ class Snapshot(Base):
 
 
 class SnapshotItem(Base):
-    """One frozen media entry: the blob hash and label, independent of the media row."""
+    """One frozen media entry: the blob hash, label, split, defect type and mask hash, independent of the media row."""
 
     __tablename__ = "snapshot_items"
 
@@ -126,6 +132,8 @@ class SnapshotItem(Base):
     label: Mapped[str] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     split: Mapped[str] = mapped_column(String(16), default="train", server_default="train")
+    defect_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    mask_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
 
 class Model(Timestamped, Base):

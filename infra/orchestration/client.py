@@ -38,6 +38,7 @@ from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
 from prefect.exceptions import ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Cancelling
 
+from infra.credentials import ServiceAuth
 from infra.orchestration.jobs import (
     DEPLOYMENTS,
     FINAL_STATES,
@@ -101,13 +102,23 @@ class BusyRetries(httpx.BaseTransport):
 
 
 def prefect_api_url(settings: Settings) -> str:
-    return settings.prefect_api_url or f"http://127.0.0.1:{settings.prefect_port}/api"
+    return settings.prefect_api_url or f"http://{settings.services_address}:{settings.prefect_port}/api"
+
+
+def prefect_client(api_url: str, auth: ServiceAuth | None = None, **kwargs: Any) -> SyncPrefectClient:
+    """A client of `api_url` that presents `auth` (default: this process's credentials, `ServiceAuth.install`).
+
+    Prefect's own `get_client()` reads PREFECT_API_AUTH_STRING from settings frozen at import; a client
+    made for an explicit address takes the credentials explicitly.
+    """
+    auth = ServiceAuth.from_environ() if auth is None else auth
+    return SyncPrefectClient(api_url, auth_string=auth.prefect_auth_string, **kwargs)
 
 
 class Orchestrator:
     def __init__(self, api_url: str, timeout: float = 15.0) -> None:
         self.api_url = api_url
-        self._client = SyncPrefectClient(api_url, httpx_settings={"timeout": timeout})
+        self._client = prefect_client(api_url, httpx_settings={"timeout": timeout})
         self._client.__enter__()
         http = self._client._client  # noqa: SLF001 - wrapped after creation, as Prefect adds its own retries
         http._transport = BusyRetries(http._transport)  # noqa: SLF001 - keeps Prefect's proxies, TLS and limits

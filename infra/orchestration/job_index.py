@@ -32,17 +32,21 @@ _CHUNK = 200  # rows per statement (bound parameters stay far below the database
 _PAGE_ATTEMPTS = 3  # a page re-read after a refresh found rows gone from Prefect
 
 
-def list_project_jobs(session: Session, orchestrator: Orchestrator, project_id: uuid.UUID,
+def list_project_jobs(session: Session, orchestrator: Orchestrator, project_id: uuid.UUID | None,
                       job_type: JobType | None = None, status: JobStatus | None = None, limit: int = 20,
                       offset: int = 0) -> list[Job]:
     """Newest first, `limit` from `offset`, as exact as Prefect for every job the index knows.
+
+    `project_id` None lists the jobs of every project (and those of none).
 
     Only unsettled rows can change. Without a status filter the page's order and membership cannot
     change either, so only the page's unsettled rows are refreshed; with one, every unsettled row of
     the project is refreshed first (a status change moves jobs across pages).
     """
     if status is not None:
-        query = select(_TABLE.c.id).where(_TABLE.c.project_id == project_id, ~_TABLE.c.settled)
+        query = select(_TABLE.c.id).where(~_TABLE.c.settled)
+        if project_id is not None:
+            query = query.where(_TABLE.c.project_id == project_id)
         if job_type is not None:
             query = query.where(_TABLE.c.type == job_type.value)
         refresh(session, orchestrator, list(session.scalars(query)))
@@ -57,6 +61,23 @@ def list_project_jobs(session: Session, orchestrator: Orchestrator, project_id: 
         refreshed.update(stale)
         rows = _page(session, project_id, job_type, None, limit, offset)
     return [job_of(row) for row in rows]
+
+
+def indexed_page(session: Session, project_id: uuid.UUID | None, job_type: JobType | None = None,
+                 status: JobStatus | None = None, limit: int = 20, offset: int = 0) -> list[Job]:
+    """A page as the index has it, without asking Prefect (for when Prefect does not answer)."""
+    return [job_of(row) for row in _page(session, project_id, job_type, status, limit, offset)]
+
+
+def latest_jobs(session: Session, project_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Job]:
+    """Each project's newest job as the index has it (one query; projects without a job are absent)."""
+    if not project_ids:
+        return {}
+    newest = func.row_number().over(partition_by=_TABLE.c.project_id,
+                                    order_by=(_TABLE.c.created_at.desc(), _TABLE.c.id.desc())).label("newest")
+    ranked = select(_TABLE, newest).where(_TABLE.c.project_id.in_(list(project_ids))).subquery()
+    rows = session.execute(select(ranked).where(ranked.c.newest == 1))
+    return {row.project_id: job_of(row) for row in rows}
 
 
 def refresh(session: Session, orchestrator: Orchestrator, job_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
@@ -117,9 +138,11 @@ def job_of(row: Row[Any]) -> Job:
 
 # -- internals -----------------------------------------------------------------------------------
 
-def _page(session: Session, project_id: uuid.UUID, job_type: JobType | None, status: JobStatus | None,
+def _page(session: Session, project_id: uuid.UUID | None, job_type: JobType | None, status: JobStatus | None,
           limit: int, offset: int) -> list[Row[Any]]:
-    query = select(_TABLE).where(_TABLE.c.project_id == project_id)
+    query = select(_TABLE)
+    if project_id is not None:
+        query = query.where(_TABLE.c.project_id == project_id)
     if job_type is not None:
         query = query.where(_TABLE.c.type == job_type.value)
     if status is not None:

@@ -7,6 +7,10 @@ that ended (`reconcile.settle_rows`), and every 10 s compares Prefect's count of
 index's. The first pass, and any pass after which the counts differ, *sweeps*: it reads every job run
 (paged), adds what the index lacks and drops rows whose run is gone (checked by id first). That
 is how history from before the index, runs made while no API ran, and deleted runs are handled.
+
+Of several API processes on one PostgreSQL only the holder of the `jobs-index` lead
+(`infra/database/leadership.py`) makes passes; the others ask for the lead at each interval and
+read Prefect not at all. A process that gains the lead starts with a sweep (it saw nothing before).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from infra.database.engine import transaction
+from infra.database.leadership import Leadership
 from infra.orchestration.client import Orchestrator
 from infra.orchestration.follower import PrefectFollower
 from infra.orchestration.job_index import count_indexed, forget_jobs, indexed_ids, record_jobs, unsettled_ids
@@ -41,15 +46,28 @@ RETRY_S = 5.0  # pause after Prefect did not answer
 
 class JobIndexPoller(PrefectFollower):
     def __init__(self, new_orchestrator: Callable[[], Orchestrator], sessions: sessionmaker[Session],
-                 interval_s: float = 1.0) -> None:
+                 interval_s: float = 1.0, leadership: Leadership | None = None) -> None:
         # Its own Prefect client, like the row settler; the first pass (a sweep) runs at once.
         super().__init__("job-index-poller", new_orchestrator, interval_s, RETRY_S, first_pass_at_once=True)
         self._sessions = sessions
+        self.leadership = leadership  # None: this process always leads
         self._last_pass: datetime | None = None
         self._last_count = float("-inf")  # a count or a sweep
         self.passes = 0  # completed passes (a sweep counts as one)
 
+    @property
+    def leads(self) -> bool:
+        return self.leadership is None or self.leadership.is_leader
+
+    def stop(self) -> None:
+        super().stop()
+        if self.leadership is not None:
+            self.leadership.release()  # the next process takes over at once, not after a timeout
+
     def pass_once(self, orchestrator: Orchestrator) -> None:
+        if self.leadership is not None and not self.leadership.held():
+            self._last_pass = None  # should it lead later, it starts with a sweep
+            return
         started = datetime.now(UTC)
         if self._last_pass is None:
             self.sweep(orchestrator)

@@ -17,6 +17,7 @@ class JobType(StrEnum):
     EXPORT = "export"
     INFERENCE = "inference"  # a live pipeline: runs until it is stopped
     RETRAINING = "retraining"  # snapshot, train a candidate, compare with the champion, maybe promote
+    IMPORT = "import"  # a dataset (zip or server folder) into a project
 
 
 class JobStatus(StrEnum):
@@ -34,6 +35,7 @@ DEPLOYMENTS: dict[JobType, str] = {
     JobType.EXPORT: "export-model/export",
     JobType.INFERENCE: "run-pipeline/inference",
     JobType.RETRAINING: "retrain-project/retraining",
+    JobType.IMPORT: "import-dataset/import",
 }
 
 STATUS_BY_STATE: dict[StateType, JobStatus] = {

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,19 +48,29 @@ WARM_MODULES_ENV = "GETI_INSPECT_WARM_MODULES"
 WORKER_START_ENV = "GETI_INSPECT_WORKER_START"
 
 
-def pool_modules(pool: str, project_dir: Path = REPO_ROOT) -> list[str]:
-    """Modules of the flows that prefect.yaml deploys to `pool` (what a warm worker pre-imports)."""
+def _pool_deployments(pool: str, project_dir: Path) -> list[dict]:
     import yaml
 
     config = yaml.safe_load((project_dir / "prefect.yaml").read_text())
-    entrypoints = [deployment["entrypoint"] for deployment in config.get("deployments") or []
-                   if (deployment.get("work_pool") or {}).get("name") == pool]
+    return [deployment for deployment in config.get("deployments") or []
+            if (deployment.get("work_pool") or {}).get("name") == pool]
+
+
+def pool_modules(pool: str, project_dir: Path = REPO_ROOT) -> list[str]:
+    """Modules of the flows that prefect.yaml deploys to `pool` (what a warm worker pre-imports)."""
+    entrypoints = [deployment["entrypoint"] for deployment in _pool_deployments(pool, project_dir)]
     return list(dict.fromkeys(entrypoint.partition(":")[0] for entrypoint in entrypoints))
 
 
-def apply_deployments(api_url: str, project_dir: Path = REPO_ROOT, timeout: float = 180) -> None:
-    """`prefect deploy --all` from prefect.yaml (module entrypoints; upserts by name)."""
-    env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+def pool_jobs(pool: str, project_dir: Path = REPO_ROOT) -> list[str]:
+    """Names of the deployments (job types) whose runs a worker of `pool` takes."""
+    return [deployment["name"] for deployment in _pool_deployments(pool, project_dir)]
+
+
+def apply_deployments(api_url: str, project_dir: Path = REPO_ROOT, timeout: float = 180,
+                      env: Mapping[str, str] | None = None) -> None:
+    """`prefect deploy --all` from prefect.yaml (module entrypoints; upserts by name); `env`: e.g. credentials."""
+    env = {**os.environ, **(env or {}), "PREFECT_API_URL": api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     result = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=project_dir,
                             env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if result.returncode != 0:

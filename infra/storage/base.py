@@ -6,6 +6,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 # Keys are built by the platform (hashes, UUIDs, fixed names); anything else is refused so that
 # no client-supplied text can become a path.
@@ -45,6 +46,10 @@ class ObjectStore(ABC):
 
     def put_file(self, key: str, path: Path) -> None:
         self.put(key, Path(path).read_bytes())
+
+    def put_fileobj(self, key: str, fileobj: BinaryIO) -> None:
+        """Store what a readable binary file holds from its current position (backends stream it)."""
+        self.put(key, fileobj.read())
 
     def get_file(self, key: str, path: Path) -> Path:
         path = Path(path)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from infra.storage.base import ObjectStore, validate_key
 
 _UNLINK_THREADS = 64
+_COPY_CHUNK = 1024 * 1024
 
 
 class LocalStore(ObjectStore):
@@ -33,17 +35,7 @@ class LocalStore(ObjectStore):
         return path
 
     def put(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write-then-rename: a reader never sees a half-written object.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        self._write(key, lambda handle: handle.write(data))
 
     def put_file(self, key: str, path: Path) -> None:
         target = self._path(key)
@@ -51,6 +43,22 @@ class LocalStore(ObjectStore):
         tmp = target.with_name(f".tmp-{target.name}")
         shutil.copyfile(path, tmp)
         os.replace(tmp, target)
+
+    def put_fileobj(self, key: str, fileobj: BinaryIO) -> None:
+        self._write(key, lambda handle: shutil.copyfileobj(fileobj, handle, _COPY_CHUNK))
+
+    def _write(self, key: str, write: Callable[[BinaryIO], object]) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Write-then-rename: a reader never sees a half-written object.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                write(handle)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def get(self, key: str) -> bytes:
         return self._file(key).read_bytes()

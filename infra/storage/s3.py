@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import boto3
 from botocore.exceptions import ClientError
@@ -35,6 +36,9 @@ class S3Store(ObjectStore):
 
     def put_file(self, key: str, path: Path) -> None:
         self.client.upload_file(str(path), self.bucket, self._key(key))
+
+    def put_fileobj(self, key: str, fileobj: BinaryIO) -> None:
+        self.client.upload_fileobj(fileobj, self.bucket, self._key(key))  # multipart upload: never all in memory
 
     def get(self, key: str) -> bytes:
         try:

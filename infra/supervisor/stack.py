@@ -2,7 +2,10 @@
 
 With `prefect_api_url` / `mlflow_tracking_uri` set, the matching servers (and, for Prefect, the
 workers) are external and nothing is started for them here; deployments and the crash
-automation are still applied to the external Prefect API.
+automation are still applied to the external Prefect API. `serve_workers` picks which pools get a
+local worker ("none": every job runs on hosts that joined). Once the platform is exposed
+(`Settings.exposed`), the supervised servers bind beyond loopback and require the credentials kept
+in the data dir (`infra/credentials.py`): Prefect's API auth string, MLflow's basic-auth app.
 """
 
 from __future__ import annotations
@@ -12,14 +15,15 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from prefect.client.orchestration import SyncPrefectClient
 
-from infra.orchestration.client import prefect_api_url
+from infra.credentials import ServiceAuth, ServiceCredentials, client_auth, load_or_create_credentials
+from infra.orchestration.client import prefect_api_url, prefect_client
 from infra.orchestration.setup import (
     REPO_ROOT,
     WARM_MODULES_ENV,
@@ -31,6 +35,7 @@ from infra.orchestration.setup import (
     pool_modules,
 )
 from infra.settings import Settings
+from infra.supervisor import mlflow_auth
 from infra.supervisor.environment import prefect_client_env, worker_env
 from infra.supervisor.orphans import STACK_ENV, end_processes, find_leftovers, stack_marker
 from infra.supervisor.process import ChildSpec, ManagedProcess, RestartPolicy, stop_processes
@@ -41,7 +46,10 @@ log = logging.getLogger(__name__)
 HealthCheck = Callable[[], tuple[bool, str]]
 ORPHANED_RUN_MESSAGE = "The platform was stopped abruptly (serve killed) while this job ran; it ended at the restart"
 TRAINING_POOL = "training"  # snapshot, training and export flows (prefect.yaml); live pipelines use "inference"
-POOLS = (TRAINING_POOL, "inference")
+INFERENCE_POOL = "inference"
+POOLS = (TRAINING_POOL, INFERENCE_POOL)
+# `serve --workers`: the pools that get a worker on the serving machine itself.
+LOCAL_WORKERS = {"all": POOLS, "training": (TRAINING_POOL,), "inference": (INFERENCE_POOL,), "none": ()}
 
 
 class StackError(RuntimeError):
@@ -51,9 +59,10 @@ class StackError(RuntimeError):
 @dataclass(frozen=True)
 class StackOptions:
     pools: tuple[str, ...] = POOLS
-    # Heartbeats every 30 s (Prefect's minimum); a run silent for crash_after_s turns CRASHED.
+    # Heartbeats every 30 s (Prefect's minimum); a run silent for crash_after_s turns CRASHED (None: the
+    # setting INSPECT_JOB_CRASH_AFTER_S).
     heartbeat_seconds: int = 30
-    crash_after_s: float = 90.0
+    crash_after_s: float | None = None
     # How often a worker asks Prefect for runs: half of it, on average, is every job's wait to be taken (1 s:
     # about 0.5 s of it, for one light query per worker per second).
     worker_query_seconds: float = 1.0
@@ -70,6 +79,15 @@ class Stack:
         self.mlflow_uri = tracking_uri(settings)
         self.local_prefect = settings.prefect_api_url is None
         self.local_mlflow = settings.mlflow_tracking_uri is None
+        self.crash_after_s = self.options.crash_after_s or settings.job_crash_after_s
+        # Local workers only beside a local Prefect: with an external one, workers are other machines' business.
+        self.local_pools = LOCAL_WORKERS[settings.serve_workers] if self.local_prefect else ()
+        # Exposed: the supervised servers want the credentials kept in the data dir; external servers take
+        # whatever the operator gave this process (the tools' own variables).
+        self.credentials: ServiceCredentials | None = (
+            load_or_create_credentials(settings.resolved_data_dir)
+            if settings.exposed and (self.local_prefect or self.local_mlflow) else None)
+        self.auth = client_auth(settings, self.credentials)
         self.servers: dict[str, ManagedProcess] = {}
         self.workers: dict[str, ManagedProcess] = {}
         self._monitor: threading.Thread | None = None
@@ -93,17 +111,16 @@ class Stack:
             for process in self.servers.values():
                 process.start()
             self._wait_healthy({"prefect": self._prefect_health, "mlflow": self._mlflow_health})
-            with SyncPrefectClient(self.prefect_api_url) as client:
+            with self._prefect_client() as client:
                 ensure_work_pools(client, list(self.options.pools))
-                ensure_crash_automation(client, self.options.crash_after_s)
+                ensure_crash_automation(client, self.crash_after_s)
                 crashed = crash_flow_runs(client, list(self.options.pools), leftovers.pids, ORPHANED_RUN_MESSAGE)
                 if crashed:
                     log.warning("%d job(s) died with the previous supervisor: marked crashed", crashed)
-            apply_deployments(self.prefect_api_url)
-            if self.local_prefect:
-                for pool in self.options.pools:
-                    self.workers[pool] = ManagedProcess(self._worker_spec(pool), self.options.restart_policy)
-                    self.workers[pool].start()
+            apply_deployments(self.prefect_api_url, env=self.auth.client_env())
+            for pool in self.local_pools:
+                self.workers[pool] = ManagedProcess(self._worker_spec(pool), self.options.restart_policy)
+                self.workers[pool].start()
             self._monitor = threading.Thread(target=self._watch, name="stack-monitor", daemon=True)
             self._monitor.start()
         except BaseException:
@@ -152,9 +169,10 @@ class Stack:
     # -- health ----------------------------------------------------------------------------
 
     def health_checks(self) -> dict[str, HealthCheck]:
-        checks: dict[str, HealthCheck] = {"prefect": self._prefect_health, "mlflow": self._mlflow_health}
-        for pool in self.options.pools:
-            checks[f"worker:{pool}"] = self._worker_health(pool)
+        checks = service_health_checks(self.prefect_api_url, self.mlflow_uri, self.options.pools, self.auth)
+        checks |= {"prefect": self._prefect_health, "mlflow": self._mlflow_health}
+        for pool, process in self.workers.items():
+            checks[f"worker:{pool}"] = process.status
         return checks
 
     def _prefect_health(self) -> tuple[bool, str]:
@@ -167,27 +185,13 @@ class Stack:
         process = self.servers.get(name)
         if process is not None and not process.alive:
             return process.status()
-        try:
-            response = httpx.get(url, timeout=2.0)
-        except httpx.HTTPError as error:
-            return False, f"{url} unreachable: {error}"
-        if response.status_code != 200:
-            return False, f"{url} answered {response.status_code}"
-        where = process.status()[1] if process is not None else "external"
-        return True, f"{url.removesuffix('/health')} ({where})"
+        ok, detail = endpoint_health(url)
+        if not ok:
+            return ok, detail
+        return True, f"{detail} ({process.status()[1] if process is not None else 'external'})"
 
-    def _worker_health(self, pool: str) -> HealthCheck:
-        def check() -> tuple[bool, str]:
-            process = self.workers.get(pool)
-            if process is not None:
-                return process.status()
-            # External Prefect: some worker must be polling the pool.
-            with SyncPrefectClient(self.prefect_api_url) as client:
-                status = client.read_work_pool(pool).status
-            ready = status is not None and status.value == "READY"
-            return ready, f"pool {pool!r} {'has an online worker' if ready else 'has no online worker'}"
-
-        return check
+    def _prefect_client(self) -> SyncPrefectClient:
+        return prefect_client(self.prefect_api_url, self.auth)
 
     # -- children --------------------------------------------------------------------------
 
@@ -203,8 +207,13 @@ class Stack:
             "PREFECT_UI_API_URL": self.prefect_api_url,
             "PREFECT_LOGGING_SERVER_LEVEL": "WARNING",
         }
+        if self.credentials is not None:
+            # Basic auth on every route but /health; the UI asks for the auth string once per browser. Its
+            # API address is relative, so the UI works from whatever host name a browser used.
+            env |= {"PREFECT_SERVER_API_AUTH_STRING": self.credentials.prefect_auth_string,
+                    "PREFECT_UI_API_URL": "/api", **self.auth.client_env()}
         return ChildSpec("prefect-server", [sys.executable, "-m", "prefect", "server", "start",
-                                            "--host", self.settings.services_host,
+                                            "--host", self.settings.resolved_services_host,
                                             "--port", str(self.settings.prefect_port)],
                          env, log_path=self._logs / "prefect-server.log", term_grace_s=10)
 
@@ -219,16 +228,54 @@ class Stack:
                 env["MLFLOW_S3_ENDPOINT_URL"] = self.settings.s3_endpoint_url
         else:
             artifacts = str(data / "mlartifacts")
-        return ChildSpec("mlflow-server", [sys.executable, "-m", "mlflow", "server",
+        app: list[str] = []
+        if self.credentials is not None:
+            if mlflow_auth.sync_admin_password(data, self.credentials):
+                log.info("MLflow: the admin password now matches the rotated credentials")
+            env |= mlflow_auth.server_env(data, self.credentials)
+            app = ["--app-name", "basic-auth"]
+        return ChildSpec("mlflow-server", [sys.executable, "-m", "mlflow", "server", *app,
                                            "--backend-store-uri", f"sqlite:///{data / 'mlflow.db'}",
                                            "--artifacts-destination", artifacts, "--workers", "1",
-                                           "--host", self.settings.services_host,
+                                           "--host", self.settings.resolved_services_host,
                                            "--port", str(self.settings.mlflow_port)],
                          env, log_path=self._logs / "mlflow-server.log", term_grace_s=10)
 
     def _worker_spec(self, pool: str) -> ChildSpec:
         return worker_spec(self.settings, pool, self._logs, prefect_api=self.prefect_api_url,
-                           mlflow_uri=self.mlflow_uri, options=self.options)
+                           mlflow_uri=self.mlflow_uri, options=self.options, auth=self.auth)
+
+
+def endpoint_health(url: str) -> tuple[bool, str]:
+    """A server's unauthenticated health route answers 200 (Prefect's and MLflow's need no credentials)."""
+    try:
+        response = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError as error:
+        return False, f"{url} unreachable: {error}"
+    if response.status_code != 200:
+        return False, f"{url} answered {response.status_code}"
+    return True, url.removesuffix("/health")
+
+
+def pool_health(prefect_api: str, pool: str, auth: ServiceAuth) -> HealthCheck:
+    """Some worker (of any machine) polls `pool`: Prefect reads the pool READY."""
+    def check() -> tuple[bool, str]:
+        with prefect_client(prefect_api, auth) as client:
+            status = client.read_work_pool(pool).status
+        ready = status is not None and status.value == "READY"
+        return ready, f"pool {pool!r} {'has an online worker' if ready else 'has no online worker'}"
+
+    return check
+
+
+def service_health_checks(prefect_api: str, mlflow_uri: str, pools: Iterable[str], auth: ServiceAuth
+                          ) -> dict[str, HealthCheck]:
+    """Health of services this process does not run: what an API started alone (`geti-inspect api`) reports."""
+    checks: dict[str, HealthCheck] = {"prefect": lambda: endpoint_health(f"{prefect_api}/health"),
+                                      "mlflow": lambda: endpoint_health(f"{mlflow_uri}/health")}
+    for pool in pools:
+        checks[f"worker:{pool}"] = pool_health(prefect_api, pool, auth)
+    return checks
 
 
 def worker_name(pool: str, supervisor_pid: int | None = None) -> str:
@@ -238,10 +285,11 @@ def worker_name(pool: str, supervisor_pid: int | None = None) -> str:
 
 
 def worker_spec(settings: Settings, pool: str, log_dir: Path | None, *, prefect_api: str, mlflow_uri: str,
-                options: StackOptions) -> ChildSpec:
+                options: StackOptions, auth: ServiceAuth | None = None) -> ChildSpec:
     """`prefect worker start` for a pool (the warm worker); its environment reaches every flow process it starts."""
     env = worker_env(settings, prefect_api, mlflow_uri, query_seconds=options.worker_query_seconds,
                      heartbeat_seconds=options.heartbeat_seconds)
+    env |= (auth or ServiceAuth()).client_env()
     env[WARM_MODULES_ENV] = ",".join(pool_modules(pool))
     env[WORKER_START_ENV] = settings.worker_start
     env[STACK_ENV] = stack_marker(settings.resolved_data_dir)  # flow processes inherit it

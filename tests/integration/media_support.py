@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from flows.snapshot import freeze_snapshot
+from infra.database.models import Snapshot, SnapshotItem
 
 
 def upload(client: TestClient, project_id: str, files: list[tuple[str, bytes]],
@@ -29,3 +34,14 @@ def part_files(images_dir: Path, defect: str, count: int) -> list[tuple[str, byt
     paths = sorted((images_dir / f"MT_{defect}" / "Imgs").glob("*.jpg"))[:count]
     assert len(paths) == count, f"not enough MT_{defect} images in {images_dir}"
     return [(path.name, path.read_bytes()) for path in paths]
+
+
+def frozen_items(client: TestClient, project_id: str) -> list[SnapshotItem]:
+    """Freeze the project's media into a new snapshot (as the snapshot flow does) and return its items."""
+    with client.app.state.sessionmaker() as session:
+        snapshot = Snapshot(project_id=uuid.UUID(project_id), name="frozen")
+        session.add(snapshot)
+        session.flush()
+        freeze_snapshot(session, snapshot.id)
+        session.commit()
+        return list(session.scalars(select(SnapshotItem).where(SnapshotItem.snapshot_id == snapshot.id)))

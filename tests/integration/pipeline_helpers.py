@@ -189,8 +189,9 @@ class MjpegCamera:
 class WebhookReceiver:
     """Records every request; answers the status codes queued in ``responses`` first, then 200."""
 
-    def __init__(self, port: int = 0) -> None:
-        """`port` 0 picks a free one; a closed receiver can be started again on its old `port`."""
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        """`port` 0 picks a free one; a closed receiver can be started again on its old `port`. `host`: the
+        address to listen on (the multi-host test's server host)."""
         self.requests: list[dict] = []
         self.responses: list[int] = []
         self.delay_s = 0.0
@@ -223,10 +224,10 @@ class WebhookReceiver:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = http.server.ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hooks/anomaly"
+        self.url = f"http://{host}:{self.port}/hooks/anomaly"
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
 
     def successful(self) -> list[dict]:

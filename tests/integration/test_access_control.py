@@ -28,10 +28,14 @@ PARAM = re.compile(r"\{([^}]+)\}")
 
 
 def operations(tmp_path: Path) -> list[tuple[str, str]]:
-    """(method, path template) of every route the app serves, HEAD aside (Starlette answers it as GET)."""
+    """(method, path template) of every REST route the app serves, HEAD aside (Starlette answers it as GET).
+
+    The console's pages under /ui/ redirect to its sign-in page instead: tests/console/test_console_access.py.
+    """
     app = create_app(Settings(data_dir=tmp_path / "routes"))
     found = {(method, context.path) for context in iter_route_contexts(app.routes)
-             for method in (getattr(context, "methods", None) or ()) if method != "HEAD"}
+             for method in (getattr(context, "methods", None) or ()) if method != "HEAD"
+             if context.path.startswith("/api/")}
     return sorted(found)
 
 

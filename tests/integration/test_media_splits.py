@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import uuid
 
-from sqlalchemy import select
-
-from flows.snapshot import freeze_snapshot
-from infra.database.models import Snapshot, SnapshotItem
 from infra.splits import SplitAssigner
 from tests.conftest import png_bytes
-from tests.integration.media_support import upload
+from tests.integration.media_support import frozen_items, upload
 
 
 def images(count: int, start: int = 0) -> list[tuple[str, bytes]]:
@@ -92,15 +87,6 @@ def test_a_duplicate_upload_keeps_the_split_of_its_twin(client, project):
 def test_a_snapshot_freezes_the_split(client, project):
     items = upload(client, project["id"], images(10)).json()["items"]
     moved = next(item for item in items if item["split"] == "train")
-    with client.app.state.sessionmaker() as session:
-        snapshot = Snapshot(project_id=uuid.UUID(project["id"]), name="frozen")
-        session.add(snapshot)
-        session.flush()
-        freeze_snapshot(session, snapshot.id)
-        session.commit()
-        snapshot_id = snapshot.id
+    frozen = frozen_items(client, project["id"])
     assert client.patch(f"/api/media/{moved['id']}", json={"split": "eval"}).status_code == 200  # after the freeze
-    with client.app.state.sessionmaker() as session:
-        frozen = {str(row.media_id): row.split for row in session.scalars(
-            select(SnapshotItem).where(SnapshotItem.snapshot_id == snapshot_id))}
-    assert frozen == {item["id"]: item["split"] for item in items}
+    assert {str(row.media_id): row.split for row in frozen} == {item["id"]: item["split"] for item in items}

@@ -14,7 +14,7 @@ from sqlalchemy import MetaData, insert, inspect, select
 from sqlalchemy.exc import IntegrityError
 
 from infra.database.engine import build_engine, session_scope
-from infra.database.migrate import alembic_config, downgrade, upgrade
+from infra.database.migrate import alembic_config, current_revision, downgrade, upgrade
 from infra.database.models import ActivePipeline, Base
 from tests.integration.databases import fresh_postgres_database, sqlite_url
 
@@ -42,15 +42,6 @@ def schema_differences(url: str) -> list:
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": True})
             return compare_metadata(context, Base.metadata)
-    finally:
-        engine.dispose()
-
-
-def current_revision(url: str) -> str | None:
-    engine = build_engine(url)
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
 

@@ -34,7 +34,8 @@ def rows(client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
         active = ActivePipeline(pipeline_id=pipeline.id)
         session.add(active)
         session.commit()
-        return {"model": str(model.id), "snapshot": str(snapshot.id), "active": str(active.id)}
+        return {"model": str(model.id), "snapshot": str(snapshot.id), "active": str(active.id),
+                "project": str(project.id)}
 
 
 def name_with(monkeypatch: pytest.MonkeyPatch, namer, **parameters: object) -> str:
@@ -51,6 +52,7 @@ def test_each_flow_names_its_run_after_what_it_works_on(rows, monkeypatch) -> No
     assert name_with(monkeypatch, run_names.snapshot_run_name, snapshot_id=rows["snapshot"]) == "snapshot · Line 3"
     assert name_with(monkeypatch, run_names.pipeline_run_name,
                      active_pipeline_id=rows["active"]) == "pipeline · Gate camera · Line 3"
+    assert name_with(monkeypatch, run_names.import_run_name, project_id=rows["project"]) == "import · Line 3"
 
 
 def test_a_missing_row_names_the_run_by_its_short_id_instead_of_failing(rows, monkeypatch) -> None:

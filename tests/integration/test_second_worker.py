@@ -20,16 +20,13 @@ from infra.supervisor.stack import TRAINING_POOL, worker_name
 from tests.integration.databases import fresh_postgres_database
 from tests.integration.media_support import part_files
 from tests.integration.s3_server import moto_server
-from tests.machines import SharedState, serve, worker, workers_that_ran
+from tests.machines import FAST_TRAINING, SharedState, serve, worker, workers_that_ran
 from tests.platform_fixtures import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(1200)]
 
 # Two: each worker takes one run at a time, so with both online the second run has to go to the other one.
 TRAININGS = 2
-# PaDiM on 1/8 and 1/16 scale features of MobileNetV2 (offline weights): the quickest real training.
-FAST_TRAINING = {"architecture": "padim",
-                 "parameters": {"backbone": "mobilenetv2_100", "layers": ["blocks.2", "blocks.4"]}}
 FINAL = ("completed", "failed", "cancelled")
 
 

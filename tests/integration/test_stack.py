@@ -19,7 +19,7 @@ from tests.platform_fixtures import TEST_STACK, wait_for
 
 pytestmark = pytest.mark.slow
 
-COMPONENTS = {"database", "prefect", "mlflow", "worker:training", "worker:inference"}
+COMPONENTS = {"database", "prefect", "mlflow", "worker:training", "worker:inference", "jobs-index"}
 
 
 def _health(port: int) -> tuple[int, dict]:

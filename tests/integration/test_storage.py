@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,6 +73,15 @@ def test_put_file_and_get_file(store, tmp_path):
     assert list(store.list("files/")) == ["files/model.bin"]
 
 
+def test_put_fileobj_streams_from_the_current_position(store):
+    """How an uploaded dataset archive reaches storage: from the API's spooled upload, not a path."""
+    upload = io.BytesIO(b"ignored" + bytes(range(256)) * 5000)
+    upload.seek(len(b"ignored"))
+    store.put_fileobj("projects/p/imports/a.zip", upload)
+    assert store.get("projects/p/imports/a.zip") == bytes(range(256)) * 5000
+    assert list(store.list("projects/")) == ["projects/p/imports/a.zip"]  # no temporary file left beside it
+
+
 def test_missing_keys_raise_file_not_found(store, tmp_path):
     store.put("dir/inner", b"x")
     for key in ("missing", "dir/missing", "dir"):  # "dir" only holds other keys: absent, like on S3
@@ -88,7 +98,7 @@ def test_invalid_keys_are_refused_by_every_operation(store, key, tmp_path):
     (tmp_path / "f").write_bytes(b"x")
     operations = [lambda: store.put(key, b"x"), lambda: store.get(key), lambda: store.exists(key),
                   lambda: store.delete(key), lambda: store.put_file(key, tmp_path / "f"),
-                  lambda: store.get_file(key, tmp_path / "g")]
+                  lambda: store.get_file(key, tmp_path / "g"), lambda: store.put_fileobj(key, io.BytesIO(b"x"))]
     for operation in operations:
         with pytest.raises(StorageKeyError):
             operation()

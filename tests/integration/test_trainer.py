@@ -13,7 +13,14 @@ from huggingface_hub import constants
 
 from flows.training.dataset import DatasetError, DatasetItem, materialise
 from flows.training.export import ExportError, export, load_image
-from flows.training.trainer import ArchitectureUnavailable, ProgressEvent, TrainingCancelled, TrainingResult, train
+from flows.training.trainer import (
+    ArchitectureUnavailable,
+    ProgressEvent,
+    TrainingCancelled,
+    TrainingResult,
+    TrainingSteps,
+    train,
+)
 from infra.anomaly import backbones
 from infra.anomaly.backbones import WeightsUnavailableError
 
@@ -79,6 +86,8 @@ def test_padim_learns_defects_offline(padim: tuple[TrainingResult, list[Progress
     # the MTD test below checks.
     assert result.metrics["image_auroc"] > 0.9, result.metrics
     assert result.metrics["pixel_auroc"] > 0.9, result.metrics
+    # Every defective test image has a mask: anomalib's AUPRO too (measured 0.994 here).
+    assert result.metrics["pixel_metrics"] == "masks" and 0.5 < result.metrics["aupro"] <= 1.0, result.metrics
     assert set(result.timings) == {"fit_s", "test_s", "export_s"}
     assert result.history and result.history[0]["epoch"] == 1
     assert all("loss" not in entry for entry in result.history)  # nor in the per-epoch history (MLflow)
@@ -166,6 +175,32 @@ def test_patchcore_trains_with_the_fast_coreset(
     shape = ov.Core().read_model(str(result.openvino_dir / "model.xml")).input(0).get_partial_shape()
     assert shape[0].get_length() == 1
     assert result.openvino_score is not None
+
+
+def test_pixel_figures_rest_on_real_masks_or_say_what_they_rest_on(
+    part_images: Path, tmp_path: Path, data_dir: Path, offline: None
+) -> None:
+    """No defective images: the pixel figure on synthetic defects says so in its name. Masks on some defective
+    images only: no pixel figures at all. Fit and evaluate only (no export), on 6 + 4 good parts."""
+    good = sorted((part_images / "MT_Free" / "Imgs").glob("*.jpg"))[:10]
+    normals = [DatasetItem(path.name, "normal", str(path), split="eval" if index >= 6 else "train")
+               for index, path in enumerate(good)]
+    cracks = sorted((part_images / "MT_Crack" / "Imgs").glob("*.jpg"))[:2]
+    partly_masked = [DatasetItem(cracks[0].name, "anomalous", str(cracks[0]), str(cracks[0].with_suffix(".png"))),
+                     DatasetItem(cracks[1].name, "anomalous", str(cracks[1]))]
+    seen: dict[str, dict] = {}
+    for case, items in (("synthetic", normals), ("partial", normals + partly_masked)):
+        root = tmp_path / case / "dataset"
+        materialise(items, lambda ref: Path(ref).read_bytes(), root)
+        steps = TrainingSteps(root, "padim", {"backbone": "mobilenetv2_100"}, tmp_path / case / "work",
+                              data_dir=data_dir)
+        steps.fit()
+        seen[case] = steps.evaluate()
+    pixel_keys = {"pixel_auroc", "pixel_f1", "aupro"}
+    assert seen["synthetic"]["pixel_metrics"] == "synthetic defects", seen
+    assert 0.0 <= seen["synthetic"]["synthetic_pixel_auroc"] <= 1.0 and not pixel_keys & set(seen["synthetic"])
+    assert seen["partial"]["pixel_metrics"] == "incomplete masks", seen
+    assert not (pixel_keys | {"synthetic_pixel_auroc"}) & set(seen["partial"]) and "image_auroc" in seen["partial"]
 
 
 def test_cancellation_and_upfront_failures(part_images: Path, tmp_path: Path, data_dir: Path, offline: None) -> None:

@@ -44,16 +44,38 @@ def test_debug_shows_everything() -> None:
 
 
 def test_the_banner_names_every_address(tmp_path) -> None:
-    settings = Settings(host="0.0.0.0", port=8123, prefect_port=4300, mlflow_port=5100, data_dir=tmp_path)
-    assert ready_banner(settings).splitlines() == [
+    settings = Settings(port=8123, prefect_port=4300, mlflow_port=5100, data_dir=tmp_path)
+    assert ready_banner(settings, local_workers=("training", "inference")).splitlines() == [
         "Geti Inspect is ready",
+        "  Console:    http://127.0.0.1:8123/ui/",
         "  API:        http://127.0.0.1:8123/api",
         "  API docs:   http://127.0.0.1:8123/api/docs",
         "  Prefect UI: http://127.0.0.1:4300",
         "  MLflow UI:  http://127.0.0.1:5100",
         f"  Data dir:   {tmp_path.resolve()}",
         f"  Log dir:    {tmp_path.resolve() / 'logs'}",
+        "  Workers:    training, inference on this machine",
         "Press Ctrl-C to stop.",
     ]
+
+
+def test_an_exposed_platform_says_how_to_sign_in_and_join(tmp_path) -> None:
+    from infra.credentials import ServiceCredentials
+
+    settings = Settings(host="10.0.0.5", port=8123, data_dir=tmp_path)
+    credentials = ServiceCredentials.generate()
+    banner = ready_banner(settings, credentials, local_workers=())
+    kept = tmp_path.resolve() / "service-credentials.json"
+    for line in ("  Prefect UI: http://10.0.0.5:4200",
+                 f'              sign in: "inspect:" + prefect_password from {kept}',
+                 f'              sign in: user "inspect", mlflow_password from {kept}',
+                 "  Workers:    none on this machine: jobs run on hosts that joined",
+                 "  Join:       geti-inspect worker --server http://10.0.0.5:8123 --api-key <key> "
+                 "--pool training|inference --data-dir <dir>"):
+        assert line in banner.splitlines(), banner
+    assert credentials.prefect_password not in banner and credentials.mlflow_password not in banner
+
+
+def test_the_banner_keeps_configured_ui_addresses() -> None:
     public = Settings(prefect_ui_url="https://prefect.plant.example/", mlflow_ui_url="https://mlflow.plant.example")
     assert "  Prefect UI: https://prefect.plant.example" in ready_banner(public).splitlines()

@@ -1,11 +1,11 @@
-"""Decoding uploads: real formats accepted, anything else refused with a reason; filenames sanitised."""
+"""Decoding uploads: real formats accepted, anything else refused with a reason; names sanitised; masks canonical."""
 
 import io
 
 import pytest
 from PIL import Image
 
-from api.media_ingest import MAX_FILENAME_CHARS, ImageRejected, decode_image, display_filename
+from infra.images import MAX_FILENAME_CHARS, ImageRejected, MaskRejected, decode_image, display_filename, normalise_mask
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -106,3 +106,27 @@ def test_display_filename(raw, expected):
 
 def test_display_filename_is_capped():
     assert len(display_filename("a" * 1000 + ".png")) == MAX_FILENAME_CHARS
+
+
+@pytest.mark.parametrize(("mask", "defect"), [
+    (Image.new("L", (40, 30), 0), 1), (Image.new("1", (40, 30), 0), 1), (Image.new("I;16", (40, 30), 0), 1),
+    (Image.new("RGB", (40, 30), (0, 0, 0)), (0, 0, 1)), (Image.new("RGBA", (40, 30), (0, 0, 0, 255)), (0, 0, 1, 255)),
+])
+def test_any_png_mode_becomes_one_canonical_mask(mask, defect):
+    mask.putpixel((3, 4), defect)
+    canonical = normalise_mask(encode(mask, "PNG"), (40, 30))
+    image = open_png(canonical)
+    assert (image.mode, image.size) == ("L", (40, 30))
+    assert image.getpixel((3, 4)) == 255 and sorted(set(image.getdata())) == [0, 255]
+    assert normalise_mask(canonical, (40, 30)) == canonical  # an exported mask imports as the same blob
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (encode(Image.new("L", (41, 30), 255), "PNG"), "same size"),
+    (encode(Image.new("L", (40, 30), 0), "PNG"), "no defect pixel"),
+    (encode(Image.new("L", (40, 30), 255), "JPEG"), "expected PNG"),
+    (b"not an image", "expected PNG"),
+])
+def test_unusable_masks_are_refused(data, message):
+    with pytest.raises(MaskRejected, match=message):
+        normalise_mask(data, (40, 30))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.model_cache import ModelCache, ModelFilesMissing
+from infra.model_cache import ModelCache, ModelFilesMissing
 from infra.model_files import openvino_prefix
 from infra.storage.local import LocalStore
 

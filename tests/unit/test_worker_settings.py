@@ -29,7 +29,7 @@ def test_worker_names_tell_machines_and_processes_apart():
     assert worker_name("training", 41) != worker_name("training", 42) != worker_name("inference", 42)
 
 
-def test_prefect_and_mlflow_bind_loopback_unless_told_otherwise(tmp_path):
+def test_prefect_and_mlflow_bind_loopback_unless_the_platform_is_exposed(tmp_path):
     from infra.supervisor.stack import Stack
 
     def hosts(**settings) -> set[str]:
@@ -38,4 +38,20 @@ def test_prefect_and_mlflow_bind_loopback_unless_told_otherwise(tmp_path):
         return {spec.argv[spec.argv.index("--host") + 1] for spec in specs}
 
     assert hosts() == {"127.0.0.1"}
+    assert hosts(host="localhost") == {"127.0.0.1"}
     assert hosts(services_host="0.0.0.0") == {"0.0.0.0"}  # noqa: S104 - what another machine needs
+    assert hosts(host="10.1.2.3") == {"10.1.2.3"}  # the API's interface
+    assert hosts(expose=True) == {"0.0.0.0"}  # noqa: S104
+    assert hosts(expose=True, services_host="10.1.2.3") == {"10.1.2.3"}
+
+
+def test_serve_runs_the_workers_it_is_told_to(tmp_path):
+    from infra.supervisor.stack import Stack
+
+    def pools(**settings) -> tuple[str, ...]:
+        return Stack(Settings(data_dir=tmp_path, **settings)).local_pools
+
+    assert pools() == ("training", "inference")
+    assert pools(serve_workers="none") == ()
+    assert pools(serve_workers="inference") == ("inference",)
+    assert pools(prefect_api_url="http://ops:4200/api") == (), "an external Prefect's workers are other hosts'"

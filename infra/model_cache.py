@@ -1,7 +1,7 @@
-"""A worker-local cache of model IRs fetched from object storage, keyed by model id.
+"""A machine-local cache of model IRs fetched from object storage, keyed by model id.
 
-Workers may not share a disk with the API, so a live pipeline downloads its model's OpenVINO
-files (`models/{id}/openvino/`) once per machine. A model's files never change once it is
+Workers may not share a disk with the API, so a live pipeline (and the API, for media predictions)
+downloads its model's OpenVINO files (`models/{id}/openvino/`) once per machine. A model's files never change once it is
 ready, so a cached copy stays valid; downloads land in a temporary folder that is renamed into
 place, so a crash mid-download never leaves a half-written model that looks complete.
 

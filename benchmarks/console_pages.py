@@ -1,0 +1,134 @@
+"""Every console page's HTML with 100,000 media in the project, over HTTP against a real uvicorn process.
+
+The project is filled the way `api_scale.py` fills it (its `seed_rows`: bulk-inserted rows, one stored
+blob and thumbnail each, 50 other projects, every 10th image anomalous); then, as the platform's split
+rule leaves them, the anomalous images and another tenth go to `eval` (20 %), the newest 1,000 become
+frames a line collected and left `unlabelled` (the review queue), and a champion model and 500 settled
+jobs are written, as a long-running installation has them. Prints p50/p95 per page (target p95 <= 200 ms)
+next to the same page of a 20-media project of the same server and run (the baseline), and the machine's
+load.
+
+    .venv/bin/python benchmarks/console_pages.py                       # SQLite
+    .venv/bin/python benchmarks/console_pages.py --database postgresql # 127.0.0.1:5432, own database
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.api_scale import database, seed_rows, timed_gets  # noqa: E402
+from benchmarks.support import load, percentile, start_process, stop_process, wait_http  # noqa: E402
+from tests.network import free_port  # noqa: E402
+
+TARGET_P95_MS = 200.0
+
+
+def seed_console_state(url: str, big: uuid.UUID, small: uuid.UUID, unlabelled: int, jobs: int
+                       ) -> tuple[uuid.UUID, uuid.UUID]:
+    """Unlabelled media for the review queue, a champion per project and settled jobs; returns a media id of
+    each project."""
+    from sqlalchemy import insert, or_, select, text, update
+
+    from infra.database.engine import get_engine
+    from infra.database.models import JobRecord, Media, Model
+
+    engine = get_engine(url)
+    now = datetime.now(UTC)
+    with engine.begin() as connection:
+        for project in (big, small):
+            connection.execute(update(Media).where(Media.project_id == project, or_(
+                Media.label == "anomalous", Media.filename.like("%1.png"))).values(split="eval"))
+            newest = select(Media.id).where(Media.project_id == project).order_by(Media.created_at.desc())
+            ids = list(connection.scalars(newest.limit(unlabelled if project == big else 5)))
+            connection.execute(update(Media).where(Media.id.in_(ids)).values(label="unlabelled", origin="collected",
+                                                                            score=0.5))
+            connection.execute(insert(Model).values(
+                id=uuid.uuid4(), project_id=project, name="champion", architecture="padim", status="ready",
+                champion=True, metrics={"image_auroc": 0.93}, parameters={}, created_at=now, updated_at=now))
+        rows = [{"id": uuid.uuid4(), "project_id": big if index % 2 else small, "type": "training",
+                 "status": "completed", "message": None, "progress": 1.0, "metrics": {"image_auroc": 0.9},
+                 "created_at": now - timedelta(minutes=index), "started_at": now - timedelta(minutes=index),
+                 "finished_at": now - timedelta(minutes=index) + timedelta(seconds=40), "settled": True,
+                 "synced_at": now} for index in range(jobs)]
+        connection.execute(insert(JobRecord), rows)
+        first = [connection.scalar(select(Media.id).where(Media.project_id == project).limit(1))
+                 for project in (big, small)]
+    if engine.dialect.name == "postgresql":  # what autovacuum does after the updates (as seed_rows does)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("VACUUM ANALYZE"))
+    return first[0], first[1]
+
+
+def pages(project: uuid.UUID, media_id: uuid.UUID, deep_page: int) -> list[tuple[str, str]]:
+    return [
+        ("projects", "/ui/"),
+        ("dataset page 1", f"/ui/projects/{project}"),
+        (f"dataset page {deep_page:,}", f"/ui/projects/{project}?page={deep_page}"),
+        ("dataset, label anomalous", f"/ui/projects/{project}?label=anomalous"),
+        ("dataset, split eval", f"/ui/projects/{project}?split=eval"),
+        ("dataset, collected by lines", f"/ui/projects/{project}?origin=collected"),
+        ("media preview", f"/ui/media/{media_id}"),
+        ("review queue", f"/ui/projects/{project}/review"),
+        ("jobs", "/ui/jobs"),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--media", type=int, default=100_000)
+    parser.add_argument("--projects", type=int, default=50)
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--requests", type=int, default=100, help="sequential requests per page")
+    args = parser.parse_args()
+
+    from infra.settings import Settings
+    from infra.storage import build_store
+
+    with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp, database(args.database, Path(tmp)) as url:
+        data_dir = Path(tmp) / "data"
+        big, small, _ = seed_rows(url, build_store(Settings(data_dir=data_dir, database_url=url)), args.media,
+                                  args.projects)
+        media_big, media_small = seed_console_state(url, big, small, 1000, args.jobs)
+        port = free_port()
+        env = {**os.environ, "INSPECT_DATA_DIR": str(data_dir), "INSPECT_DATABASE_URL": url,
+               # Prefect is not needed: every job is settled, and the pages must not wait for it.
+               "INSPECT_PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api", "INSPECT_JOB_INDEX_POLL_S": "0",
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                            os.environ.get("PYTHONPATH")]))}
+        api = start_process([sys.executable, "-m", "uvicorn", "--factory", "api.app:create_app", "--host",
+                             "127.0.0.1", "--port", str(port), "--log-level", "warning"], env, Path(tmp) / "api.log")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_http(f"{base}/api/health", process=api)
+            deep = max(1, args.media // 48 - 20)
+            measured = list(zip(pages(big, media_big, deep), pages(small, media_small, 1), strict=True))
+            print(f"\n{args.database}: {args.media:,} media (1,000 unlabelled), {args.projects + 2} projects, "
+                  f"{args.jobs} jobs, {os.cpu_count()} CPUs; target p95 <= {TARGET_P95_MS:.0f} ms; "
+                  f"{args.requests} sequential requests per page\n")
+            header = ("page", "p50 ms", "p95 ms", "baseline (20 media) p50 / p95 ms", "load", "met")
+            print(" | ".join(header))
+            print(" | ".join("---" for _ in header))
+            for (name, path), (_, baseline_path) in measured:
+                for warm in (path, baseline_path):
+                    timed_gets(base, warm, 3)
+                baseline = timed_gets(base, baseline_path, args.requests)
+                samples = timed_gets(base, path, args.requests)
+                p95 = percentile(samples, 95)
+                print(" | ".join([name, f"{percentile(samples, 50):.1f}", f"{p95:.1f}",
+                                  f"{percentile(baseline, 50):.1f} / {percentile(baseline, 95):.1f}", load(),
+                                  "yes" if p95 <= TARGET_P95_MS else "NO"]), flush=True)
+        finally:
+            stop_process(api)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Screenshots of every console page at 1366x768 into docs/img/console-*.png (the README shows them).
+
+Starts the API (uvicorn, with an API key) on a temporary data dir, fills a project with the test
+suite's synthetic parts, a champion (the tiny PaDiM of the pipeline tests, trained once and kept in
+.pytest_cache), unlabelled frames and some jobs, then drives Debian's Chromium with Playwright.
+Needs the dev extras (Playwright) and /usr/bin/chromium:
+
+    .venv/bin/python docs/console_screenshots.py
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from infra.database.engine import session_scope  # noqa: E402
+from infra.database.models import ActivePipeline, JobRecord, Media, Pipeline, Sink, Source  # noqa: E402
+from tests.browser import OFFLINE_ARGS  # noqa: E402
+from tests.console.test_predictions import add_model  # noqa: E402
+from tests.integration.api_server import api_server  # noqa: E402
+from tests.integration.pipeline_helpers import synthetic_parts_key, tiny_padim_key, train_tiny_padim  # noqa: E402
+from tests.synthetic_parts import write_parts  # noqa: E402
+
+OUT = REPO_ROOT / "docs" / "img"
+KEY = "screenshots-" + uuid.uuid4().hex
+VIEWPORT = {"width": 1366, "height": 768}
+
+
+def seed(base_url: str, data_dir: Path, parts: Path, model_dir: Path) -> dict[str, str]:
+    import httpx
+
+    headers = {"X-API-Key": KEY}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=120) as api:
+        for name in ("Line 1 – bracket", "Line 2 – gasket"):
+            api.post("/api/projects", json={"name": name})
+        project = api.post("/api/projects", json={"name": "Line 3 – housing"}).json()
+        uploads = {"normal": sorted((parts / "MT_Free" / "Imgs").glob("*.jpg"))[:40],
+                   "anomalous": [path for folder in ("MT_Crack", "MT_Blowhole")
+                                 for path in sorted((parts / folder / "Imgs").glob("*.jpg"))[:4]]}
+        for label, paths in uploads.items():
+            files = [("files", (path.name, path.read_bytes(), "image/jpeg")) for path in paths]
+            assert api.post(f"/api/projects/{project['id']}/media", data={"label": label}, files=files
+                            ).status_code == 201
+        frames = [path for folder in ("MT_Free", "MT_Crack") for path in
+                  sorted((parts / folder / "Imgs").glob("*.jpg"))[40 if folder == "MT_Free" else 4:][:3]]
+        items = api.post(f"/api/projects/{project['id']}/media", data={"label": "normal"},
+                         files=[("files", (f"line-frame-{index}.jpg", path.read_bytes(), "image/jpeg"))
+                                for index, path in enumerate(frames)]).json()["items"]
+    champion = add_model(data_dir, project["id"], model_dir, champion=True, name="v7",
+                         metrics={"image_auroc": 0.9412, "image_f1": 0.889})
+    now = datetime.now(UTC)
+    project_id = uuid.UUID(project["id"])
+    with session_scope(f"sqlite:///{data_dir / 'inspect.db'}") as session:
+        source = Source(project_id=project_id, type="video_file", name="Gate camera", config={"path": "line.mp4"})
+        sink = Sink(project_id=project_id, type="mqtt", name="Alarms", config={"host": "127.0.0.1"})
+        session.add_all([source, sink])
+        session.flush()
+        pipeline = Pipeline(project_id=project_id, name="Gate camera", model_id=uuid.UUID(champion),
+                            source_id=source.id, sink_id=sink.id)
+        session.add(pipeline)
+        session.flush()
+        session.add(ActivePipeline(pipeline_id=pipeline.id, status="running", started_at=now))
+        for item in items:  # collected by the line in `uncertain` mode, waiting for a verdict
+            media = session.get(Media, uuid.UUID(item["id"]))
+            media.label, media.origin, media.pipeline_id, media.score = "unlabelled", "collected", pipeline.id, 0.52
+        for index, (job_type, status, minutes) in enumerate((("training", "completed", 42), ("export", "completed", 30),
+                                                             ("snapshot", "completed", 44), ("training", "failed", 90),
+                                                             ("retraining", "cancelled", 300))):
+            started = now - timedelta(minutes=minutes)
+            session.add(JobRecord(id=uuid.uuid4(), project_id=project_id, type=job_type, status=status,
+                                  progress=1.0 if status == "completed" else 0.4 + index / 20,
+                                  message="out of memory" if status == "failed" else None, metrics={},
+                                  created_at=started, started_at=started,
+                                  finished_at=started + timedelta(seconds=35 + index * 20), settled=True,
+                                  synced_at=now))
+    return {"project": project["id"], "media": uploads_first(base_url, project["id"])}
+
+
+def uploads_first(base_url: str, project_id: str) -> str:
+    import httpx
+
+    items = httpx.get(f"{base_url}/api/projects/{project_id}/media", params={"label": "anomalous", "limit": 1},
+                      headers={"X-API-Key": KEY}).json()["items"]
+    return items[0]["id"]
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="console-shots-") as tmp:
+        parts = write_parts(Path(tmp) / "parts")
+        cache = REPO_ROOT / ".pytest_cache" / "d" / f"tiny-padim-{tiny_padim_key(synthetic_parts_key())}"
+        model_dir = train_tiny_padim(parts, cache)
+        data_dir = Path(tmp) / "data"
+        with api_server(data_dir, {"INSPECT_API_KEY": KEY, "INSPECT_JOB_INDEX_POLL_S": "0"}) as base_url:
+            ids = seed(base_url, data_dir, parts, model_dir)
+            OUT.mkdir(parents=True, exist_ok=True)
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                     args=["--no-sandbox", *OFFLINE_ARGS])
+                page = browser.new_context(viewport=VIEWPORT).new_page()
+                page.goto(f"{base_url}/ui/")
+                page.screenshot(path=OUT / "console-sign-in.png")
+                page.get_by_label("API key").fill(KEY)
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_url("**/ui/")
+                page.screenshot(path=OUT / "console-projects.png")
+                page.goto(f"{base_url}/ui/projects/{ids['project']}")
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=OUT / "console-dataset.png")
+                page.goto(f"{base_url}/ui/media/{ids['media']}")
+                page.wait_for_function("() => document.getElementById('score').textContent !== '—'", timeout=60_000)
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=OUT / "console-preview.png")
+                page.goto(f"{base_url}/ui/projects/{ids['project']}/review")
+                scored = "() => !['…', '—'].includes(document.getElementById('review-score').textContent)"
+                page.wait_for_function(scored, timeout=60_000)
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=OUT / "console-review.png")
+                page.goto(f"{base_url}/ui/jobs")
+                page.screenshot(path=OUT / "console-jobs.png")
+                browser.close()
+    print(f"screenshots in {OUT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""Every console page fits a 1366x768 screen: nothing wider than the window (no sideways scrolling)."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.conftest import png_bytes
+from tests.console.conftest import BrowserPage, ConsoleServer
+
+
+def test_every_page_fits_1366_wide(console: BrowserPage, console_server: ConsoleServer) -> None:
+    with console_server.api() as api:
+        project = api.post("/api/projects", json={"name": f"A long project name for layout {uuid.uuid4().hex}"}).json()
+        files = [("files", (f"{'very-long-file-name-' * 4}{i}.png", png_bytes(color=(i, 9, 9)), "image/png"))
+                 for i in range(60)]
+        items = api.post(f"/api/projects/{project['id']}/media", data={"label": "normal"}, files=files
+                         ).json()["items"]
+        api.patch(f"/api/media/{items[0]['id']}", json={"label": "unlabelled"})
+    pages = ["/ui/", f"/ui/projects/{project['id']}", f"/ui/media/{items[1]['id']}",
+             f"/ui/projects/{project['id']}/review", "/ui/jobs", f"/ui/projects/{project['id']}/delete"]
+    for path in pages:
+        console.goto(path)
+        console.page.wait_for_load_state("networkidle")
+        width = console.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1366, (path, width)
