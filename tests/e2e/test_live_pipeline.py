@@ -27,7 +27,6 @@ from tests.integration.pipeline_support import create, insert_model
 from tests.platform_fixtures import Platform, wait_for
 from tests.webrtc_viewer import watch
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]  # model_dir (tiny PaDiM IR) and part_video
 pytestmark = pytest.mark.slow
 
 START_TIMEOUT_S = 90  # worker poll + flow process start + model compile, on 2 busy cores

@@ -46,19 +46,13 @@ from tests.netns import unavailable as namespaces_unavailable
 from tests.platform_fixtures import wait_for
 from tests.private_postgres import private_postgres
 from tests.private_postgres import unavailable as postgres_unavailable
+from tests.services import require_service
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 API_PORT, PREFECT_PORT, MLFLOW_PORT, S3_PORT = 8000, 4200, 5000, 9000
 CRASH_AFTER_S = 60  # heartbeats every 30 s; what tests/platform_fixtures.py uses too
 FINAL = ("completed", "failed", "cancelled")
-
-
-def _require(reason: str | None) -> None:
-    if reason:
-        if os.environ.get("INSPECT_TEST_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"INSPECT_TEST_REQUIRE_SERVICES=1 but {reason}")
-        pytest.skip(reason)
 
 
 @dataclass
@@ -211,8 +205,9 @@ def _control_endpoint(server: Host, database_url: str, active_id: str) -> str:
 
 @pytest.fixture
 def hosts(tmp_path: Path) -> Iterator[Network]:
-    _require(namespaces_unavailable() or postgres_unavailable()
-             or (None if moto_binary() else "moto_server is not installed (the dev extra)"))
+    missing = (namespaces_unavailable() or postgres_unavailable()
+               or (None if moto_binary() else "moto_server is not installed (the dev extra)"))
+    require_service("The multi-host network", missing is None, missing or "")
     with Network(tmp_path / "hosts") as network:
         for name in ("server", "train-1", "train-2", "line-1"):
             network.add(name)

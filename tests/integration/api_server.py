@@ -2,7 +2,10 @@
 
 For HTTP semantics that the in-process TestClient hides (middlewares, headers, real sockets). No
 Prefect or MLflow is started: INSPECT_PREFECT_API_URL points at a closed port, so job routes answer
-503 quickly instead of waiting for a server.
+503 (after the Prefect client's ~1.5 s of connection retries) instead of waiting for a server.
+
+A plugin registered once by ``tests/conftest.py``: its session fixtures start one process each for the
+whole session, ``isolated_server`` (no key) and ``keyed_server`` (INSPECT_API_KEY set).
 """
 
 from __future__ import annotations
@@ -69,10 +72,22 @@ def api_server(data_dir: Path, env: Mapping[str, str] | None = None, start_timeo
 
 
 @dataclass(frozen=True)
-class KeyedServer:
-    base_url: str
+class ServerProcess:
+    base_url: str  # http://127.0.0.1:PORT
     data_dir: Path
+
+
+@dataclass(frozen=True)
+class KeyedServer(ServerProcess):
     key: str
+
+
+@pytest.fixture(scope="session")
+def isolated_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One API process without a key, Prefect or MLflow, for the session (offline docs, commit-before-answer)."""
+    data_dir = tmp_path_factory.mktemp("isolated") / "data"
+    with api_server(data_dir) as base_url:
+        yield ServerProcess(base_url, data_dir)
 
 
 @pytest.fixture(scope="session")

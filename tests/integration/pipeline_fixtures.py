@@ -1,8 +1,5 @@
-"""Fixtures for the pipeline runtime tests, loaded as a plugin by each test module::
-
-    pytest_plugins = ["tests.integration.pipeline_fixtures"]
-
-so they are registered once per session and the session-scoped model is shared by every module.
+"""Fixtures for the pipeline runtime tests, a plugin registered once by ``tests/conftest.py``, so the
+session-scoped model and broker are shared by every module.
 The model is trained on first use and kept in pytest's cache folder (``.pytest_cache``), keyed by
 the training recipe and library versions, so later sessions reuse it.
 """
@@ -61,9 +58,9 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     receiver.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mqtt_broker_port() -> Iterator[int]:
-    """The machine's broker on 1883 if it answers, else our own mosquitto, else amqtt in-process."""
+    """The machine's broker on 1883 if it answers, else our own mosquitto, else amqtt in-process (one per session)."""
     if port_open("127.0.0.1", 1883):
         yield 1883
     elif shutil.which("mosquitto"):

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_service
 from tests.machines import AWS_OVERRIDES, DUMMY_AWS, moto_binary, s3_api
 
 
 @contextmanager
 def moto_server(log_path: Path) -> Iterator[str]:
     """Yield the endpoint URL of a fresh moto server; it is stopped (and reaped) on exit."""
-    if moto_binary() is None:
-        pytest.skip("moto_server not found next to the Python interpreter (install the dev extra)")
+    require_service("moto_server", moto_binary() is not None,
+                    "not found next to the Python interpreter (install the dev extra)")
     with s3_api(log_path) as endpoint:
         yield endpoint
 

@@ -25,7 +25,7 @@ from infra.database.engine import session_scope
 from infra.database.models import ActivePipeline, Capture, Model, Pipeline, Project, Sink, Source
 from infra.settings import Settings
 from tests.integration.api_server import API_KEY as KEY
-from tests.integration.api_server import KeyedServer, keyed_server  # noqa: F401 - shared server fixture
+from tests.integration.api_server import KeyedServer
 
 PARAM = re.compile(r"\{([^}]+)\}")
 
@@ -60,7 +60,7 @@ def fill(template: str, ids: dict[str, str] | None = None) -> str:
 
 
 @pytest.fixture
-def server(keyed_server: KeyedServer) -> tuple[str, Path]:  # noqa: F811 - the imported fixture
+def server(keyed_server: KeyedServer) -> tuple[str, Path]:
     return keyed_server.base_url, keyed_server.data_dir
 
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -25,8 +24,8 @@ from tests.network import free_port
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path / "data", prefect_api_url=f"http://127.0.0.1:{free_port()}/api")
+def client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    settings = make_settings(prefect_api_url=f"http://127.0.0.1:{free_port()}/api")
     with TestClient(create_app(settings)) as test_client:
         yield test_client
 

@@ -15,7 +15,6 @@ from mlflow.exceptions import MlflowException
 
 from api.app import create_app
 from infra.champion import CHAMPION_ALIAS
-from infra.settings import Settings
 from tests.integration.pipeline_support import insert_model
 from tests.network import free_port
 
@@ -30,13 +29,13 @@ def _alias(mlflow: MlflowClient) -> str | None:
 
 
 @pytest.fixture
-def tracked(tmp_path: Path) -> tuple[TestClient, MlflowClient, list[str]]:
+def tracked(tmp_path: Path, make_settings) -> tuple[TestClient, MlflowClient, list[str]]:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow = MlflowClient(uri)
     mlflow.create_registered_model(REGISTERED)
     for _ in range(3):
         mlflow.create_model_version(REGISTERED, source=str(tmp_path / "artifacts"))
-    settings = Settings(data_dir=tmp_path / "data", mlflow_tracking_uri=uri, job_index_poll_s=0)
+    settings = make_settings(mlflow_tracking_uri=uri)
     with TestClient(create_app(settings)) as client:
         project = client.post("/api/projects", json={"name": "Line 1"}).json()["id"]
         models = [insert_model(client, project, name=f"PaDiM v{version}", mlflow_model_name=REGISTERED,
@@ -64,12 +63,12 @@ def test_an_alias_moved_in_mlflow_is_left_alone(tracked) -> None:
     assert _alias(mlflow) == "1"
 
 
-def test_mlflow_unreachable_refuses_the_delete_and_keeps_the_model(tmp_path: Path,
+def test_mlflow_unreachable_refuses_the_delete_and_keeps_the_model(make_settings,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    settings = Settings(data_dir=tmp_path / "data", mlflow_tracking_uri=closed, job_index_poll_s=0)
+    settings = make_settings(mlflow_tracking_uri=closed)
     with TestClient(create_app(settings)) as client:
         project = client.post("/api/projects", json={"name": "Line 1"}).json()["id"]
         champion = insert_model(client, project, champion=True, mlflow_model_name=REGISTERED,

@@ -19,17 +19,15 @@ from PIL import Image
 
 from infra.database.engine import session_scope
 from infra.database.models import Model
-from tests.integration.api_server import api_server
+from tests.integration.api_server import ServerProcess
 
 PAIRS_PER_RESOURCE = 200  # x 5 resources = 1,000 create -> read pairs
 CLIENTS = 4
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
-    data_dir = tmp_path_factory.mktemp("committed") / "data"
-    with api_server(data_dir) as url:
-        yield f"{url}/api", data_dir
+def server(isolated_server: ServerProcess) -> tuple[str, Path]:
+    return f"{isolated_server.base_url}/api", isolated_server.data_dir
 
 
 def _png(index: int) -> bytes:

@@ -3,7 +3,7 @@ and the JSON body limit: checked by the API on create/PATCH and by the runtime w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -41,8 +41,8 @@ def make_client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def client(tmp_path: Path, allowed: Path) -> Iterator[TestClient]:
-    yield from make_client(Settings(data_dir=tmp_path / "data", allowed_paths=str(allowed), max_json_bytes=4096))
+def client(make_settings: Callable[..., Settings], allowed: Path) -> Iterator[TestClient]:
+    yield from make_client(make_settings(allowed_paths=str(allowed), max_json_bytes=4096))
 
 
 @pytest.fixture
@@ -83,8 +83,8 @@ def test_paths_outside_the_allowed_folders_are_refused(client, project_id, allow
     assert client.get(f"/api/{resource}/{row['id']}").json()["config"][field] == str(allowed / "cam1")
 
 
-def test_the_default_allowed_folder_is_the_data_dirs_line_folder(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", allowed_paths="")
+def test_the_default_allowed_folder_is_the_data_dirs_line_folder(tmp_path: Path, make_settings) -> None:
+    settings = make_settings(allowed_paths="")
     for client in make_client(settings):
         assert (tmp_path / "data" / "line").is_dir()  # created at start
         project_id = client.post("/api/projects", json={"name": "p"}).json()["id"]
@@ -120,8 +120,8 @@ def test_patch_to_a_metadata_host_is_refused(client, project_id):
     assert client.get(f"/api/sinks/{hook['id']}").json()["config"]["url"] == "http://127.0.0.1:9/hook"
 
 
-def test_outbound_allow_restricts_sinks_and_cameras_to_named_hosts(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", outbound_allow="127.0.0.1, Broker.Local")
+def test_outbound_allow_restricts_sinks_and_cameras_to_named_hosts(make_settings) -> None:
+    settings = make_settings(outbound_allow="127.0.0.1, Broker.Local")
     for client in make_client(settings):
         project_id = client.post("/api/projects", json={"name": "p"}).json()["id"]
         assert create(client, project_id, "sinks", "webhook", {"url": "http://127.0.0.1:9/"}).status_code == 201

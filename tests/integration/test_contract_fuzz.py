@@ -19,14 +19,14 @@ import os
 import re
 from pathlib import Path
 
-from tests.integration.api_server import KeyedServer, keyed_server  # noqa: F401 - shared server fixture
+from tests.integration.api_server import KeyedServer
 from tests.integration.fuzz_support import failures_of, run_schemathesis, summary_of
 
 FUZZ_EXAMPLES = int(os.environ.get("INSPECT_FUZZ_EXAMPLES", "10"))
 FUZZ_SEED = int(os.environ.get("INSPECT_FUZZ_SEED", "20261130"))
 
 
-def test_every_operation_honours_its_contract(keyed_server: KeyedServer, tmp_path: Path) -> None:  # noqa: F811
+def test_every_operation_honours_its_contract(keyed_server: KeyedServer, tmp_path: Path) -> None:
     code, output = run_schemathesis(keyed_server.base_url, keyed_server.key, tmp_path / "report", FUZZ_EXAMPLES,
                                     seed=FUZZ_SEED,
                                     prefect=False, timeout=900)

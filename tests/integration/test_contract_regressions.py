@@ -6,8 +6,7 @@ Each test names the schemathesis check that caught it. Prefect points at a close
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,8 +19,8 @@ KEY = "regression-key"
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path / "data", api_key=KEY, prefect_api_url=f"http://127.0.0.1:{free_port()}/api")
+def client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
+    settings = make_settings(api_key=KEY, prefect_api_url=f"http://127.0.0.1:{free_port()}/api")
     with TestClient(create_app(settings), headers={"X-API-Key": KEY}) as test_client:
         yield test_client
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from infra.database.engine import session_scope
 from infra.orchestration.job_index import forget_jobs, list_project_jobs, record_jobs
 from infra.orchestration.jobs import Job, JobStatus, JobType
-from tests.integration.databases import migrated_database  # noqa: F401 - the `database` fixture
 
 START = datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -8,13 +8,11 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.conftest import REPO_ROOT, png_bytes
-from tests.integration.api_server import api_server
 from tests.integration.media_support import upload
 from tests.platform_fixtures import wait_job
 
@@ -28,13 +26,9 @@ def watch(job_id: str, api_url: str, env: dict[str, str] | None = None) -> subpr
 
 
 @pytest.fixture(scope="module")
-def api_url(platform) -> Iterator[str]:
-    """A uvicorn process on the platform's database, Prefect and MLflow."""
-    settings = platform.settings
-    env = {"INSPECT_PREFECT_PORT": str(settings.prefect_port), "INSPECT_MLFLOW_PORT": str(settings.mlflow_port),
-           "INSPECT_MIN_NORMAL_IMAGES": str(settings.min_normal_images)}
-    with api_server(settings.resolved_data_dir, env, isolated=False) as url:
-        yield f"{url}/api"
+def api_url(platform_api_url: str) -> str:
+    """The session's uvicorn process on the platform's database, Prefect and MLflow."""
+    return f"{platform_api_url}/api"
 
 
 def test_watch_follows_a_job_to_completion_and_prints_its_metrics(platform_client, api_url) -> None:

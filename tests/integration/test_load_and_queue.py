@@ -1,10 +1,12 @@
-"""Load with nothing lost, one training at a time, one export per archive: against a real API process.
+"""Load with nothing lost, one job at a time on the training pool, one export per archive: against a real API process.
 
-20 clients each upload 50 small images (one request per image) while 3 trainings are submitted at
-once. Every upload must be accounted for (rows and blobs match, no orphan blob), every training
-must complete, no request may answer 5xx (SQLite's "database is locked" included), and the
-training worker (INSPECT_TRAINING_CONCURRENCY, 1 on the session platform) must run the trainings
-one after the other, the others shown `pending` with a message that they wait for a worker.
+20 clients each upload 50 small images (one request per image) while 3 jobs of the training pool are
+submitted at once: snapshots, the cheapest job that worker runs (training, snapshot and export jobs
+share its INSPECT_TRAINING_CONCURRENCY slots, 1 on the session platform; a training costs ~20 s more
+and shows nothing more about the queue). Every upload must be accounted for (rows and blobs match, no
+orphan blob), every job must complete, no request may answer 5xx (SQLite's "database is locked"
+included), and the worker must run the jobs one after the other, the others shown `pending` with a
+message that they wait for a worker.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,19 +30,13 @@ from sqlalchemy import select
 from infra.database.engine import session_scope
 from infra.database.models import Capture, Media, SnapshotItem
 from infra.storage import build_store
-from infra.supervisor.environment import settings_env
-from tests.integration.api_server import api_server
-from tests.platform_fixtures import wait_for
+from tests.platform_fixtures import TrainedModel, wait_for
 
-# Three trainings one after the other take ~2 min on an idle 2-core machine, far more on a busy one.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 CLIENTS = int(os.environ.get("INSPECT_TEST_LOAD_CLIENTS", "20"))
 IMAGES_PER_CLIENT = int(os.environ.get("INSPECT_TEST_LOAD_IMAGES", "50"))
-TRAININGS = 3
-# PaDiM on 1/8 and 1/16 scale features of MobileNetV2 (offline weights): the quickest real training.
-FAST_TRAINING = {"architecture": "padim",
-                 "parameters": {"backbone": "mobilenetv2_100", "layers": ["blocks.2", "blocks.4"]}}
+QUEUED_JOBS = 3
 
 
 def image_bytes(seed: tuple[int, int], size: int = 32) -> bytes:
@@ -65,12 +60,12 @@ class LoadRun:
     sent: dict[str, bytes]  # filename -> bytes
     statuses: Counter = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
-    trainings: list[dict] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)  # ids of the jobs submitted to the training pool
     jobs: dict[str, dict] = field(default_factory=dict)  # final job per id
-    # Each poll of the training jobs while they ran: {job id: (status, message)}.
+    # Each poll of the queued jobs while they ran: {job id: (status, message)}.
     observed: list[dict[str, tuple[str, str | None]]] = field(default_factory=list)
     upload_s: float = 0.0
-    trainings_s: float = 0.0
+    jobs_s: float = 0.0
 
 
 def _client_uploads(url: str, project_id: str, client_index: int, run: LoadRun, lock: threading.Lock) -> None:
@@ -84,70 +79,67 @@ def _client_uploads(url: str, project_id: str, client_index: int, run: LoadRun, 
                     run.server_errors.append(f"{name}: {response.status_code} {response.text[:200]}")
 
 
-def _poll_trainings(http: httpx.Client, run: LoadRun) -> dict[str, dict]:
+def _poll_jobs(http: httpx.Client, run: LoadRun) -> dict[str, dict]:
     jobs = {}
-    for accepted in run.trainings:
-        response = http.get(f"/api/jobs/{accepted['job_id']}")
+    for job_id in list(run.queued):
+        response = http.get(f"/api/jobs/{job_id}")
         if response.status_code >= 500:
             run.server_errors.append(f"job poll: {response.status_code} {response.text[:200]}")
             continue
-        jobs[accepted["job_id"]] = response.json()
+        jobs[job_id] = response.json()
     run.observed.append({job_id: (job["status"], job["message"]) for job_id, job in jobs.items()})
     return jobs
 
 
 @pytest.fixture(scope="module")
-def api_url(platform, tmp_path_factory) -> Iterator[str]:
-    with api_server(platform.settings.resolved_data_dir, settings_env(platform.settings), isolated=False) as url:
-        yield url
+def api_url(platform_api_url: str) -> str:
+    return platform_api_url
 
 
 @pytest.fixture(scope="module")
 def load_run(api_url) -> LoadRun:
     url = api_url
     with httpx.Client(base_url=url, timeout=60) as http:
-        training_project = http.post("/api/projects", json={"name": f"queue {uuid.uuid4().hex[:6]}"}).json()
+        queue_project = http.post("/api/projects", json={"name": f"queue {uuid.uuid4().hex[:6]}"}).json()
         seeds = [(200 + index, 17 * index) for index in range(6)]
         for seed in seeds:
-            assert _upload(http, training_project["id"], f"n{seed[0]}.png", image_bytes(seed)).status_code == 201
+            assert _upload(http, queue_project["id"], f"n{seed[0]}.png", image_bytes(seed)).status_code == 201
         project = http.post("/api/projects", json={"name": f"load {uuid.uuid4().hex[:6]}"}).json()
         sent = {f"c{client:02d}-{index:03d}.png": image_bytes((client, index))
                 for client in range(CLIENTS) for index in range(IMAGES_PER_CLIENT)}
         run = LoadRun(url, project["id"], sent)
         lock = threading.Lock()
 
-        def train(index: int) -> None:
+        def snapshot(index: int) -> None:
             with httpx.Client(base_url=url, timeout=60) as own:
-                response = own.post(f"/api/projects/{training_project['id']}/train",
-                                    json={"model_name": f"queued {index}", **FAST_TRAINING})
+                response = own.post(f"/api/projects/{queue_project['id']}/snapshots", json={"name": f"queued {index}"})
             with lock:
-                assert response.status_code == 202, response.text
-                run.trainings.append(response.json())
+                assert response.status_code == 201, response.text
+                run.queued.append(response.json()["job_id"])
 
         started = time.monotonic()
-        with ThreadPoolExecutor(CLIENTS + TRAININGS) as pool:
-            futures = [pool.submit(train, index) for index in range(TRAININGS)]
+        with ThreadPoolExecutor(CLIENTS + QUEUED_JOBS) as pool:
+            futures = [pool.submit(snapshot, index) for index in range(QUEUED_JOBS)]
             futures += [pool.submit(_client_uploads, url, project["id"], client, run, lock)
                         for client in range(CLIENTS)]
             while not all(future.done() for future in futures):
-                if len(run.trainings) == TRAININGS:
-                    _poll_trainings(http, run)
-                time.sleep(0.5)
+                if len(run.queued) == QUEUED_JOBS:
+                    _poll_jobs(http, run)
+                time.sleep(0.25)
             for future in futures:
                 future.result()
             run.upload_s = time.monotonic() - started
         print(f"{CLIENTS}x{IMAGES_PER_CLIENT} uploads in {run.upload_s:.1f} s, statuses {dict(run.statuses)}")
 
         def all_finished() -> bool:
-            jobs = _poll_trainings(http, run)
-            return len(jobs) == TRAININGS and all(job["status"] in ("completed", "failed", "cancelled")
-                                                  for job in jobs.values())
+            jobs = _poll_jobs(http, run)
+            return len(jobs) == QUEUED_JOBS and all(job["status"] in ("completed", "failed", "cancelled")
+                                                    for job in jobs.values())
 
-        wait_for(all_finished, 900, 1.0, "the queued trainings to finish")
-        run.trainings_s = time.monotonic() - started
-        run.jobs = {job_id: http.get(f"/api/jobs/{job_id}").json() for job_id in
-                    (accepted["job_id"] for accepted in run.trainings)}
-        print(f"{TRAININGS} trainings done {run.trainings_s:.1f} s after submission")
+        wait_for(all_finished, 900, 0.25, "the queued jobs to finish")
+        run.jobs_s = time.monotonic() - started
+        run.jobs = {job_id: http.get(f"/api/jobs/{job_id}").json() for job_id in run.queued}
+        print(f"{QUEUED_JOBS} queued jobs done {run.jobs_s:.1f} s after submission")
         return run
 
 
@@ -172,16 +164,16 @@ def test_every_upload_is_accounted_for(platform, load_run):
     assert expected <= stored <= referenced, "blobs that no row refers to"
 
 
-def test_trainings_run_one_at_a_time_and_all_complete(load_run):
+def test_training_pool_jobs_run_one_at_a_time_and_all_complete(load_run):
     run = load_run
-    assert len(run.jobs) == TRAININGS
+    assert len(run.jobs) == QUEUED_JOBS
     for job in run.jobs.values():
-        assert job["status"] == "completed", job
+        assert job["status"] == "completed" and job["type"] == "snapshot", job
     # Never two running at once, and a waiting one says why it waits.
     for poll in run.observed:
         assert [status for status, _ in poll.values()].count("running") <= 1, poll
     waiting = [message for poll in run.observed for status, message in poll.values() if status == "pending"]
-    assert waiting, "no training was ever seen waiting"
+    assert waiting, "no job was ever seen waiting"
     assert all(message and "waiting for a worker" in message for message in waiting), set(waiting)
     spans = sorted((datetime.fromisoformat(job["started_at"]), datetime.fromisoformat(job["finished_at"]))
                    for job in run.jobs.values())
@@ -189,13 +181,15 @@ def test_trainings_run_one_at_a_time_and_all_complete(load_run):
         assert second_start >= first_end, spans
 
 
-def test_concurrent_exports_start_one_job(load_run):
+def test_concurrent_exports_start_one_job(platform, api_url, trained_model: TrainedModel):
     """Two clients ask for the same missing archive at the same moment: one export job serves both."""
-    model_id = load_run.trainings[0]["model_id"]
+    with httpx.Client(base_url=api_url, timeout=60) as http:
+        project_id = http.post("/api/projects", json={"name": f"exports {uuid.uuid4().hex[:6]}"}).json()["id"]
+    model_id = trained_model.copy_model(platform, project_id)  # a ready model whose archives nobody has asked for
     barrier = threading.Barrier(2)
 
     def ask() -> httpx.Response:
-        with httpx.Client(base_url=load_run.url, timeout=60) as http:
+        with httpx.Client(base_url=api_url, timeout=60) as http:
             barrier.wait()
             return http.get(f"/api/models/{model_id}/export", params={"format": "openvino"})
 
@@ -204,8 +198,7 @@ def test_concurrent_exports_start_one_job(load_run):
     assert [answer.status_code for answer in answers] == [202, 202], [answer.text for answer in answers]
     job_ids = {answer.json()["job_id"] for answer in answers}
     assert len(job_ids) == 1, job_ids
-    with httpx.Client(base_url=load_run.url, timeout=60) as http:
-        project_id = http.get(f"/api/models/{model_id}").json()["project_id"]
+    with httpx.Client(base_url=api_url, timeout=60) as http:
         exports = http.get(f"/api/projects/{project_id}/jobs", params={"type": "export"}).json()
         assert [job["id"] for job in exports] == list(job_ids)
 

@@ -15,7 +15,6 @@ from infra.database.engine import session_scope
 from infra.database.media_counts import media_total
 from infra.database.migrate import upgrade
 from infra.database.models import Media, Project
-from tests.integration.databases import migrated_database  # noqa: F401 - the `database` fixture
 
 
 def add_project(url: str, media: int) -> uuid.UUID:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.browser import OFFLINE_ARGS, HeadlessChromium, chromium_available
-from tests.integration.api_server import api_server
+from tests.browser import OFFLINE_ARGS, HeadlessChromium
+from tests.integration.api_server import ServerProcess
 
 EXTERNAL_URL = re.compile(r"""(?:src|href|url)\s*[=:(]\s*["']?(?:https?:)?//""", re.IGNORECASE)
 ASSET_URL = re.compile(r"""(?:src|href)="([^"]+)\"""")
@@ -38,9 +37,8 @@ def test_docs_assets_reject_paths_outside_their_folder(client: TestClient) -> No
 
 
 @pytest.fixture(scope="module")
-def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with api_server(tmp_path_factory.mktemp("docs") / "data") as api:
-        yield api
+def api_url(isolated_server: ServerProcess) -> str:
+    return isolated_server.base_url
 
 
 def _wait_in_page(browser: HeadlessChromium, expression: str, timeout: float = 30) -> object:
@@ -55,7 +53,7 @@ def _wait_in_page(browser: HeadlessChromium, expression: str, timeout: float = 3
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.skipif(not chromium_available(), reason="headless Chromium is not installed")
+@pytest.mark.usefixtures("chromium_installed")
 @pytest.mark.parametrize(("page", "operations"), [
     ("/api/docs", "[...document.querySelectorAll('.opblock-summary-path')].map(e => e.textContent)"),
     ("/api/redoc", "[...document.querySelectorAll('[data-section-id^=\"operation\"]')].map(e => e.textContent)"),

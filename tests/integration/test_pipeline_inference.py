@@ -15,7 +15,6 @@ from infra.openvino_model import AnomalyModel, ModelLoadError, find_model_xml
 from pipelines.inference import AsyncScorer
 from tests.integration.pipeline_helpers import class_images, frames_from
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = pytest.mark.timeout(300)
 
 

@@ -1,4 +1,4 @@
-"""The player page plays a live pipeline in headless Chromium (skipped when Chromium is not installed).
+"""The player page plays a live pipeline in headless Chromium (skipped without Chromium; a failure in CI).
 
 The REST API will serve the page and proxy ``/api/webrtc/*`` to the pipeline's control endpoint;
 here a small loopback server plays that part, so the page, the signalling and the runtime's
@@ -18,13 +18,12 @@ import httpx
 import pytest
 
 from pipelines.control import ControlServer
-from tests.browser import HeadlessChromium, chromium_available
+from tests.browser import HeadlessChromium
 from tests.integration.pipeline_helpers import video_runtime
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = [
     pytest.mark.timeout(120),
-    pytest.mark.skipif(not chromium_available(), reason="headless Chromium is not installed"),
+    pytest.mark.usefixtures("chromium_installed"),
 ]
 
 PLAYER = Path(__file__).resolve().parents[2] / "pipelines" / "static" / "player.html"

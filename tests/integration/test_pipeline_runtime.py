@@ -17,7 +17,6 @@ from infra.openvino_model import AnomalyModel, ModelLoadError
 from pipelines.runtime import NoFrameYet, PipelineRuntime, PipelineStartError, SinkSpec
 from tests.integration.pipeline_helpers import MjpegCamera, MqttListener, WebhookReceiver
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = pytest.mark.timeout(120)
 
 

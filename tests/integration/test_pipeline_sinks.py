@@ -18,7 +18,6 @@ from pipelines.sinks import build_sink_worker
 from tests.integration.pipeline_helpers import MosquittoProcess, MqttListener, WebhookReceiver
 from tests.network import free_port
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = pytest.mark.timeout(60)
 
 
@@ -155,7 +154,7 @@ def test_mqtt_publishes_events_with_qos_1(mqtt_broker_port: int) -> None:
     assert worker.status()["sent"] == 2
 
 
-@pytest.mark.skipif(not __import__("shutil").which("mosquitto"), reason="needs mosquitto on PATH to restart a broker")
+@pytest.mark.usefixtures("mosquitto_installed")
 def test_mqtt_reconnects_after_the_broker_restarts() -> None:
     broker = MosquittoProcess()
     broker.start()

@@ -23,7 +23,6 @@ from pipelines.sources.video_file import VideoFileSource
 from pipelines.sources.webcam import WebcamSource
 from tests.integration.pipeline_helpers import MjpegCamera, class_images
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = pytest.mark.timeout(60)
 
 

@@ -18,7 +18,6 @@ from pipelines.control import ControlServer
 from pipelines.runtime import PipelineRuntime
 from tests.integration.pipeline_helpers import video_runtime
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = pytest.mark.timeout(120)
 
 

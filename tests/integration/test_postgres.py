@@ -10,7 +10,6 @@ from sqlalchemy import text
 
 from api.app import create_app
 from infra.database.engine import get_engine
-from infra.settings import Settings
 from tests.integration.databases import fresh_postgres_database
 from tests.integration.media_support import files_on_disk, part_files, upload
 
@@ -18,9 +17,9 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def pg_client(tmp_path) -> Iterator[TestClient]:
-    with fresh_postgres_database() as url:
-        settings = Settings(data_dir=tmp_path / "data", database_url=url)
+def pg_client(make_settings) -> Iterator[TestClient]:
+    with fresh_postgres_database() as url:  # empty: the app migrates it at start, as on a first `serve`
+        settings = make_settings(database_url=url)
         with TestClient(create_app(settings)) as client:
             yield client
 

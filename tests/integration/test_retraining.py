@@ -207,28 +207,41 @@ def _champion_alias_version(platform: Platform, model: dict) -> str:
         model["mlflow_model_name"], "champion").version
 
 
-def test_retraining_promotes_keeps_and_skips(platform: Platform, platform_client, orchestrator, line):
+@pytest.fixture(scope="module")
+def retrained(platform: Platform, platform_client, line) -> dict:
+    """Two retraining runs of `line`, read as they ended: the first promotes (no champion yet), the second keeps
+    the champion (min_improvement 1.0). The models and what the API and MLflow said right after each run."""
+    client, project_id = platform_client, line["project_id"]
+    # min_improvement 1.0: only a project without a champion gets a new one.
+    path = f"/api/projects/{project_id}/training-schedule"
+    assert client.put(path, json=SCHEDULE | {"active": False}).status_code == 200
+    first = _run_now(client, project_id)["metrics"]
+    champion = client.get(f"/api/models/{first['candidate_model_id']}").json()
+    alias_after_first = _champion_alias_version(platform, champion)
+    second_job = _run_now(client, project_id)
+    second = second_job["metrics"]
+    candidate = client.get(f"/api/models/{second['candidate_model_id']}").json()
+    return {"first": first, "second_job": second_job, "champion": champion, "candidate": candidate,
+            "alias_after_first": alias_after_first, "alias_after_second": _champion_alias_version(platform, champion)}
+
+
+def test_retraining_promotes_keeps_and_skips(platform: Platform, platform_client, orchestrator, line, retrained):
     client, project_id = platform_client, line["project_id"]
     path = f"/api/projects/{project_id}/training-schedule"
-    # min_improvement 1.0: only a project without a champion gets a new one.
-    assert client.put(path, json=SCHEDULE | {"active": False}).status_code == 200
-
-    first = _run_now(client, project_id)["metrics"]
+    first, champion = retrained["first"], retrained["champion"]
     assert first["decision"] == "promoted" and "no champion" in first["reason"]
     assert first["champion_model_id"] is None and first["champion_image_auroc"] is None
     assert first["eval_images"] == 7 and 0.0 <= first["candidate_image_auroc"] <= 1.0
-    champion = client.get(f"/api/models/{first['candidate_model_id']}").json()
     assert champion["status"] == "ready" and champion["champion"] is True
-    assert _champion_alias_version(platform, champion) == champion["mlflow_model_version"]
+    assert retrained["alias_after_first"] == champion["mlflow_model_version"]
 
-    second_job = _run_now(client, project_id)
+    second_job, candidate = retrained["second_job"], retrained["candidate"]
     second = second_job["metrics"]
     assert second["decision"] == "kept" and second["champion_model_id"] == champion["id"]
     assert second["eval_images"] == 7 and second["candidate_image_auroc"] is not None
     assert second["champion_image_auroc"] == pytest.approx(first["candidate_image_auroc"], abs=1e-6)  # same images
-    candidate = client.get(f"/api/models/{second['candidate_model_id']}").json()
     assert candidate["status"] == "ready" and candidate["champion"] is False
-    assert _champion_alias_version(platform, champion) == champion["mlflow_model_version"]
+    assert retrained["alias_after_second"] == champion["mlflow_model_version"]
 
     # Visible in Prefect and MLflow: the run's name, its steps, the decision on the candidate's run.
     run = orchestrator.prefect.read_flow_run(uuid.UUID(second_job["id"]))
@@ -253,15 +266,13 @@ def test_retraining_promotes_keeps_and_skips(platform: Platform, platform_client
     assert skipped["decision"] == "skipped" and "0 new images" in skipped["reason"], skipped
     assert skipped["candidate_model_id"] is None
     assert len(client.get(f"/api/projects/{project_id}/models").json()) == models_before
-    line.update(champion=champion, candidate=candidate)
     assert client.delete(path).status_code == 204
 
 
-def test_a_live_pipeline_follows_the_promoted_champion(platform: Platform, platform_client, line, tmp_path: Path):
-    if "candidate" not in line:
-        pytest.skip("needs the models of test_retraining_promotes_keeps_and_skips")
+def test_a_live_pipeline_follows_the_promoted_champion(platform: Platform, platform_client, line, retrained,
+                                                      tmp_path: Path):
     client, project_id = platform_client, line["project_id"]
-    champion, candidate = line["champion"], line["candidate"]
+    champion, candidate = retrained["champion"], retrained["candidate"]
     frames = [texture(seed)[:, :, ::-1].copy() for seed in range(20)]
     video = write_video(tmp_path / "line.avi", frames, fps=10)
     source = create(client, project_id, "sources",

@@ -1,19 +1,16 @@
 """Prefect, MLflow and the API's links name things as the user does: project and model names.
 
-One real PaDiM training (on generated textures, small backbone) through the session platform, then:
-flow run names, the training's task list and markdown report, the MLflow experiment/run/version,
-the links in API responses, and the experiment following a project rename.
+The session's real PaDiM training (`trained_model`, synthetic parts, small backbone) and a snapshot
+job of its project, then: flow run names, the training's task list and markdown report, the MLflow
+experiment/run/version, the links in API responses, and the experiment following a project rename.
 """
 
 from __future__ import annotations
 
-import io
 import uuid
 
 import httpx
-import numpy as np
 import pytest
-from PIL import Image
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -24,8 +21,7 @@ from prefect.client.schemas.filters import (
 
 from infra.orchestration.client import prefect_api_url
 from infra.tracking import PROJECT_TAG, project_experiment, tracking_uri
-from tests.integration.media_support import upload
-from tests.platform_fixtures import wait_for, wait_job
+from tests.platform_fixtures import TrainedModel, wait_for, wait_job
 
 pytestmark = pytest.mark.slow
 
@@ -33,41 +29,24 @@ TRAINING_STEPS = ["load snapshot", "materialise data", "start MLflow run", "prep
                   "export IR", "verify IR", "score eval set", "upload files", "register in MLflow"]
 
 
-def _texture(seed: int, defect: bool = False) -> bytes:
-    """A grainy grey surface; a defect is a dark blob on it."""
-    rng = np.random.default_rng(seed)
-    pixels = np.clip(128 + rng.normal(0, 12, (96, 96)), 0, 255)
-    if defect:
-        yy, xx = np.mgrid[:96, :96]
-        pixels[(yy - 30 - seed % 30) ** 2 + (xx - 40) ** 2 < 100] = 30
-    buffer = io.BytesIO()
-    Image.fromarray(pixels.astype(np.uint8)).convert("RGB").save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
-def trained(platform, platform_client) -> dict:
+def trained(platform_client, trained_model: TrainedModel) -> dict:
+    """The session's trained model, and a snapshot job of its project (the training made its snapshot itself)."""
     client = platform_client
-    project = client.post("/api/projects", json={"name": "Line 3"}).json()
-    assert upload(client, project["id"], [(f"good{i}.png", _texture(i)) for i in range(10)]).status_code == 201
-    assert upload(client, project["id"], [(f"bad{i}.png", _texture(100 + i, True)) for i in range(3)],
-                  label="anomalous").status_code == 201
+    project = client.get(f"/api/projects/{trained_model.project['id']}").json()
     snapshot = client.post(f"/api/projects/{project['id']}/snapshots", json={"name": "s1"}).json()
     assert wait_job(client, snapshot["job_id"], {"completed", "failed"}, 120)["status"] == "completed"
-    accepted = client.post(f"/api/projects/{project['id']}/train", json={
-        "model_name": "v7", "architecture": "padim", "snapshot_id": snapshot["id"],
-        "parameters": {"backbone": "mobilenetv2_100", "layers": ["blocks.2", "blocks.4"]}})
-    assert accepted.status_code == 202, accepted.text
-    job = wait_job(client, accepted.json()["job_id"], {"completed", "failed", "cancelled"}, 600)
-    assert job["status"] == "completed", job
-    return {"project": project, "snapshot": snapshot, "job": job, "model_id": accepted.json()["model_id"]}
+    return {"project": project, "snapshot": snapshot, "job": trained_model.job, "model_id": trained_model.model_id,
+            "model_name": trained_model.model_name, "training_snapshot_id": trained_model.accepted["snapshot_id"],
+            "trained_model": trained_model}
 
 
 def test_prefect_names_runs_and_shows_the_training_steps(platform, platform_client, trained) -> None:
     job_id = trained["job"]["id"]
     with SyncPrefectClient(prefect_api_url(platform.settings)) as prefect:
-        assert prefect.read_flow_run(uuid.UUID(trained["snapshot"]["job_id"])).name == "snapshot · Line 3"
-        assert prefect.read_flow_run(uuid.UUID(job_id)).name == "train · v7 · Line 3"
+        project_name, model_name = trained["project"]["name"], trained["model_name"]
+        assert prefect.read_flow_run(uuid.UUID(trained["snapshot"]["job_id"])).name == f"snapshot · {project_name}"
+        assert prefect.read_flow_run(uuid.UUID(job_id)).name == f"train · {model_name} · {project_name}"
         tasks = prefect.read_task_runs(task_run_filter=TaskRunFilter(
             flow_run_id=TaskRunFilterFlowRunId(any_=[uuid.UUID(job_id)])))
         ordered = sorted(tasks, key=lambda run: run.start_time)
@@ -84,12 +63,12 @@ def test_prefect_names_runs_and_shows_the_training_steps(platform, platform_clie
     assert f"](http://127.0.0.1:{settings.mlflow_port}/#/runs/{model['mlflow_run_id']})" in report.data
     assert f"](http://127.0.0.1:{settings.port}/api/models/{model['id']})" in report.data
 
-    exported = platform_client.get(f"/api/models/{model['id']}/export", params={"format": "openvino"})
+    exported = trained["trained_model"].first_export_answer(platform_client, "openvino")
     assert exported.status_code == 202
     export_job = wait_job(platform_client, exported.json()["job_id"], {"completed", "failed"}, 300)
     assert export_job["status"] == "completed"
     with SyncPrefectClient(prefect_api_url(platform.settings)) as prefect:
-        assert prefect.read_flow_run(uuid.UUID(export_job["id"])).name == "export · openvino · v7"
+        assert prefect.read_flow_run(uuid.UUID(export_job["id"])).name == f"export · openvino · {model_name}"
 
 
 def test_mlflow_reads_like_the_project(platform, platform_client, trained) -> None:
@@ -99,28 +78,32 @@ def test_mlflow_reads_like_the_project(platform, platform_client, trained) -> No
     model = platform_client.get(f"/api/models/{trained['model_id']}").json()
     run = mlflow.get_run(model["mlflow_run_id"])
     experiment = mlflow.get_experiment(run.info.experiment_id)
-    assert experiment.name == "Line 3" and experiment.tags[PROJECT_TAG] == trained["project"]["id"]
-    assert run.info.run_name == "v7"
+    project_name, model_name = trained["project"]["name"], trained["model_name"]
+    assert experiment.name == project_name and experiment.tags[PROJECT_TAG] == trained["project"]["id"]
+    assert run.info.run_name == model_name
     assert {key: run.data.tags[key] for key in (PROJECT_TAG, "geti_inspect.model_id", "geti_inspect.snapshot_id",
                                                 "geti_inspect.job_id")} == {
         PROJECT_TAG: trained["project"]["id"], "geti_inspect.model_id": model["id"],
-        "geti_inspect.snapshot_id": trained["snapshot"]["id"], "geti_inspect.job_id": trained["job"]["id"]}
+        "geti_inspect.snapshot_id": trained["training_snapshot_id"], "geti_inspect.job_id": trained["job"]["id"]}
     version = mlflow.get_model_version(model["mlflow_model_name"], model["mlflow_model_version"])
     auroc = model["metrics"]["image_auroc"]
     trained_on = f"{model['metrics']['train_images']:.0f} training images"
-    for words in ("padim", "mobilenetv2_100", "'v7'", "'Line 3'", trained_on, "(10 good, 3 anomalous",
+    counted = f"({trained['trained_model'].normal_images} good, {trained['trained_model'].anomalous_images} anomalous"
+    for words in ("padim", "mobilenetv2_100", repr(model_name), repr(project_name), trained_on, counted,
                   f"image AUROC {auroc:.3f}"):
         assert words in version.description, (words, version.description)
 
     # A second project of the same name gets a distinct experiment; a rename follows the project.
-    twin = platform_client.post("/api/projects", json={"name": "Line 3"}).json()
-    twin_experiment = mlflow.get_experiment(project_experiment(mlflow, twin["id"], "Line 3"))
-    assert twin_experiment.name == f"Line 3 ({twin['id'][:8]})"
-    renamed = platform_client.patch(f"/api/projects/{trained['project']['id']}", json={"name": "Line 3 east"})
-    assert renamed.status_code == 200
-    wait_for(lambda: mlflow.get_experiment(experiment.experiment_id).name == "Line 3 east", 20, 0.2,
-             "the experiment to follow the rename")
-    platform_client.patch(f"/api/projects/{trained['project']['id']}", json={"name": "Line 3"})
+    twin = platform_client.post("/api/projects", json={"name": project_name}).json()
+    twin_experiment = mlflow.get_experiment(project_experiment(mlflow, twin["id"], project_name))
+    assert twin_experiment.name == f"{project_name} ({twin['id'][:8]})"
+    try:
+        renamed = platform_client.patch(f"/api/projects/{trained['project']['id']}", json={"name": "Line 3 east"})
+        assert renamed.status_code == 200
+        wait_for(lambda: mlflow.get_experiment(experiment.experiment_id).name == "Line 3 east", 20, 0.2,
+                 "the experiment to follow the rename")
+    finally:  # the project is the session's: give it its name back
+        platform_client.patch(f"/api/projects/{trained['project']['id']}", json={"name": project_name})
 
 
 def test_links_open_the_right_pages(platform, platform_client, trained) -> None:

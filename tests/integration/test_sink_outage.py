@@ -10,7 +10,6 @@ is capped at 30 s, so delivery resumes at most about 30 s after the broker retur
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -19,9 +18,8 @@ import pytest
 from pipelines.runtime import PipelineRuntime, SinkSpec
 from tests.integration.pipeline_helpers import MosquittoProcess, MqttListener, WebhookReceiver
 
-pytest_plugins = ["tests.integration.pipeline_fixtures"]
 pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not shutil.which("mosquitto"), reason="needs mosquitto on PATH to stop a broker")]
+              pytest.mark.usefixtures("mosquitto_installed")]
 
 OUTAGE_S = float(os.environ.get("INSPECT_TEST_SINK_OUTAGE_S", "10"))
 RESUME_WITHIN_S = 45.0  # paho's 30 s backoff cap plus a publish

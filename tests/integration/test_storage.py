@@ -14,7 +14,6 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from infra.blob_gc import thumbnail_key
-from infra.settings import Settings
 from infra.storage import ObjectStore, StorageKeyError, blob_key
 from infra.storage.base import STREAM_CHUNK_BYTES
 from infra.storage.local import LocalStore
@@ -138,10 +137,10 @@ def test_s3_prefix_isolates_tenants(s3_endpoint, monkeypatch):
     assert sorted(raw_keys) == ["a/k", "b/k"]
 
 
-def test_media_api_on_s3(s3_endpoint, monkeypatch, tmp_path):
+def test_media_api_on_s3(s3_endpoint, monkeypatch, tmp_path, make_settings):
     use_dummy_aws_credentials(monkeypatch)
     bucket = f"media-{uuid.uuid4().hex[:12]}"
-    settings = Settings(data_dir=tmp_path / "data", storage_backend="s3", s3_endpoint_url=s3_endpoint,
+    settings = make_settings(storage_backend="s3", s3_endpoint_url=s3_endpoint,
                         s3_bucket=bucket, s3_prefix="inspect")
     image = png_bytes((80, 60), (10, 200, 30))
     digest = hashlib.sha256(image).hexdigest()

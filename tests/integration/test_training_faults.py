@@ -1,9 +1,10 @@
 """Faults during training on the session platform: the Prefect server killed, MLflow gone.
 
 Each test kills a real server process of the shared stack mid-training and checks that nothing
-is lost or misreported: the job ends completed or failed with a reason, the API never answers
-5xx other than 503 while it cannot know, and the model row never stays "training" nor becomes
-"ready" without its MLflow version. Both put the stack back as they found it.
+is lost or misreported: a restarted Prefect is ridden out and the job completes, an MLflow outage
+fails the job with a reason, the API never answers 5xx other than 503 while it cannot know, and
+the model row never stays "training" nor becomes "ready" without its MLflow version. Both put the
+stack back as they found it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def _healthy(url: str) -> bool:
 
 
 def test_prefect_server_killed_mid_training(platform, platform_client, tiny_project):
-    """The supervisor restarts Prefect; meanwhile the API says 503, never a wrong status."""
+    """The supervisor restarts Prefect and the job completes (docs/operations.md, "Prefect server dies
+    mid-training"). Meanwhile job reads answer 200 with a true status or 503 "orchestration unavailable",
+    nothing else; model reads, which need no Prefect, always answer 200 and say `training` until the end."""
     client = platform_client
     accepted = _start_training(client, tiny_project["id"])
     wait_epoch(client, accepted["job_id"], timeout=300)
@@ -57,10 +60,12 @@ def test_prefect_server_killed_mid_training(platform, platform_client, tiny_proj
     os.killpg(prefect.pid, signal.SIGKILL)
     killed_at = time.monotonic()
 
-    seen: list[tuple[int, str | None, str]] = []  # (HTTP status, job status, model status)
+    seen: list[tuple[int, str | None, str]] = []  # (HTTP status of the job read, job status, model status)
     while True:
         response = client.get(f"/api/jobs/{accepted['job_id']}")
-        model = client.get(f"/api/models/{accepted['model_id']}").json()
+        model_response = client.get(f"/api/models/{accepted['model_id']}")
+        assert model_response.status_code == 200, model_response.text
+        model = model_response.json()
         job_status = response.json()["status"] if response.status_code == 200 else None
         seen.append((response.status_code, job_status, model["status"]))
         assert response.status_code in (200, 503), response.text
@@ -72,7 +77,7 @@ def test_prefect_server_killed_mid_training(platform, platform_client, tiny_proj
         assert model["status"] in ("training", "ready"), seen[-3:]
         assert model["status"] == "training" or model["mlflow_model_version"], model
         assert time.monotonic() - killed_at < 600, "the job never finished"
-        time.sleep(0.5)
+        time.sleep(0.25)
     unavailable = sum(status == 503 for status, _, _ in seen)
     print(f"job {job_status} {time.monotonic() - killed_at:.0f} s after the kill; {unavailable} of {len(seen)} "
           f"reads answered 503; Prefect restarted {prefect.restart_count}x")
@@ -82,13 +87,11 @@ def test_prefect_server_killed_mid_training(platform, platform_client, tiny_proj
     if "running" in statuses:
         assert "pending" not in statuses[statuses.index("running"):], statuses
 
+    # A restart of a few seconds is ridden out: the job completes and its model is ready, with its version.
     job = client.get(f"/api/jobs/{accepted['job_id']}").json()
     model = client.get(f"/api/models/{accepted['model_id']}").json()
-    if job["status"] == "completed":
-        assert model["status"] == "ready" and model["mlflow_model_version"], model
-    else:
-        assert job["status"] == "failed" and job["error"], job
-        assert model["status"] == "failed" and model["error"], model
+    assert job["status"] == "completed", job
+    assert model["status"] == "ready" and model["mlflow_model_version"], model
 
 
 def test_mlflow_down_mid_training_fails_naming_mlflow(platform, platform_client, tiny_project):

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import REPO_ROOT
-from tests.integration.api_server import KeyedServer, keyed_server  # noqa: F401 - shared server fixture
+from tests.integration.api_server import KeyedServer
 from tests.machines import machine_env
 from tests.network import free_port
 
@@ -31,7 +31,7 @@ def _join(server: str, key: str, data_dir: Path) -> subprocess.CompletedProcess:
     ("sqlite server", "database is SQLite"),
     ("unreachable", "cannot reach the Geti Inspect API"),
 ])
-def test_a_failed_join_is_one_line_and_a_non_zero_exit(keyed_server: KeyedServer, tmp_path: Path, case: str,  # noqa: F811
+def test_a_failed_join_is_one_line_and_a_non_zero_exit(keyed_server: KeyedServer, tmp_path: Path, case: str,
                                                        expected: str):
     server = f"http://127.0.0.1:{free_port()}" if case == "unreachable" else keyed_server.base_url
     result = _join(server, "wrong" if case == "wrong key" else keyed_server.key, tmp_path / "worker")
@@ -47,7 +47,7 @@ def test_the_worker_configuration_needs_a_key_on_the_server(client: TestClient):
     assert response.status_code == 403 and "INSPECT_API_KEY" in response.json()["detail"]
 
 
-def test_a_platform_on_sqlite_is_refused_with_the_reason(keyed_server: KeyedServer):  # noqa: F811
+def test_a_platform_on_sqlite_is_refused_with_the_reason(keyed_server: KeyedServer):
     url = f"{keyed_server.base_url}/api/cluster/worker-config"
     assert httpx.get(url, timeout=30).status_code == 401
     response = httpx.get(url, headers={"X-API-Key": keyed_server.key}, timeout=30)

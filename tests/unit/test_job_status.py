@@ -67,15 +67,16 @@ def test_archive_keys_validate_format_and_compression():
         raise AssertionError(f"{bad} accepted")
 
 
-def test_rows_of_finished_jobs_are_settled(tmp_path):
+def test_rows_of_finished_jobs_are_settled(tmp_path, sqlite_template):
+    import shutil
+
     from infra.database.engine import session_scope
-    from infra.database.migrate import upgrade
     from infra.database.models import Model, Project, Snapshot
     from infra.orchestration.jobs import Job
     from infra.orchestration.reconcile import settle_rows, waiting_job_ids
 
+    shutil.copyfile(sqlite_template, tmp_path / "db.sqlite")  # a database at the newest schema
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    upgrade(url)
     crashed, running, completed = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     with session_scope(url) as session:
         project = Project(name="p")

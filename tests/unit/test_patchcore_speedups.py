@@ -24,11 +24,14 @@ def patchcore() -> Patchcore:
     return Patchcore(backbone="resnet18", layers=["layer2"], pre_trained=False, coreset_sampling_ratio=0.1)
 
 
-@pytest.mark.parametrize(("rows", "columns"), [(1024, 8192), (7, 5), (1, 1), (64, 10_000)])
-def test_nearest_matches_brute_force(rows: int, columns: int) -> None:
+# (query rows, bank columns) per step, and the problem's (bank, random queries) sizes: single-row and
+# single-column steps run on a smaller problem, as one Python step per (row, column) pair costs ~60 us.
+@pytest.mark.parametrize(("rows", "columns", "bank_size", "query_size"),
+                         [(1024, 8192, 700, 300), (7, 5, 700, 300), (1, 1, 67, 31), (64, 10_000, 700, 300)])
+def test_nearest_matches_brute_force(rows: int, columns: int, bank_size: int, query_size: int) -> None:
     generator = torch.Generator().manual_seed(3)
-    bank = torch.randn(700, 24, generator=generator)
-    queries = torch.cat([torch.randn(300, 24, generator=generator), bank[:20]])  # some exact hits: distance 0
+    bank = torch.randn(bank_size, 24, generator=generator)
+    queries = torch.cat([torch.randn(query_size, 24, generator=generator), bank[:20]])  # some exact hits: distance 0
     distance, index = neighbours.nearest(queries, bank, query_rows=rows, bank_columns=columns)
     expected = torch.cdist(queries.double(), bank.double())
     # |x|^2 - 2 x.m + |m|^2 in float32 (anomalib's expansion too) cancels to ~1e-6 near 0: its root to ~2e-3.
