@@ -95,7 +95,7 @@ async def start_import(project_id: uuid.UUID, request: Request, session: Session
         try:
             body = ImportFromPath.model_validate_json(await request.body())
         except ValidationError as error:
-            raise RequestValidationError(error.errors(include_url=False)) from error
+            raise RequestValidationError(error.errors(include_url=False, include_input=False)) from error
         return await run_in_threadpool(_import_folder, session, settings, orchestrator, project_id, body.path)
     raise HTTPException(status_code=415, detail="send a zip archive as multipart/form-data (field 'file') "
                                                 'or JSON {"path": "<folder on the server>"}')

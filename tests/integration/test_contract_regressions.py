@@ -86,3 +86,13 @@ def test_st901_a_schedule_put_while_prefect_is_down_is_503_not_500(client) -> No
     response = client.put(f"/api/projects/{project['id']}/training-schedule", json=body)
     assert response.status_code == 503, response.text
     assert "Prefect" in response.json()["detail"]
+
+
+def test_not_a_server_error_an_import_request_whose_json_is_not_utf8_gets_422(client) -> None:
+    """Schemathesis (not_a_server_error, replay dmKXIo): invalid UTF-8 in a JSON import body answered 500,
+    because the validation error carried the raw bytes into the JSON error response."""
+    project = client.post("/api/projects", json={"name": "Imports"}).json()
+    response = client.post(f"/api/projects/{project['id']}/imports", content=b'{"path": "\xff"}',
+                           headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert "Invalid JSON" in str(response.json()["detail"])
