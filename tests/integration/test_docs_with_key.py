@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.browser import chromium_available, playwright_chromium
-from tests.integration.api_server import KeyedServer, keyed_server  # noqa: F401 - shared server fixture
+from tests.integration.api_server import KeyedServer
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -22,7 +22,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def offline_page(keyed_server: KeyedServer) -> Iterator[tuple[object, list[str]]]:  # noqa: F811
+def offline_page(keyed_server: KeyedServer) -> Iterator[tuple[object, list[str]]]:
     """A page whose every request outside the API is refused and recorded (a factory network)."""
     outside: list[str] = []
 
@@ -39,7 +39,7 @@ def offline_page(keyed_server: KeyedServer) -> Iterator[tuple[object, list[str]]
         yield page, outside
 
 
-def test_swagger_renders_and_authorize_then_try_it_out_answers_200(keyed_server: KeyedServer,  # noqa: F811
+def test_swagger_renders_and_authorize_then_try_it_out_answers_200(keyed_server: KeyedServer,
                                                                     offline_page) -> None:
     page, outside = offline_page
     base = keyed_server.base_url
@@ -60,7 +60,7 @@ def test_swagger_renders_and_authorize_then_try_it_out_answers_200(keyed_server:
     assert outside == []
 
 
-def test_redoc_renders_without_the_key_and_fetches_nothing_outside(keyed_server: KeyedServer,  # noqa: F811
+def test_redoc_renders_without_the_key_and_fetches_nothing_outside(keyed_server: KeyedServer,
                                                                    offline_page) -> None:
     page, outside = offline_page
     page.goto(f"{keyed_server.base_url}/api/redoc")
