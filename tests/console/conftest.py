@@ -44,7 +44,9 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
         yield ConsoleServer(base_url, data_dir, API_KEY)
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: while sync_playwright() is open its event loop counts as running in the main
+# thread, and every later test that calls asyncio.run() (aiortc viewers, Prefect clients) would fail.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright

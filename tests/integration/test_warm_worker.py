@@ -45,7 +45,8 @@ def _flow_process_pid(platform, job_id: str) -> int:
 
 
 def test_pool_modules_come_from_prefect_yaml() -> None:
-    assert pool_modules("training") == ["flows.snapshot", "flows.training.flow", "flows.export", "flows.retraining"]
+    assert pool_modules("training") == ["flows.snapshot", "flows.training.flow", "flows.export", "flows.retraining",
+                                        "flows.dataset_import"]
     assert pool_modules("inference") == ["flows.inference"]
     assert pool_modules("no-such-pool") == []
 
