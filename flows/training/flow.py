@@ -307,7 +307,7 @@ def train_model(model_id: str, freeze: bool = False) -> dict[str, Any]:
             marks["mlflow"] = time.perf_counter()
             timings = {f"time_{key}": value for key, value in _numeric(result.timings).items()}
             timings.update(_phase_times(marks))
-            run.log_metrics({**_numeric(metrics), **timings})
+            run.log_metrics({**metrics, **timings})  # text figures (pixel_metrics) become run tags
             run.finish()
             _mark_ready(settings, spec, trained, {**metrics, "snapshot_id": str(spec.snapshot_id)}, run)
     except BaseException as error:
