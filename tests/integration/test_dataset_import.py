@@ -24,6 +24,7 @@ from infra.settings import Settings
 from infra.tracking import tracking_uri
 from tests.conftest import png_bytes
 from tests.integration.media_support import stored_files, upload
+from tests.integration.selection_fixtures import CANDIDATES, JOB_TIMEOUT_S
 from tests.platform_fixtures import wait_job
 from tests.synthetic_parts import make_part
 
@@ -233,22 +234,39 @@ def test_the_export_streams_the_labelled_media_in_the_mvtec_layout(client, proje
     assert client.get(f"/api/projects/{uuid.uuid4()}/dataset", params={"format": "mvtec"}).status_code == 404
 
 
-def test_training_on_imported_masks_reports_pixel_metrics(platform, platform_client, imported):
-    """Every anomalous eval image has a mask: pixel AUROC and AUPRO (anomalib's) in the model, the job and MLflow."""
+def test_auto_training_on_imported_masks_reports_pixel_metrics_and_its_evaluation(platform, platform_client, imported):
+    """The issue's whole path: an imported MVTec zip with masks trains with `auto`; the model shows image
+    and pixel metrics (anomalib's pixel AUROC and AUPRO on the masks) in the model, the job and MLflow, its
+    evaluation, and the candidates it beat."""
     response = platform_client.post(f"/api/projects/{imported['project']['id']}/train", json={
-        "model_name": "masked", "architecture": "padim", "parameters": {"backbone": "mobilenetv2_100"}})
+        "model_name": "masked", "architecture": "auto", "candidates": CANDIDATES})
     assert response.status_code == 202, response.text
-    job = wait_job(platform_client, response.json()["job_id"], {"completed", "failed", "cancelled"}, 300)
+    job = wait_job(platform_client, response.json()["job_id"], {"completed", "failed", "cancelled"}, JOB_TIMEOUT_S)
     assert job["status"] == "completed", job
     model = platform_client.get(f"/api/models/{response.json()['model_id']}").json()
     metrics = model["metrics"]
-    print("masked padim", metrics)
+    print("auto on imported masks", {key: value for key, value in metrics.items() if key != "candidates"})
     assert metrics["pixel_metrics"] == "masks" and "synthetic_pixel_auroc" not in metrics
     assert metrics["eval_images"] == 7  # 3 good + 4 defective with masks
     for key in ("image_auroc", "image_f1", "pixel_auroc", "aupro"):
         assert 0.0 <= metrics[key] <= 1.0, key
         assert job["metrics"][key] == pytest.approx(metrics[key], abs=1e-6), key
     assert metrics["pixel_auroc"] > PIXEL_AUROC_FLOOR, metrics
+    candidates, selection = metrics["candidates"], metrics["selection"]
+    assert len(candidates) == len(CANDIDATES) and all(item["status"] == "trained" for item in candidates), candidates
+    assert all(0.0 <= item["pixel_auroc"] <= 1.0 for item in candidates), candidates
+    assert candidates[selection["chosen_index"]]["parameters"]["backbone"] == model["parameters"]["backbone"]
+    assert selection["reason"]
+
+    evaluation = platform_client.get(f"/api/models/{model['id']}/evaluation")
+    assert evaluation.status_code == 200, evaluation.text
+    evaluation = evaluation.json()
+    assert sorted(item["label"] for item in evaluation["items"]) == ["anomalous"] * 4 + ["normal"] * 3
+    assert (evaluation["normal_count"], evaluation["anomalous_count"]) == (3, 4)
+    assert sum(evaluation["histogram"]["normal"]) == 3 and sum(evaluation["histogram"]["anomalous"]) == 4
+    assert evaluation["image_auroc"] == pytest.approx(metrics["image_auroc"], abs=1e-6)
+    assert evaluation["roc"] and 0.0 <= evaluation["f1_optimal_threshold"] <= 1.0
+
     run = MlflowClient(tracking_uri(platform.settings)).get_run(model["mlflow_run_id"])
     assert run.data.metrics["aupro"] == pytest.approx(metrics["aupro"])
     assert run.data.metrics["pixel_auroc"] == pytest.approx(metrics["pixel_auroc"])
