@@ -72,7 +72,7 @@ def test_a_pipeline_that_already_runs_cannot_start_again(client: TestClient, pip
 
 def test_two_racing_starts_make_one_run(client: TestClient, pipeline: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     # Both requests passed the idle check before either inserted its row; the database lets one in.
-    monkeypatch.setattr("api.routers.active_pipelines.ensure_idle", lambda *args: None)
+    monkeypatch.setattr("api.services.active_runs.ensure_idle", lambda *args: None)
     add_row(client, pipeline["id"], "starting")
     response = client.post("/api/active-pipelines", json={"pipeline_id": pipeline["id"]})
     assert response.status_code == 409
