@@ -19,4 +19,6 @@ class ProjectTab:
 PROJECT_TABS: list[ProjectTab] = [
     ProjectTab("dataset", "Dataset", ""),
     ProjectTab("review", "Review queue", "/review"),
+    ProjectTab("lines", "Lines", "/lines"),
+    ProjectTab("schedule", "Schedule", "/schedule"),
 ]

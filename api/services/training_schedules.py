@@ -8,6 +8,7 @@ schedule this process read or wrote, so a slow or stopped Prefect never holds a 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -32,8 +33,10 @@ from infra.orchestration.schedules import (
 from infra.settings import Settings
 from infra.storage import ObjectStore
 
-# How long a page waits for Prefect's answer before it shows the last one it knows.
-PAGE_WAIT_S = 0.12
+# How long a page waits for Prefect's answer before it shows the last one it knows, and how old a known
+# schedule may be to be shown without asking again (a save in this process updates it at once).
+PAGE_WAIT_S = 0.1
+FRESH_S = 2.0
 
 
 def schedule_out(schedule: ProjectSchedule) -> TrainingScheduleOut:
@@ -93,7 +96,7 @@ class ScheduleRead:
     problem: str | None = None
 
 
-_known: dict[uuid.UUID, ProjectSchedule | None] = {}
+_known: dict[uuid.UUID, tuple[float, ProjectSchedule | None]] = {}  # project -> (monotonic time read, schedule)
 _known_lock = threading.Lock()
 _pending: dict[uuid.UUID, Future[ProjectSchedule | None]] = {}
 _readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="schedule-read")
@@ -101,7 +104,7 @@ _readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="schedule-read")
 
 def _remember(project_id: uuid.UUID, schedule: ProjectSchedule | None) -> None:
     with _known_lock:
-        _known[project_id] = schedule
+        _known[project_id] = (time.monotonic(), schedule)
 
 
 def forget(project_id: uuid.UUID) -> None:
@@ -122,6 +125,9 @@ def quick_schedule(orchestrator: Orchestrator, store: ObjectStore, project_id: u
     One read per project runs at a time; a slow one goes on in the background and updates what is known.
     """
     with _known_lock:
+        read_at, known = _known.get(project_id, (float("-inf"), None))
+        if time.monotonic() - read_at < FRESH_S:
+            return ScheduleRead(known)
         future = _pending.get(project_id)
         if future is None or future.done():
             future = _readers.submit(_read, orchestrator, store, project_id)
@@ -132,6 +138,4 @@ def quick_schedule(orchestrator: Orchestrator, store: ObjectStore, project_id: u
         problem = "Prefect is slow to answer: showing the schedule as last read"
     except OrchestrationUnavailable as error:
         problem = f"Prefect is unreachable ({error}): showing the schedule as last read"
-    with _known_lock:
-        known = _known.get(project_id)
     return ScheduleRead(known, problem)
