@@ -70,9 +70,10 @@ class BrowserPage:
         return self.page.goto(f"{self.base_url}{path}")
 
 
-def open_page(browser: Any, base_url: str, javascript: bool = True) -> tuple[Any, BrowserPage]:
-    """A fresh context (no cookies) at 1366x768 whose requests and script errors are recorded."""
-    context = browser.new_context(viewport=VIEWPORT, base_url=base_url, java_script_enabled=javascript)
+def open_page(browser: Any, base_url: str, javascript: bool = True, **options: Any) -> tuple[Any, BrowserPage]:
+    """A fresh context (no cookies) at 1366x768 whose requests and script errors are recorded; `options` go to
+    Playwright's new_context (a timezone_id, say)."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=base_url, java_script_enabled=javascript, **options)
     record = PageRecord()
     context.on("request", lambda request: record.requests.append((request.method, request.url)))
     page = context.new_page()
