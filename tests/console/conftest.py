@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -91,15 +92,22 @@ def sign_in(view: BrowserPage, key: str) -> None:
     view.page.wait_for_url("**/ui/")
 
 
-@pytest.fixture
-def anonymous_page(browser: Any, console_server: ConsoleServer) -> Iterator[BrowserPage]:
-    """A page that has not signed in; at the end, no request left loopback and no script failed."""
-    context, view = open_page(browser, console_server.base_url)
+@contextmanager
+def checked_page(browser: Any, base_url: str, **options: Any) -> Iterator[BrowserPage]:
+    """A fresh page (see open_page); at the end, no request left loopback and no script failed."""
+    context, view = open_page(browser, base_url, **options)
     try:
         yield view
         view.record.assert_clean()
     finally:
         context.close()
+
+
+@pytest.fixture
+def anonymous_page(browser: Any, console_server: ConsoleServer) -> Iterator[BrowserPage]:
+    """A page that has not signed in; at the end, no request left loopback and no script failed."""
+    with checked_page(browser, console_server.base_url) as view:
+        yield view
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from infra.model_files import openvino_prefix, upload_folder
-from tests.console.conftest import BrowserPage, open_page
+from tests.console.conftest import BrowserPage, checked_page
 from tests.integration.pipeline_support import insert_model
 from tests.platform_fixtures import wait_for
 
@@ -27,12 +27,8 @@ START_TIMEOUT_MS = 90_000  # worker poll + flow process start + model compile, o
 @pytest.fixture
 def lines_view(browser: Any, platform_api_url: str) -> Iterator[BrowserPage]:
     """A page on the platform's API process (no key: no sign-in); at the end, nothing off loopback, no script error."""
-    context, view = open_page(browser, platform_api_url)
-    try:
+    with checked_page(browser, platform_api_url) as view:
         yield view
-        view.record.assert_clean()
-    finally:
-        context.close()
 
 
 @pytest.fixture

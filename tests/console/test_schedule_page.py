@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.console.conftest import BrowserPage, open_page
+from tests.console.conftest import BrowserPage, checked_page
 
 pytestmark = pytest.mark.slow
 
@@ -23,12 +23,8 @@ BROWSER_ZONE = "America/New_York"  # not the schedule's zone: the page must conv
 @pytest.fixture
 def schedule_view(browser: Any, platform_api_url: str) -> Iterator[BrowserPage]:
     """A page in a browser set to New York time on the platform's API process (no key: no sign-in)."""
-    context, view = open_page(browser, platform_api_url, timezone_id=BROWSER_ZONE)
-    try:
+    with checked_page(browser, platform_api_url, timezone_id=BROWSER_ZONE) as view:
         yield view
-        view.record.assert_clean()
-    finally:
-        context.close()
 
 
 def test_a_schedule_is_saved_read_in_words_run_now_and_its_decision_shown(
