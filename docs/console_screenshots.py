@@ -61,12 +61,19 @@ def seed(base_url: str, data_dir: Path, parts: Path, model_dir: Path) -> dict[st
     project_id = uuid.UUID(project["id"])
     with session_scope(f"sqlite:///{data_dir / 'inspect.db'}") as session:
         source = Source(project_id=project_id, type="video_file", name="Gate camera", config={"path": "line.mp4"})
-        sink = Sink(project_id=project_id, type="mqtt", name="Alarms", config={"host": "127.0.0.1"})
-        session.add_all([source, sink])
+        sink = Sink(project_id=project_id, type="mqtt", name="Alarms",
+                    config={"broker": "mqtt://127.0.0.1:1883", "topic": "line3/anomalies"})
+        folder = Sink(project_id=project_id, type="filesystem", name="Press 2 folder",
+                      config={"output_dir": "/data/line/press2-anomalies"})
+        session.add_all([source, sink, folder])
         session.flush()
         pipeline = Pipeline(project_id=project_id, name="Gate camera", model_id=uuid.UUID(champion),
-                            source_id=source.id, sink_id=sink.id)
+                            source_id=source.id, sink_id=sink.id, follow_champion=True,
+                            config={"threshold": 0.5, "fps": 10.0, "data_collection": {"mode": "uncertain"}})
         session.add(pipeline)
+        session.add(Pipeline(project_id=project_id, name="Press 2", model_id=uuid.UUID(champion),
+                             source_id=source.id, sink_id=folder.id,
+                             config={"threshold": "model", "fps": 5.0, "data_collection": {"mode": "off"}}))
         session.flush()
         scores = [round(0.18 + 0.05 * ((index * 7) % 9) / 9 + (0.5 if index in (41, 42, 97) else 0), 3)
                   for index in range(120)]

@@ -46,10 +46,10 @@ from infra.settings import Settings
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_same_origin)])
 
-METRICS = (("fps", "Frames per second", "{:.1f}"), ("latency_ms_p50", "Latency p50", "{:.0f} ms"),
-           ("latency_ms_p95", "Latency p95", "{:.0f} ms"), ("frames_processed", "Frames processed", "{:,}"),
-           ("frames_dropped", "Dropped frames", "{:,}"), ("anomalies_detected", "Anomalies", "{:,}"),
-           ("sink_errors", "Sink errors", "{:,}"), ("collected", "Collected frames", "{:,}"))
+METRICS = (("fps", "FPS", "{:.1f}"), ("latency_ms_p50", "Latency p50", "{:.0f} ms"),
+           ("latency_ms_p95", "Latency p95", "{:.0f} ms"), ("frames_processed", "Frames", "{:,}"),
+           ("frames_dropped", "Dropped", "{:,}"), ("anomalies_detected", "Anomalies", "{:,}"),
+           ("sink_errors", "Sink errors", "{:,}"), ("collected", "Collected", "{:,}"))
 
 
 def _line_of(session: Session, project_id: uuid.UUID, pipeline_id: uuid.UUID) -> Pipeline:
