@@ -132,7 +132,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp, database(args.database, Path(tmp)) as url:
         data_dir = Path(tmp) / "data"
-        big, small, _ = seed_rows(url, build_store(Settings(data_dir=data_dir, database_url=url)), args.media,
+        big, small, _, _ = seed_rows(url, build_store(Settings(data_dir=data_dir, database_url=url)), args.media,
                                   args.projects)
         media_big, media_small = seed_console_state(url, big, small, 1000, args.jobs)
         line_big, line_small = seed_line(url, big), seed_line(url, small)
