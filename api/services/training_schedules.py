@@ -96,15 +96,17 @@ class ScheduleRead:
     problem: str | None = None
 
 
-_known: dict[uuid.UUID, tuple[float, ProjectSchedule | None]] = {}  # project -> (monotonic time read, schedule)
+# project -> (monotonic time of the last answer, the schedule known then, why it may be out of date or None)
+_known: dict[uuid.UUID, tuple[float, ProjectSchedule | None, str | None]] = {}
 _known_lock = threading.Lock()
 _pending: dict[uuid.UUID, Future[ProjectSchedule | None]] = {}
 _readers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="schedule-read")
+SLOW = "Prefect is slow to answer: showing the schedule as last read"
 
 
-def _remember(project_id: uuid.UUID, schedule: ProjectSchedule | None) -> None:
+def _remember(project_id: uuid.UUID, schedule: ProjectSchedule | None, problem: str | None = None) -> None:
     with _known_lock:
-        _known[project_id] = (time.monotonic(), schedule)
+        _known[project_id] = (time.monotonic(), schedule, problem)
 
 
 def forget(project_id: uuid.UUID) -> None:
@@ -113,7 +115,14 @@ def forget(project_id: uuid.UUID) -> None:
 
 
 def _read(orchestrator: Orchestrator, store: ObjectStore, project_id: uuid.UUID) -> ProjectSchedule | None:
-    schedule = get_schedule(orchestrator, store, project_id)
+    try:
+        schedule = get_schedule(orchestrator, store, project_id)
+    except OrchestrationUnavailable as error:
+        # Pages in the next FRESH_S say so at once instead of waiting for Prefect again.
+        with _known_lock:
+            previous = _known.get(project_id, (0.0, None, None))[1]
+        _remember(project_id, previous, f"Prefect is unreachable ({error}): showing the schedule as last read")
+        raise
     _remember(project_id, schedule)
     return schedule
 
@@ -122,20 +131,22 @@ def quick_schedule(orchestrator: Orchestrator, store: ObjectStore, project_id: u
                    wait_s: float = PAGE_WAIT_S) -> ScheduleRead:
     """The schedule as Prefect has it if it answers within `wait_s`; else the last one known, saying so.
 
-    One read per project runs at a time; a slow one goes on in the background and updates what is known.
+    What Prefect answered (or that it did not) in the last FRESH_S is shown without asking again. One read
+    per project runs at a time: a page that finds one under way does not wait for it, and a slow read goes
+    on in the background and updates what is known.
     """
     with _known_lock:
-        read_at, known = _known.get(project_id, (float("-inf"), None))
+        read_at, known, problem = _known.get(project_id, (float("-inf"), None, None))
         if time.monotonic() - read_at < FRESH_S:
-            return ScheduleRead(known)
+            return ScheduleRead(known, problem)
         future = _pending.get(project_id)
-        if future is None or future.done():
-            future = _readers.submit(_read, orchestrator, store, project_id)
-            _pending[project_id] = future
+        if future is not None and not future.done():
+            return ScheduleRead(known, SLOW)
+        future = _readers.submit(_read, orchestrator, store, project_id)
+        _pending[project_id] = future
     try:
         return ScheduleRead(future.result(timeout=wait_s))
     except FutureTimeout:
-        problem = "Prefect is slow to answer: showing the schedule as last read"
+        return ScheduleRead(known, SLOW)
     except OrchestrationUnavailable as error:
-        problem = f"Prefect is unreachable ({error}): showing the schedule as last read"
-    return ScheduleRead(known, problem)
+        return ScheduleRead(known, f"Prefect is unreachable ({error}): showing the schedule as last read")
