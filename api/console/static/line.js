@@ -4,6 +4,8 @@ import { api, root, localiseTimes } from "./console.js";
 import { playLive } from "./webrtc.js";
 
 const ACTIVE = new Set(["starting", "running", "stopping"]);
+// The same symbols as the status_badge macro: the state is written out, colour only repeats it.
+const SYMBOLS = { starting: "…", running: "▶", stopping: "…", stopped: "■", failed: "✕" };
 const POLL_MS = 1000;
 const CHART = { width: 300, height: 80 };
 
@@ -43,6 +45,7 @@ function showRun(run) {
   const badge = document.querySelector("#line-state .badge");
   if (badge && badge.dataset.status !== run.status) {
     badge.className = `badge status-${run.status}`;
+    badge.firstElementChild.textContent = SYMBOLS[run.status] || "•";
     badge.lastChild.textContent = ` ${run.status}`;
     badge.dataset.status = run.status;
   }
