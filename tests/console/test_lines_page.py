@@ -50,7 +50,7 @@ def _metric(page: Any, name: str) -> int:
 
 
 def test_a_line_is_made_started_watched_tuned_captured_and_stopped(
-        lines_view: BrowserPage, platform_client: TestClient, line_project: dict, part_video: Path,
+        browser: Any, lines_view: BrowserPage, platform_client: TestClient, line_project: dict, part_video: Path,
         webhook_receiver: Any) -> None:
     client, page = platform_client, lines_view.page
     project_id = line_project["project"]["id"]
@@ -106,6 +106,16 @@ def test_a_line_is_made_started_watched_tuned_captured_and_stopped(
     shot.wait_for(timeout=15_000)
     assert page.evaluate("() => document.querySelector('#capture-shot img').complete && "
                          "document.querySelector('#capture-shot img').naturalWidth > 0")
+
+    # The same controls as plain forms, before (here: without) any script.
+    with checked_page(browser, lines_view.base_url, javascript=False) as plain:
+        plain.goto(f"/ui/projects/{project_id}/lines/{line['id']}")
+        plain.page.locator("#threshold").fill("0.35")
+        plain.page.get_by_role("button", name="Apply").click()
+        assert client.get(f"/api/pipelines/{line['id']}").json()["config"]["threshold"] == 0.35
+        plain.page.get_by_role("button", name="Capture the current frame").click()
+        assert "?capture=" in plain.page.url
+        assert plain.page.locator("#capture-shot img").evaluate("image => image.naturalWidth") > 0
 
     with page.expect_navigation():
         page.get_by_role("button", name="■ Stop").click()
