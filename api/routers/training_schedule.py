@@ -11,10 +11,10 @@ import uuid
 from fastapi import APIRouter, HTTPException, Response
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
-from api.routers.training import training_parameters
 from api.schemas.jobs import JobAccepted
 from api.schemas.training_schedule import TrainingScheduleIn, TrainingScheduleOut, TrainingScheduleSettings
 from api.services.jobs import OrchestratorDep, orchestration_errors, submit_job
+from api.services.training import training_parameters
 from infra.anomaly.candidates import AUTO
 from infra.database.models import Project
 from infra.orchestration import JobType, Orchestrator

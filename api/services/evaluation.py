@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+import threading
 import uuid
+from collections import OrderedDict
 
+from fastapi import HTTPException
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.schemas.evaluation import EvaluationItem, ItemRef, ModelEvaluation, RocPoint, ScoreHistogram, Verdicts
 from infra import score_stats
-from infra.database.models import Media
-from infra.evaluation import EvaluationRecord, ScoredItem
+from infra.database.models import Media, Model
+from infra.evaluation import EvaluationRecord, ScoredItem, load_record
+from infra.storage import ObjectStore
 
 _ID_CHUNK = 500  # bounded IN lists (databases limit bound parameters)
 
@@ -26,8 +30,11 @@ def existing_media(session: Session, media_ids: list[uuid.UUID]) -> set[uuid.UUI
 
 
 def build_evaluation(model_id: uuid.UUID, record: EvaluationRecord, live_media: set[uuid.UUID],
-                     threshold: float | None = None) -> ModelEvaluation:
-    """ROC, histogram, thresholds and the wrong verdicts (at ``threshold``, default the model's own)."""
+                     threshold: float | None = None, shown: int | None = None) -> ModelEvaluation:
+    """ROC, histogram, thresholds and the wrong verdicts (at ``threshold``, default the model's own).
+
+    With ``shown``, a page's view: at most that many false positives and negatives (the most confident
+    mistakes first) and no per-item list."""
     labels, scores, items = record.labels, record.scores, record.items
 
     def media(item: ScoredItem) -> uuid.UUID | None:
@@ -38,6 +45,10 @@ def build_evaluation(model_id: uuid.UUID, record: EvaluationRecord, live_media: 
                 for i in indices]
 
     verdicts = score_stats.decisions_at(labels, scores, record.threshold if threshold is None else threshold)
+    false_positives, false_negatives = verdicts.false_positives, verdicts.false_negatives
+    if shown is not None:
+        false_positives = sorted(false_positives, key=lambda i: -scores[i])[:shown]
+        false_negatives = sorted(false_negatives, key=lambda i: scores[i])[:shown]
     bins = score_stats.histogram(labels, scores)
     anomalous = sum(labels)
     return ModelEvaluation(
@@ -48,11 +59,60 @@ def build_evaluation(model_id: uuid.UUID, record: EvaluationRecord, live_media: 
         f1_optimal_threshold=score_stats.f1_optimal_threshold(labels, scores),
         at_threshold=Verdicts(threshold=verdicts.threshold, true_positives=verdicts.true_positives,
                               true_negatives=verdicts.true_negatives,
-                              false_positives=refs(verdicts.false_positives),
-                              false_negatives=refs(verdicts.false_negatives),
+                              false_positives=refs(false_positives), false_negatives=refs(false_negatives),
                               precision=verdicts.precision, recall=verdicts.recall, f1=verdicts.f1),
         roc=[RocPoint(threshold=point.threshold if math.isfinite(point.threshold) else None, fpr=point.fpr,
                       tpr=point.tpr) for point in score_stats.roc_points(labels, scores)],
         histogram=ScoreHistogram(edges=bins.edges, normal=bins.normal, anomalous=bins.anomalous),
         items=[EvaluationItem(snapshot_item_id=item.snapshot_item_id, media_id=media(item), filename=item.filename,
-                              label=item.label, score=item.score) for item in items])
+                              label=item.label, score=item.score) for item in items] if shown is None else [])
+
+
+# Records are written once by the training and never change (a model id is never reused): a page view reads
+# a 20,000-item record from storage once per process, not each time.
+_RECORDS_KEPT = 16
+_records: OrderedDict[uuid.UUID, EvaluationRecord] = OrderedDict()
+_records_lock = threading.Lock()
+
+
+def cached_record(store: ObjectStore, model_id: uuid.UUID) -> EvaluationRecord | None:
+    with _records_lock:
+        if model_id in _records:
+            _records.move_to_end(model_id)
+            return _records[model_id]
+    record = load_record(store, model_id)
+    if record is not None:
+        with _records_lock:
+            _records[model_id] = record
+            while len(_records) > _RECORDS_KEPT:
+                _records.popitem(last=False)
+    return record
+
+
+def evaluation_record(store: ObjectStore, model: Model) -> EvaluationRecord:
+    """The model's evaluation record: 409 unless ready, 404 when it was trained before records were kept."""
+    if model.status != "ready":
+        raise HTTPException(status_code=409, detail=f"Model {model.id} is {model.status}, not ready")
+    record = cached_record(store, model.id)
+    if record is None:
+        raise HTTPException(status_code=404, detail=(
+            f"Model {model.id} has no evaluation record: it was trained before the platform kept each evaluation "
+            "item's score. Train it again (same snapshot) to get one."))
+    return record
+
+
+def model_evaluation(session: Session, store: ObjectStore, model: Model, threshold: float | None = None,
+                     shown: int | None = None) -> ModelEvaluation:
+    """``GET /models/{id}/evaluation``, or with ``shown`` the bounded view a console page draws."""
+    record = evaluation_record(store, model)
+    if shown is None:
+        return build_evaluation(model.id, record, existing_media(session, sorted({i.media_id for i in record.items})),
+                                threshold)
+    # A page's view: only the items it shows are looked up (a deleted one keeps its score, loses its picture).
+    view = build_evaluation(model.id, record, {item.media_id for item in record.items}, threshold, shown)
+    refs = view.at_threshold.false_positives + view.at_threshold.false_negatives
+    live = existing_media(session, sorted({ref.media_id for ref in refs if ref.media_id is not None}))
+    for ref in refs:
+        if ref.media_id not in live:
+            ref.media_id = None
+    return view
