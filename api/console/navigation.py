@@ -19,4 +19,5 @@ class ProjectTab:
 PROJECT_TABS: list[ProjectTab] = [
     ProjectTab("dataset", "Dataset", ""),
     ProjectTab("review", "Review queue", "/review"),
+    ProjectTab("models", "Models", "/models"),
 ]

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.links import UiLinksDep, model_out
@@ -71,13 +71,7 @@ def export_model(model_id: uuid.UUID, session: SessionDep, store: StoreDep, orch
     models.check_exportable(model, export_format, compression)
     archive = models.export_archive(store, model, export_format, compression)
     if archive is not None:
-        return archive_response(archive)
+        return models.archive_response(archive)
     job_id = models.export_job(session, orchestrator, model, export_format, compression)
     return JSONResponse(status_code=202, content=JobAccepted(job_id=job_id).model_dump(mode="json"))
 
-
-def archive_response(archive: models.ExportArchive) -> StreamingResponse:
-    """The archive streamed from the store: any size costs the API one chunk of memory per download."""
-    return StreamingResponse(archive.stream.chunks, media_type="application/zip",
-                             headers={"Content-Disposition": f'attachment; filename="{archive.filename}"',
-                                      "Content-Length": str(archive.stream.size)})

@@ -6,6 +6,7 @@ import math
 import threading
 import uuid
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from fastapi import HTTPException
 from sqlalchemy import select
@@ -116,3 +117,41 @@ def model_evaluation(session: Session, store: ObjectStore, model: Model, thresho
         if ref.media_id not in live:
             ref.media_id = None
     return view
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """An evaluation image scored by every compared model: their scores and verdicts at their own thresholds."""
+
+    media_id: uuid.UUID
+    filename: str
+    label: str
+    scores: dict[uuid.UUID, float]
+    verdicts: dict[uuid.UUID, bool]  # True: called anomalous
+
+    @property
+    def split_verdict(self) -> bool:
+        return len(set(self.verdicts.values())) > 1
+
+    @property
+    def spread(self) -> float:
+        return max(self.scores.values()) - min(self.scores.values())
+
+
+def disagreements(records: dict[uuid.UUID, EvaluationRecord], limit: int) -> list[Disagreement]:
+    """The images every model scored on which they disagree most: different verdicts first, then the
+    widest score spread (matched by media item, so models of different snapshots compare on their overlap)."""
+    if len(records) < 2:
+        return []
+    by_media = [{item.media_id: item for item in record.items} for record in records.values()]
+    shared = set(by_media[0]).intersection(*by_media[1:])
+    found = []
+    for media_id in shared:
+        items = {model_id: scored[media_id] for model_id, scored in zip(records, by_media, strict=True)}
+        first = next(iter(items.values()))
+        found.append(Disagreement(media_id, first.filename, first.label,
+                                  {model_id: item.score for model_id, item in items.items()},
+                                  {model_id: item.score >= records[model_id].threshold
+                                   for model_id, item in items.items()}))
+    found.sort(key=lambda item: (item.split_verdict, item.spread, str(item.media_id)), reverse=True)
+    return found[:limit]

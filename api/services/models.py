@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from fastapi import HTTPException
+from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -85,6 +86,13 @@ def export_archive(store: ObjectStore, model: Model, export_format: str, compres
         return None
     filename = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{model.name}-{export_name(export_format, compression)}.zip")
     return ExportArchive(stream, filename)
+
+
+def archive_response(archive: ExportArchive) -> StreamingResponse:
+    """The archive streamed from the store: any size costs the API one chunk of memory per download."""
+    return StreamingResponse(archive.stream.chunks, media_type="application/zip",
+                             headers={"Content-Disposition": f'attachment; filename="{archive.filename}"',
+                                      "Content-Length": str(archive.stream.size)})
 
 
 def check_exportable(model: Model, export_format: str, compression: str | None) -> None:
