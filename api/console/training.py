@@ -10,6 +10,7 @@ is generated from its JSON schema. The form posts here and goes through the same
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from typing import Any, get_args
 
@@ -156,7 +157,8 @@ def _request_body(context: dict[str, Any], form: dict[str, str]) -> tuple[dict[s
 def _message_field(message: str, context: dict[str, Any]) -> str:
     """The form field an API message is about (the first parameter it names), else the form as a whole."""
     for name in context["parameters"]:
-        if f"'{name}'" in message or f"{name}:" in message or f" {name} " in f" {message} ":
+        singular = re.escape(name[:-1]) + r"\(s\)" if name.endswith("s") else re.escape(name)
+        if re.search(rf"\b({re.escape(name)}|{singular})(?![\w.])", message):
             return PARAMETER_PREFIX + name
     return "__all__"
 
