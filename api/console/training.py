@@ -107,11 +107,10 @@ def _data(session: Session, project: Project, settings: Settings) -> dict[str, A
 
 def _train_context(session: Session, settings: Settings, store: ObjectStore, project: Project,
                    architecture: str | None) -> dict[str, Any]:
-    cards = ordered_cards(trainable_models(settings, store))
-    by_name = {card["name"]: card for card in cards}
-    chosen = by_name.get(architecture or "") or cards[0]
-    catalog = {entry.name: entry for entry in trainable_models(settings, store)}
-    entry = catalog.get(chosen["name"])
+    catalog = trainable_models(settings, store)
+    cards = ordered_cards(catalog)
+    chosen = next((card for card in cards if card["name"] == architecture), cards[0])
+    entry = next((entry for entry in catalog if entry.name == chosen["name"]), None)
     return {"section": "projects", "tab": "models", "tabs": PROJECT_TABS, "project": project, "cards": cards,
             "chosen": chosen, "parameters": entry.parameters if entry else {}, "field_value": field_value,
             "prefix": PARAMETER_PREFIX, "decision_metrics": DECISION_METRICS, "values": {}, "errors": {},
