@@ -28,7 +28,7 @@ from api.schemas.trainable_models import ParameterSchema, TrainableModel
 from api.schemas.training import DecisionMetric, TrainRequest
 from api.services.jobs import OrchestratorDep, cancel_job
 from api.services.media import split_counts
-from api.services.training import start_training, trainable_models
+from api.services.training import start_training, trainable_models, training_parameters
 from infra.anomaly.candidates import AUTO
 from infra.database.models import Model, Project
 from infra.orchestration import JobStatus
@@ -107,11 +107,10 @@ def _data(session: Session, project: Project, settings: Settings) -> dict[str, A
 
 def _train_context(session: Session, settings: Settings, store: ObjectStore, project: Project,
                    architecture: str | None) -> dict[str, Any]:
-    cards = ordered_cards(trainable_models(settings, store))
-    by_name = {card["name"]: card for card in cards}
-    chosen = by_name.get(architecture or "") or cards[0]
-    catalog = {entry.name: entry for entry in trainable_models(settings, store)}
-    entry = catalog.get(chosen["name"])
+    catalog = trainable_models(settings, store)
+    cards = ordered_cards(catalog)
+    chosen = next((card for card in cards if card["name"] == architecture), cards[0])
+    entry = next((entry for entry in catalog if entry.name == chosen["name"]), None)
     return {"section": "projects", "tab": "models", "tabs": PROJECT_TABS, "project": project, "cards": cards,
             "chosen": chosen, "parameters": entry.parameters if entry else {}, "field_value": field_value,
             "prefix": PARAMETER_PREFIX, "decision_metrics": DECISION_METRICS, "values": {}, "errors": {},
@@ -154,9 +153,12 @@ def _request_body(context: dict[str, Any], form: dict[str, str]) -> tuple[dict[s
     return body, errors
 
 
-def _message_field(message: str, context: dict[str, Any]) -> str:
-    """The form field an API message is about (the first parameter it names), else the form as a whole."""
-    for name in context["parameters"]:
+def _message_field(message: str, changed: list[str]) -> str:
+    """The form field an API message is about: the one changed parameter, or the first changed one it names;
+    else the form as a whole."""
+    if len(changed) == 1:
+        return PARAMETER_PREFIX + changed[0]
+    for name in changed:
         singular = re.escape(name[:-1]) + r"\(s\)" if name.endswith("s") else re.escape(name)
         if re.search(rf"\b({re.escape(name)}|{singular})(?![\w.])", message):
             return PARAMETER_PREFIX + name
@@ -171,21 +173,27 @@ async def submit(request: Request, project_id: uuid.UUID, session: SessionDep, s
     context = _train_context(session, settings, store, project, form.get("architecture"))
     context["values"] = form
     body, errors = _request_body(context, form)
+    status = 422
     if not errors:
         try:
-            accepted = start_training(session, settings, store, orchestrator, project_id, TrainRequest(**body))
+            train = TrainRequest(**body)
         except ValidationError as error:
-            errors = {("model_name" if key == "model_name" else key): message
-                      for key, message in field_errors(error).items()}
-        except HTTPException as error:  # 422 bad parameters or too little data, 503 Prefect: nothing written
-            session.rollback()
-            errors = {_message_field(detail_text(error), context): detail_text(error)}
-            context["errors"] = errors
-            return render(request, "train.html", context, status_code=error.status_code)
+            errors = field_errors(error)
         else:
-            return see_other(request, f"/ui/projects/{project_id}/train?job={accepted.job_id}")
+            try:  # the parameters first, so their message goes next to the field it is about
+                training_parameters(train, settings, store)
+            except HTTPException as error:
+                errors = {_message_field(detail_text(error), list(body.get("parameters", {}))): detail_text(error)}
+            else:
+                try:
+                    accepted = start_training(session, settings, store, orchestrator, project_id, train)
+                except HTTPException as error:  # too little data (422), Prefect unreachable (503): nothing written
+                    session.rollback()
+                    errors, status = {"__all__": detail_text(error)}, error.status_code
+                else:
+                    return see_other(request, f"/ui/projects/{project_id}/train?job={accepted.job_id}")
     context["errors"] = errors
-    return render(request, "train.html", context, status_code=422)
+    return render(request, "train.html", context, status_code=status)
 
 
 @router.post("/ui/projects/{project_id}/train/{job_id}/cancel", response_class=HTMLResponse)

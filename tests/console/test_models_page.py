@@ -1,12 +1,13 @@
 """The models pages in Chromium on the session platform: the list with real trained models (copies of the
-session's `trained_model`, so no extra training), a failed training shown with its error, promote, compare
-with heat maps, the detail page's evaluation drawn as SVG, export with a real export job and its download,
-and delete after a confirmation."""
+session's `trained_model` in its project, so no extra training), a failed training shown with its error,
+promote, compare with heat maps, the detail page's evaluation drawn as SVG, export with a real export job
+and its download, and delete after a confirmation."""
 
 from __future__ import annotations
 
 import uuid
 import zipfile
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,14 +22,16 @@ FAILURE = "CUDA out of memory while fitting the coreset (tried to allocate 2.00 
 
 
 @pytest.fixture(scope="module")
-def models_project(platform: Any, platform_console: ConsoleServer, trained_model: Any) -> dict[str, Any]:
-    """A project with two ready models (copies of the trained one, with its snapshot, job and MLflow run) and a
-    failed one, written as the training flow leaves them."""
+def models_project(platform: Any, platform_console: ConsoleServer, trained_model: Any) -> Iterator[dict[str, Any]]:
+    """Two ready models (copies of the trained one, with its snapshot, job and MLflow run) and a failed one, in
+    the trained model's project (its evaluation images and heat maps are there), written as the training flow
+    leaves them. Afterwards they are deleted and the project's champion is the one it had before."""
+    project_id = trained_model.project["id"]
     with platform_console.api() as api:
-        project = api.post("/api/projects", json={"name": f"Models {uuid.uuid4().hex[:6]}"}).json()
-    ids: dict[str, Any] = {"project": project["id"]}
+        before = [model["id"] for model in api.get(f"/api/projects/{project_id}/models").json() if model["champion"]]
+    ids: dict[str, Any] = {"project": project_id}
     for key, name in (("first", "Twin A"), ("second", "Twin B")):
-        model_id = trained_model.copy_model(platform, project["id"])
+        model_id = trained_model.copy_model(platform, project_id)
         with session_scope(platform.settings.resolved_database_url) as session:
             original = session.get(Model, uuid.UUID(trained_model.model_id))
             twin = session.get(Model, uuid.UUID(model_id))
@@ -38,12 +41,17 @@ def models_project(platform: Any, platform_console: ConsoleServer, trained_model
                        job_id=str(original.job_id))
         ids[key] = model_id
     with session_scope(platform.settings.resolved_database_url) as session:
-        failed = Model(project_id=uuid.UUID(project["id"]), name="Broken", architecture="patchcore",
+        failed = Model(project_id=uuid.UUID(project_id), name="Broken", architecture="patchcore",
                        status="failed", error=FAILURE, parameters={"backbone": "mobilenetv2_100"})
         session.add(failed)
         session.flush()
         ids["failed"] = str(failed.id)
-    return ids
+    yield ids
+    with platform_console.api() as api:
+        for key in ("first", "second", "failed"):
+            api.delete(f"/api/models/{ids[key]}")
+        for model_id in before:
+            assert api.post(f"/api/models/{model_id}/promote").status_code == 200
 
 
 def test_models_list_promote_compare_and_detail(platform_page: BrowserPage, models_project: dict,
@@ -52,7 +60,7 @@ def test_models_list_promote_compare_and_detail(platform_page: BrowserPage, mode
     platform_page.goto(f"/ui/projects/{ids['project']}")
     page.get_by_role("link", name="Models", exact=True).click()
     page.wait_for_url(f"**/ui/projects/{ids['project']}/models")
-    assert page.locator("#models tbody tr").count() == 3
+    assert page.locator(f"#model-{ids['first']}, #model-{ids['second']}, #model-{ids['failed']}").count() == 3
 
     failed = page.locator(f"#model-{ids['failed']}")
     assert "failed" in failed.locator('[data-field="status"]').inner_text()
@@ -86,7 +94,7 @@ def test_models_list_promote_compare_and_detail(platform_page: BrowserPage, mode
         page.get_by_role("button", name="Compare selected").click()
     assert "/models/compare?" in page.url
     table = page.locator("#comparison")
-    assert "Twin A" in table.inner_text() and "Twin B" in table.inner_text()
+    assert "twin a" in table.inner_text().lower() and "twin b" in table.inner_text().lower()
     assert table.locator('[data-metric="image_auroc"] td').count() == 2
     shown = page.locator("#disagreements article.disagreement")
     assert shown.count() >= 1

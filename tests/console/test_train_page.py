@@ -24,6 +24,8 @@ def train_project(platform_console: ConsoleServer, part_images: Path) -> dict:
         files = [("files", (name, data, "image/jpeg")) for name, data in part_files(part_images, "Free", NORMAL_IMAGES)]
         assert api.post(f"/api/projects/{project['id']}/media", data={"label": "normal"}, files=files
                         ).status_code == 201
+        # The catalog imports anomalib once per process (~10 s here), which `serve` does while it starts.
+        assert api.get("/api/trainable-models", timeout=300).status_code == 200
     return project
 
 
