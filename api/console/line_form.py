@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -18,7 +18,7 @@ from api.schemas.pipelines import PipelinePatch
 from api.schemas.sinks import SinkCreate
 from api.schemas.sources import SourceCreate
 from infra.configs import PipelineConfig, mask_config
-from infra.configs.pipeline import MODEL_THRESHOLD, CollectionMode
+from infra.configs.pipeline import MODEL_THRESHOLD
 from infra.database.models import Pipeline, Sink, Source
 
 FOLLOW_CHAMPION = "champion"
@@ -26,7 +26,7 @@ FOLLOW_CHAMPION = "champion"
 COLLECTION_MODES = {"off": "off: collect nothing", "interval": "interval: a frame every 10 s",
                     "confident_normal": "confident normal: frames scoring below 0.2",
                     "uncertain": "uncertain: frames scoring 0.4–0.6, for review"}
-assert set(COLLECTION_MODES) == set(get_args(CollectionMode))
+
 # Per type: the config key the form's one address field fills, and what the field asks for.
 SOURCE_ADDRESS = {"video_file": "path", "images_folder": "path", "ip_camera": "url", "webcam": "device_index"}
 SOURCE_TYPES = {"video_file": "Video file (path on the line PC)", "images_folder": "Image folder (path)",

@@ -46,10 +46,10 @@ from infra.settings import Settings
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_same_origin)])
 
-METRICS = (("fps", "Frames per second", "{:.1f}"), ("latency_ms_p50", "Latency p50", "{:.0f} ms"),
-           ("latency_ms_p95", "Latency p95", "{:.0f} ms"), ("frames_processed", "Frames processed", "{:,}"),
-           ("frames_dropped", "Dropped frames", "{:,}"), ("anomalies_detected", "Anomalies", "{:,}"),
-           ("sink_errors", "Sink errors", "{:,}"), ("collected", "Collected frames", "{:,}"))
+METRICS = (("fps", "FPS", "{:.1f}"), ("latency_ms_p50", "Latency p50", "{:.0f} ms"),
+           ("latency_ms_p95", "Latency p95", "{:.0f} ms"), ("frames_processed", "Frames", "{:,}"),
+           ("frames_dropped", "Dropped", "{:,}"), ("anomalies_detected", "Anomalies", "{:,}"),
+           ("sink_errors", "Sink errors", "{:,}"), ("collected", "Collected", "{:,}"))
 
 
 def _line_of(session: Session, project_id: uuid.UUID, pipeline_id: uuid.UUID) -> Pipeline:
@@ -79,20 +79,12 @@ def _form_page(request: Request, session: Session, project: Project, values: dic
     }, status_code=status_code)
 
 
-def _api_errors(error: HTTPException) -> dict[str, str]:
-    """A service's refusal placed at the field it is about (the rest of the form keeps its values)."""
-    text = detail_text(error)
-    if isinstance(error.detail, list) and error.detail:
-        location = [str(part) for part in error.detail[0].get("loc", ())]
-        if "config" in location:
-            return {"source_address": text}
-    lowered = text.lower()
-    for needle, name in (("model", "model"), ("champion", "model"), ("sink", "sink_address"),
-                         ("output_dir", "sink_address"), ("source", "source_address"), ("path", "source_address"),
-                         ("host", "source_address"), ("url", "source_address")):
-        if needle in lowered:
-            return {name: text}
-    return {"name": text}
+class FieldRefused(Exception):
+    """A service refused what one field of the form holds (its message goes next to that field)."""
+
+    def __init__(self, field: str, error: HTTPException) -> None:
+        super().__init__(detail_text(error))
+        self.field = field
 
 
 def _part_row(resource: ConfiguredResource, session: Session, settings: Settings, project_id: uuid.UUID,
@@ -108,17 +100,27 @@ def _part_row(resource: ConfiguredResource, session: Session, settings: Settings
 
 def _save(session: Session, settings: Settings, project_id: uuid.UUID, form: LineForm,
           pipeline: Pipeline | None) -> Pipeline:
-    """Write source, sink and pipeline (flushed; the caller commits, or rolls all back on an error)."""
-    source = _part_row(SOURCES, session, settings, project_id, session.get(Source, pipeline.source_id)
-                       if pipeline else None, form.source, pipeline.id if pipeline else None)
-    sink = _part_row(SINKS, session, settings, project_id, session.get(Sink, pipeline.sink_id)
-                     if pipeline else None, form.sink, pipeline.id if pipeline else None)
+    """Write source, sink and pipeline (flushed; the caller commits, or rolls all back on a FieldRefused)."""
+    owner = pipeline.id if pipeline else None
+    try:
+        source = _part_row(SOURCES, session, settings, project_id,
+                           session.get(Source, pipeline.source_id) if pipeline else None, form.source, owner)
+    except HTTPException as error:  # outside the allowed paths, a refused host, a masked secret on a new row
+        raise FieldRefused("source_address", error) from error
+    try:
+        sink = _part_row(SINKS, session, settings, project_id,
+                         session.get(Sink, pipeline.sink_id) if pipeline else None, form.sink, owner)
+    except HTTPException as error:
+        raise FieldRefused("sink_address", error) from error
     model = {"follow_champion": form.follow_champion, "model_id": form.model_id}
-    if pipeline is None:
-        return create_pipeline(session, project_id, PipelineCreate(name=form.name, source_id=source.id,
-                                                                   sink_id=sink.id, config=form.config, **model))
-    patch = PipelinePatch(name=form.name, source_id=source.id, sink_id=sink.id, config=form.config, **model)
-    return update_pipeline(session, pipeline, patch)
+    try:
+        if pipeline is None:
+            return create_pipeline(session, project_id, PipelineCreate(
+                name=form.name, source_id=source.id, sink_id=sink.id, config=form.config, **model))
+        return update_pipeline(session, pipeline, PipelinePatch(
+            name=form.name, source_id=source.id, sink_id=sink.id, config=form.config, **model))
+    except HTTPException as error:  # the model: unknown, of another project, or not the champion
+        raise FieldRefused("model", error) from error
 
 
 def _submit(request: Request, session: Session, settings: Settings, project: Project, values: dict[str, str],
@@ -129,9 +131,9 @@ def _submit(request: Request, session: Session, settings: Settings, project: Pro
             saved = _save(session, settings, project.id, form, pipeline)
             session.commit()
             return see_other(request, f"/ui/projects/{project.id}/lines/{saved.id}")
-        except HTTPException as error:
+        except FieldRefused as refusal:
             session.rollback()  # nothing half-written: source, sink and line go together or not at all
-            form.errors.update(_api_errors(error))
+            form.errors[refusal.field] = str(refusal)
     return _form_page(request, session, project, form.values, form.errors, pipeline, status_code=422)
 
 
