@@ -119,10 +119,12 @@ def seed_sqlite(settings: Settings, template: Path) -> None:
 @pytest.fixture
 def make_settings(tmp_path: Path, sqlite_template: Path) -> Callable[..., Settings]:
     """Settings(**fields) on ``tmp_path / "data"`` (unless given) with a migrated SQLite database in place and,
-    unless ``job_index_poll_s`` is given, no jobs index poller: these apps have no Prefect to follow."""
+    unless ``job_index_poll_s`` is given, no jobs index poller: these apps have no Prefect to follow. For the
+    same reason a job route answers 503 at once (no connection retries) unless ``prefect_connect_retries`` is given."""
     def make(**fields: object) -> Settings:
         fields.setdefault("data_dir", tmp_path / "data")
         fields.setdefault("job_index_poll_s", 0)
+        fields.setdefault("prefect_connect_retries", 0)
         settings = Settings(**fields)  # type: ignore[arg-type]
         seed_sqlite(settings, sqlite_template)
         return settings
