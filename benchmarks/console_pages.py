@@ -137,6 +137,43 @@ def pages(project: uuid.UUID, media_id: uuid.UUID, deep_page: int) -> list[tuple
     ]
 
 
+def seed_line(url: str, project: uuid.UUID) -> uuid.UUID:
+    """A running line (source, sink, pipeline and its active row with a second's metrics) in `project`."""
+    from sqlalchemy import insert
+
+    from infra.database.engine import get_engine
+    from infra.database.models import ActivePipeline, Pipeline, Sink, Source
+
+    now = datetime.now(UTC)
+    ids = {name: uuid.uuid4() for name in ("source", "sink", "line", "run")}
+    stamps = {"created_at": now, "updated_at": now}
+    metrics = {"frames_processed": 12_345, "fps": 9.8, "latency_ms_p50": 41.0, "latency_ms_p95": 63.0,
+               "recent_scores": [round(0.1 + (index % 17) / 40, 3) for index in range(120)]}
+    with get_engine(url).begin() as connection:
+        connection.execute(insert(Source).values(id=ids["source"], project_id=project, type="video_file",
+                                                 name="Gate video", config={"path": "/data/line/gate.avi"}, **stamps))
+        connection.execute(insert(Sink).values(id=ids["sink"], project_id=project, type="webhook", name="Alerts",
+                                               config={"url": "http://127.0.0.1:9/hook"}, **stamps))
+        connection.execute(insert(Pipeline).values(
+            id=ids["line"], project_id=project, name="Gate camera", follow_champion=True, source_id=ids["source"],
+            sink_id=ids["sink"], config={"threshold": 0.5, "fps": 10.0, "data_collection": {"mode": "uncertain"}},
+            **stamps))
+        connection.execute(insert(ActivePipeline).values(
+            id=ids["run"], pipeline_id=ids["line"], status="running", metrics=metrics, created_at=now,
+            started_at=now, heartbeat_at=now))
+    return ids["line"]
+
+
+def line_pages(project: uuid.UUID, line: uuid.UUID) -> list[tuple[str, str]]:
+    """The lines and schedule pages (the schedule's Prefect is unreachable here: the page's short wait counts)."""
+    return [
+        ("lines", f"/ui/projects/{project}/lines"),
+        ("line view", f"/ui/projects/{project}/lines/{line}"),
+        ("line edit form", f"/ui/projects/{project}/lines/{line}/edit"),
+        ("schedule (Prefect unreachable)", f"/ui/projects/{project}/schedule"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
@@ -156,6 +193,7 @@ def main() -> None:
         media_big, media_small = seed_console_state(url, big, small, 1000, args.jobs)
         store = build_store(Settings(data_dir=data_dir, database_url=url))
         models_big, models_small = seed_models(url, store, big), seed_models(url, store, small)
+        line_big, line_small = seed_line(url, big), seed_line(url, small)
         port = free_port()
         env = {**os.environ, "INSPECT_DATA_DIR": str(data_dir), "INSPECT_DATABASE_URL": url,
                # Prefect is not needed: every job is settled, and the pages must not wait for it.
@@ -168,8 +206,9 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             wait_http(f"{base}/api/health", process=api)
             deep = max(1, args.media // 48 - 20)
-            measured = list(zip(pages(big, media_big, deep) + model_pages(big, *models_big),
-                                pages(small, media_small, 1) + model_pages(small, *models_small), strict=True))
+            measured = list(zip(pages(big, media_big, deep) + model_pages(big, *models_big) + line_pages(big, line_big),
+                                pages(small, media_small, 1) + model_pages(small, *models_small)
+                                + line_pages(small, line_small), strict=True))
             print(f"\n{args.database}: {args.media:,} media (1,000 unlabelled), {args.projects + 2} projects, "
                   f"{args.jobs} jobs, {os.cpu_count()} CPUs; target p95 <= {TARGET_P95_MS:.0f} ms; "
                   f"{args.requests} sequential requests per page; nearest-rank percentiles (below 20 requests "

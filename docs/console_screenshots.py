@@ -15,6 +15,9 @@ import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -58,14 +61,26 @@ def seed(base_url: str, data_dir: Path, parts: Path, model_dir: Path) -> dict[st
     project_id = uuid.UUID(project["id"])
     with session_scope(f"sqlite:///{data_dir / 'inspect.db'}") as session:
         source = Source(project_id=project_id, type="video_file", name="Gate camera", config={"path": "line.mp4"})
-        sink = Sink(project_id=project_id, type="mqtt", name="Alarms", config={"host": "127.0.0.1"})
-        session.add_all([source, sink])
+        sink = Sink(project_id=project_id, type="mqtt", name="Alarms",
+                    config={"broker": "mqtt://127.0.0.1:1883", "topic": "line3/anomalies"})
+        folder = Sink(project_id=project_id, type="filesystem", name="Press 2 folder",
+                      config={"output_dir": "/data/line/press2-anomalies"})
+        session.add_all([source, sink, folder])
         session.flush()
         pipeline = Pipeline(project_id=project_id, name="Gate camera", model_id=uuid.UUID(champion),
-                            source_id=source.id, sink_id=sink.id)
+                            source_id=source.id, sink_id=sink.id, follow_champion=True,
+                            config={"threshold": 0.5, "fps": 10.0, "data_collection": {"mode": "uncertain"}})
         session.add(pipeline)
+        session.add(Pipeline(project_id=project_id, name="Press 2", model_id=uuid.UUID(champion),
+                             source_id=source.id, sink_id=folder.id,
+                             config={"threshold": "model", "fps": 5.0, "data_collection": {"mode": "off"}}))
         session.flush()
-        session.add(ActivePipeline(pipeline_id=pipeline.id, status="running", started_at=now))
+        scores = [round(0.18 + 0.05 * ((index * 7) % 9) / 9 + (0.5 if index in (41, 42, 97) else 0), 3)
+                  for index in range(120)]
+        session.add(ActivePipeline(pipeline_id=pipeline.id, status="running", started_at=now, metrics={
+            "frames_processed": 18_412, "anomalies_detected": 3, "fps": 9.9, "latency_ms_p50": 38.0,
+            "latency_ms_p95": 61.0, "frames_dropped": 4, "collected": 3, "recent_scores": scores}))
+        add_retraining_decisions(session, project_id, now)
         for item in items:  # collected by the line in `uncertain` mode, waiting for a verdict
             media = session.get(Media, uuid.UUID(item["id"]))
             media.label, media.origin, media.pipeline_id, media.score = "unlabelled", "collected", pipeline.id, 0.52
@@ -79,7 +94,9 @@ def seed(base_url: str, data_dir: Path, parts: Path, model_dir: Path) -> dict[st
                                   created_at=started, started_at=started,
                                   finished_at=started + timedelta(seconds=35 + index * 20), settled=True,
                                   synced_at=now))
-    return {"project": project["id"], "media": uploads_first(base_url, project["id"]), "champion": champion}
+        line_id = str(pipeline.id)
+    return {"project": project["id"], "media": uploads_first(base_url, project["id"]), "champion": champion,
+            "line": line_id}
 
 
 def seed_models(base_url: str, data_dir: Path, project_id: str, champion: str, model_dir: Path) -> dict[str, str]:
@@ -123,6 +140,41 @@ def seed_models(base_url: str, data_dir: Path, project_id: str, champion: str, m
         save_record(store, model_id, EvaluationRecord(snapshot_id, threshold, [
             ScoredItem(row.id, row.media_id, row.filename, row.label, score) for row, score in evaluated]))
     return {"champion": champion, "second": second}
+
+
+
+
+def add_retraining_decisions(session: Session, project_id: uuid.UUID, now: datetime) -> None:
+    """Three nights of scheduled retraining, as the schedule page's history lists them."""
+    decisions = (("promoted", "candidate image AUROC 0.9412 beats the champion's 0.9125 by 0.0287 (needs 0.01)",
+                  0.9412, 0.9125),
+                 ("kept", "candidate image AUROC 0.9150 does not beat the champion's 0.9125 by 0.01", 0.915, 0.9125),
+                 ("skipped", "6 new images since the champion's snapshot; the schedule needs 20", None, None))
+    for night, (decision, reason, candidate, champion) in enumerate(decisions):
+        started = now - timedelta(days=night + 1, hours=-2)
+        session.add(JobRecord(id=uuid.uuid4(), project_id=project_id, type="retraining", status="completed",
+                              progress=1.0, message=None, created_at=started, started_at=started,
+                              finished_at=started + timedelta(minutes=3), settled=True, synced_at=now,
+                              metrics={"decision": decision, "reason": reason, "candidate_image_auroc": candidate,
+                                       "champion_image_auroc": champion}))
+
+
+def line_shots(page: Any, base_url: str, ids: dict[str, str]) -> None:
+    """The lines list, the line view, the line form with a refused field, and the schedule page."""
+    project = f"{base_url}/ui/projects/{ids['project']}"
+    page.goto(f"{project}/lines")
+    page.screenshot(path=OUT / "console-lines.png")
+    page.goto(f"{project}/lines/{ids['line']}")
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=OUT / "console-line.png")
+    page.goto(f"{project}/lines/new")
+    page.get_by_label("Name").fill("Press 2")
+    page.get_by_label("Where to read it").fill("/data/line/press2.mp4")
+    page.get_by_label("Frames per second (at most)").fill("500")
+    page.get_by_role("button", name="Create line").click()
+    page.screenshot(path=OUT / "console-line-form.png")
+    page.goto(f"{project}/schedule")
+    page.screenshot(path=OUT / "console-schedule.png")
 
 
 def uploads_first(base_url: str, project_id: str) -> str:
@@ -180,6 +232,7 @@ def main() -> None:
                 page.screenshot(path=OUT / "console-compare.png", full_page=True)
                 page.goto(f"{base_url}/ui/projects/{ids['project']}/train?architecture=padim")
                 page.screenshot(path=OUT / "console-train.png", full_page=True)
+                line_shots(page, base_url, ids)
                 browser.close()
     print(f"screenshots in {OUT}")
 

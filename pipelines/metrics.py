@@ -2,7 +2,8 @@
 
 ``avg_inference_time_ms`` and the latency percentiles cover a rolling window of recent frames
 (so they follow a model swap or a load change), ``fps`` counts frames finished over the last
-few seconds; the counters are totals since the start.
+few seconds; the counters are totals since the start. ``recent_scores`` are the anomaly scores of
+the last frames (oldest first), for a live score chart.
 """
 
 from __future__ import annotations
@@ -19,19 +20,27 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
+# Scores kept for the live chart: a minute at 2 fps, a few seconds at 30; small enough for every heartbeat.
+RECENT_SCORES = 120
+
+
 class MetricsTracker:
-    def __init__(self, timing_window: int = 256, latency_window: int = 2048, fps_window_s: float = 3.0) -> None:
+    def __init__(self, timing_window: int = 256, latency_window: int = 2048, fps_window_s: float = 3.0,
+                 score_window: int = RECENT_SCORES) -> None:
         self._lock = threading.Lock()
         self.frames_processed = 0
         self.anomalies_detected = 0
         self._inference_ms: deque[float] = deque(maxlen=timing_window)
         self._latency_ms: deque[float] = deque(maxlen=latency_window)
         self._finished_at: deque[float] = deque()
+        self._scores: deque[float] = deque(maxlen=score_window)
         self._fps_window_s = fps_window_s
 
-    def record_frame(self, inference_ms: float, latency_ms: float, anomalous: bool) -> None:
+    def record_frame(self, inference_ms: float, latency_ms: float, anomalous: bool, score: float | None = None) -> None:
         now = time.monotonic()
         with self._lock:
+            if score is not None:
+                self._scores.append(score)
             self.frames_processed += 1
             self.anomalies_detected += int(anomalous)
             self._inference_ms.append(inference_ms)
@@ -63,6 +72,7 @@ class MetricsTracker:
         with self._lock:
             inference = float(np.mean(self._inference_ms)) if self._inference_ms else 0.0
             frames, anomalies = self.frames_processed, self.anomalies_detected
+            scores = [round(float(score), 4) for score in self._scores]
         p50, p95 = np.percentile(latencies, [50, 95]) if latencies.size else (0.0, 0.0)
         return {
             "frames_processed": frames,
@@ -72,6 +82,7 @@ class MetricsTracker:
             "sink_errors": sink_errors,
             "latency_ms_p50": round(float(p50), 2),
             "latency_ms_p95": round(float(p95), 2),
+            "recent_scores": scores,
         }
 
 

@@ -403,7 +403,7 @@ class PipelineRuntime:
         )
         self.latest.publish(processed)
         latency_ms = (time.monotonic() - frame.monotonic) * 1000
-        self.metrics.record_frame(prediction.inference_ms, latency_ms, anomalous)
+        self.metrics.record_frame(prediction.inference_ms, latency_ms, anomalous, prediction.score)
         if self.collector:
             self.collector.offer(frame.image, prediction.score, threshold, frame.timestamp, index)
         if anomalous and self.sinks:

@@ -20,4 +20,6 @@ PROJECT_TABS: list[ProjectTab] = [
     ProjectTab("dataset", "Dataset", ""),
     ProjectTab("review", "Review queue", "/review"),
     ProjectTab("models", "Models", "/models"),
+    ProjectTab("lines", "Lines", "/lines"),
+    ProjectTab("schedule", "Schedule", "/schedule"),
 ]

@@ -7,7 +7,6 @@ rows whose run ended without recording it (crashed, killed, cancelled before it 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from importlib import resources
@@ -17,7 +16,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from api.deps import DecoderDep, SessionDep, StoreDep, get_or_404
 from api.schemas.active_pipelines import (
@@ -29,15 +27,11 @@ from api.schemas.active_pipelines import (
 )
 from api.schemas.common import ErrorResponse
 from api.schemas.media import UploadLabel
-from api.services.active_runs import control_call, ensure_idle, refresh, running_row
-from api.services.jobs import OrchestratorDep, submit_or_withdraw
-from api.services.media_uploads import discard_blobs
-from infra.active_pipelines import ACTIVE, FINAL, HEARTBEAT_STALE_S, heartbeat_age, transition
-from infra.blob_gc import ensure_blob, hold_blobs
-from infra.database.models import ActivePipeline, Capture, Model, Pipeline
-from infra.images import ImageRejected
-from infra.media_records import add_media_row
-from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable
+from api.services.active_runs import refresh, start_line, stop_line
+from api.services.captures import take_capture
+from api.services.jobs import OrchestratorDep
+from infra.active_pipelines import ACTIVE, HEARTBEAT_STALE_S, heartbeat_age
+from infra.database.models import ActivePipeline, Capture
 from infra.storage import blob_key
 
 log = logging.getLogger(__name__)
@@ -62,26 +56,7 @@ def _out(row: ActivePipeline) -> ActivePipelineOut:
              responses={404: {"model": ErrorResponse, "description": "No pipeline has this id"}})
 def start_pipeline(body: ActivePipelineCreate, session: SessionDep, orchestrator: OrchestratorDep) -> ActivePipeline:
     """Submit a run of the `inference` deployment; the row turns running once the pipeline serves frames."""
-    pipeline = get_or_404(session, Pipeline, body.pipeline_id)
-    ensure_idle(session, orchestrator, Pipeline.id == pipeline.id, f"pipeline {pipeline.id}", "starting it again")
-    if pipeline.model_id is None:
-        raise HTTPException(status_code=409, detail=f"pipeline {pipeline.id} follows the champion and project "
-                                                    f"{pipeline.project_id} has none yet: promote a model first")
-    model = session.get(Model, pipeline.model_id)
-    if model is None or model.status != "ready":
-        status = model.status if model is not None else "missing"
-        raise HTTPException(status_code=409, detail=f"model {pipeline.model_id} is {status}, not ready")
-    row = ActivePipeline(pipeline_id=pipeline.id, status="starting")
-    session.add(row)
-    try:
-        session.commit()
-    except IntegrityError as error:  # another start of this pipeline won the race
-        session.rollback()
-        raise HTTPException(status_code=409, detail=f"pipeline {pipeline.id} is already being started") from error
-    row.flow_run_id = submit_or_withdraw(session, orchestrator, [row], JobType.INFERENCE, pipeline.project_id,
-                                         {"active_pipeline_id": str(row.id)})
-    session.commit()
-    return row
+    return start_line(session, orchestrator, body.pipeline_id)
 
 
 @router.get("/active-pipelines", response_model=list[ActivePipelineOut])
@@ -113,25 +88,7 @@ def get_active_pipeline(active_id: uuid.UUID, session: SessionDep, orchestrator:
 @router.delete("/active-pipelines/{active_id}", status_code=204)
 def stop_pipeline(active_id: uuid.UUID, session: SessionDep, orchestrator: OrchestratorDep) -> Response:
     """Cancel the flow run: the pipeline flushes its sinks and ends `stopped` within seconds."""
-    row = get_or_404(session, ActivePipeline, active_id)
-    refresh(session, orchestrator, [row])
-    if row.status in FINAL:
-        raise HTTPException(status_code=409, detail=f"active pipeline {active_id} is already {row.status}")
-    previous = row.status
-    # Recorded before the cancel so that the flow, on its SIGTERM, knows this was a stop and not a crash.
-    transition(session, row.id, "stopping", only_from=(previous,))
-    session.commit()
-    if row.flow_run_id is None:
-        transition(session, row.id, "stopped")
-        return Response(status_code=204)
-    try:
-        orchestrator.cancel(row.flow_run_id)
-    except (JobFinished, JobNotFound):
-        refresh(session, orchestrator, [row])  # it ended meanwhile: settle from its final state
-    except OrchestrationUnavailable as error:
-        transition(session, row.id, previous, only_from=("stopping",))
-        session.commit()
-        raise HTTPException(status_code=503, detail=f"Job orchestration unavailable: {error}") from error
+    stop_line(session, orchestrator, active_id)
     return Response(status_code=204)
 
 
@@ -150,38 +107,7 @@ def capture_frame(
 
     The media label is `label`, or the pipeline's own verdict when none is given.
     """
-    if label is not None and not add_to_dataset:
-        raise HTTPException(status_code=422, detail="label applies only with add_to_dataset=true")
-    row = running_row(session, active_id)
-    with control_call(session, orchestrator, row) as control:
-        frame = control.capture()
-    dataset_png = frame.raw_png or frame.png
-    try:
-        dataset_image = decoder.decode(dataset_png) if add_to_dataset else None
-    except ImageRejected as error:
-        raise HTTPException(status_code=502, detail=f"the pipeline sent an unusable frame: {error}") from error
-    digest = hashlib.sha256(frame.png).hexdigest()
-    written = {digest} | ({dataset_image.sha256} if dataset_image is not None else set())
-    try:
-        hold_blobs(session, written)  # until the rows commit (infra/blob_gc.py)
-        ensure_blob(store, digest, lambda: frame.png)
-        capture = Capture(active_pipeline_id=row.id, sha256=digest, anomaly_score=frame.anomaly_score,
-                          timestamp=frame.timestamp)
-        session.add(capture)
-        session.flush()
-        media_id = None
-        if dataset_image is not None:
-            ensure_blob(store, dataset_image.sha256, lambda: dataset_png)
-            project_id = get_or_404(session, Pipeline, row.pipeline_id).project_id
-            filename = f"capture-{frame.timestamp:%Y%m%dT%H%M%S}-{frame.frame_index}.png"
-            media_id = add_media_row(session, store, project_id, filename, label or frame.label, dataset_image).id
-        session.commit()
-    except BaseException:
-        session.rollback()
-        discard_blobs(session, store, written)
-        raise
-    return CaptureOut(id=capture.id, timestamp=capture.timestamp, anomaly_score=capture.anomaly_score,
-                      image_url=f"/api/captures/{capture.id}.png", label=frame.label, media_id=media_id)
+    return take_capture(session, store, decoder, orchestrator, active_id, add_to_dataset, label)
 
 
 @router.get("/captures/{capture_id}.png", response_class=Response,

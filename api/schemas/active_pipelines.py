@@ -37,6 +37,8 @@ class PipelineMetrics(BaseModel):
     frames_dropped: int = 0
     collected: int = 0  # frames stored as project media by data collection
     collection_errors: int = 0  # collected frames that could not be stored (the line kept running)
+    # Anomaly scores of the last frames (up to 120, oldest first), for a live chart.
+    recent_scores: list[float] = Field(default_factory=list)
 
 
 class ActivePipelineOut(ApiModel):

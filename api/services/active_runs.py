@@ -1,4 +1,5 @@
-"""Shared by the routers that read or talk to active pipelines: state reconciliation and the control proxy."""
+"""Shared by the routers and console pages that start, stop, read or talk to active pipelines: starting and
+stopping a line, state reconciliation and the control proxy."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from contextlib import contextmanager
 
 from fastapi import HTTPException
 from sqlalchemy import ColumnElement, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.control_proxy import ControlClient, ControlError, ControlUnreachable
 from api.deps import get_or_404
-from infra.active_pipelines import ACTIVE, settle
-from infra.database.models import ActivePipeline, Pipeline
-from infra.orchestration import OrchestrationUnavailable, Orchestrator
+from api.services.jobs import submit_or_withdraw
+from infra.active_pipelines import ACTIVE, FINAL, settle, transition
+from infra.database.models import ActivePipeline, Model, Pipeline
+from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable, Orchestrator
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +85,63 @@ def control_call(session: Session, orchestrator: Orchestrator, row: ActivePipeli
             raise HTTPException(status_code=409,
                                 detail=f"active pipeline {row.id} is {row.status}, not running") from error
         raise HTTPException(status_code=503, detail=str(error)) from error
+
+
+def start_line(session: Session, orchestrator: Orchestrator, pipeline_id: uuid.UUID) -> ActivePipeline:
+    """Submit a run of the `inference` deployment for the pipeline (committed): 404 unknown, 409 while it runs
+    or without a ready model, 503 when Prefect refuses (then nothing is left behind)."""
+    pipeline = get_or_404(session, Pipeline, pipeline_id)
+    ensure_idle(session, orchestrator, Pipeline.id == pipeline.id, f"pipeline {pipeline.id}", "starting it again")
+    if pipeline.model_id is None:
+        raise HTTPException(status_code=409, detail=f"pipeline {pipeline.id} follows the champion and project "
+                                                    f"{pipeline.project_id} has none yet: promote a model first")
+    model = session.get(Model, pipeline.model_id)
+    if model is None or model.status != "ready":
+        status = model.status if model is not None else "missing"
+        raise HTTPException(status_code=409, detail=f"model {pipeline.model_id} is {status}, not ready")
+    row = ActivePipeline(pipeline_id=pipeline.id, status="starting")
+    session.add(row)
+    try:
+        session.commit()
+    except IntegrityError as error:  # another start of this pipeline won the race
+        session.rollback()
+        raise HTTPException(status_code=409, detail=f"pipeline {pipeline.id} is already being started") from error
+    row.flow_run_id = submit_or_withdraw(session, orchestrator, [row], JobType.INFERENCE, pipeline.project_id,
+                                         {"active_pipeline_id": str(row.id)})
+    session.commit()
+    return row
+
+
+def stop_line(session: Session, orchestrator: Orchestrator, active_id: uuid.UUID) -> None:
+    """Cancel the run (409 when it already ended, 503 when Prefect is unreachable: then it keeps its state)."""
+    row = get_or_404(session, ActivePipeline, active_id)
+    refresh(session, orchestrator, [row])
+    if row.status in FINAL:
+        raise HTTPException(status_code=409, detail=f"active pipeline {active_id} is already {row.status}")
+    previous = row.status
+    # Recorded before the cancel so that the flow, on its SIGTERM, knows this was a stop and not a crash.
+    transition(session, row.id, "stopping", only_from=(previous,))
+    session.commit()
+    if row.flow_run_id is None:
+        transition(session, row.id, "stopped")
+        return
+    try:
+        orchestrator.cancel(row.flow_run_id)
+    except (JobFinished, JobNotFound):
+        refresh(session, orchestrator, [row])  # it ended meanwhile: settle from its final state
+    except OrchestrationUnavailable as error:
+        transition(session, row.id, previous, only_from=("stopping",))
+        session.commit()
+        raise HTTPException(status_code=503, detail=f"Job orchestration unavailable: {error}") from error
+
+
+def latest_runs(session: Session, pipeline_ids: list[uuid.UUID]) -> dict[uuid.UUID, ActivePipeline]:
+    """Each pipeline's newest active-pipeline row (its current or last run), without asking Prefect."""
+    if not pipeline_ids:
+        return {}
+    rows = session.scalars(select(ActivePipeline).where(ActivePipeline.pipeline_id.in_(pipeline_ids))
+                           .order_by(ActivePipeline.created_at.desc(), ActivePipeline.id.desc()))
+    latest: dict[uuid.UUID, ActivePipeline] = {}
+    for row in rows:
+        latest.setdefault(row.pipeline_id, row)
+    return latest

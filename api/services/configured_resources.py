@@ -12,14 +12,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.deps import SessionDep, SettingsDep, get_or_404
 from api.schemas.configured import ConfiguredPatch
+from api.schemas.sinks import SinkCreate, SinkOut, SinkPatch
+from api.schemas.sources import SourceCreate, SourceOut, SourcePatch
 from api.services.guards import config_error, ensure_unused
-from infra.configs import ConfigModel, MaskedSecretError, restore_masked
+from infra.configs import SINK_CONFIGS, SOURCE_CONFIGS, ConfigModel, MaskedSecretError, restore_masked
 from infra.configs.confinement import Confinement, NotAllowed
-from infra.database.models import Project, Sink, Source
+from infra.database.models import Pipeline, Project, Sink, Source
+from infra.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,33 @@ def _validated_config(resource: ConfiguredResource, type_name: str, config: dict
         raise config_error(error) from None
 
 
+def add_row(resource: ConfiguredResource, session: Session, settings: Settings, project_id: uuid.UUID,
+            body: Any) -> Source | Sink:
+    """A new row from a validated create body (flushed, not committed); its config checked against the limits."""
+    get_or_404(session, Project, project_id)
+    # A mask sent on create has nothing behind it: restore_masked refuses it.
+    config = _validated_config(resource, body.type, body.config.model_dump(mode="json"), {},
+                               Confinement.from_settings(settings))
+    row = resource.row(project_id=project_id, type=body.type, name=body.name, config=config)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def change_row(resource: ConfiguredResource, session: Session, settings: Settings, row: Source | Sink,
+               body: ConfiguredPatch) -> Source | Sink:
+    """Rename and/or change the config of a row (partial: config fields not given keep their stored values)."""
+    if body.name is None and body.config is None:
+        raise HTTPException(status_code=422, detail="nothing to update: give name and/or config")
+    if body.config is not None:
+        row.config = _validated_config(resource, row.type, {**row.config, **body.config}, row.config,
+                                       Confinement.from_settings(settings))
+    if body.name is not None:
+        row.name = body.name
+    session.flush()
+    return row
+
+
 def build_router(resource: ConfiguredResource) -> APIRouter:
     plural = f"{resource.singular}s"
     what = resource.singular.capitalize()
@@ -68,14 +98,7 @@ def build_router(resource: ConfiguredResource) -> APIRouter:
                  name=f"create_{resource.singular}")
     def create_row(project_id: uuid.UUID, body: resource.create_schema, session: SessionDep,
                    settings: SettingsDep) -> Source | Sink:
-        get_or_404(session, Project, project_id)
-        # A mask sent on create has nothing behind it: restore_masked refuses it.
-        config = _validated_config(resource, body.type, body.config.model_dump(mode="json"), {},
-                                   Confinement.from_settings(settings))
-        row = row_type(project_id=project_id, type=body.type, name=body.name, config=config)
-        session.add(row)
-        session.flush()
-        return row
+        return add_row(resource, session, settings, project_id, body)
 
     @router.get(item, response_model=resource.out_schema, name=f"get_{resource.singular}")
     def read_row(row_id: RowId, session: SessionDep) -> Source | Sink:
@@ -84,17 +107,7 @@ def build_router(resource: ConfiguredResource) -> APIRouter:
     @router.patch(item, response_model=resource.out_schema, name=f"update_{resource.singular}")
     def update_row(row_id: RowId, body: resource.patch_schema, session: SessionDep,
                    settings: SettingsDep) -> Source | Sink:
-        row = get_or_404(session, row_type, row_id)
-        if body.name is None and body.config is None:
-            raise HTTPException(status_code=422, detail="nothing to update: give name and/or config")
-        if body.config is not None:
-            # Partial update: fields not given keep their stored values.
-            row.config = _validated_config(resource, row.type, {**row.config, **body.config}, row.config,
-                                           Confinement.from_settings(settings))
-        if body.name is not None:
-            row.name = body.name
-        session.flush()
-        return row
+        return change_row(resource, session, settings, get_or_404(session, row_type, row_id), body)
 
     @router.delete(item, status_code=204, name=f"delete_{resource.singular}")
     def delete_row(row_id: RowId, session: SessionDep) -> Response:
@@ -104,3 +117,9 @@ def build_router(resource: ConfiguredResource) -> APIRouter:
         return Response(status_code=204)
 
     return router
+
+
+SOURCES = ConfiguredResource(row=Source, singular="source", configs=SOURCE_CONFIGS, create_schema=SourceCreate,
+                             patch_schema=SourcePatch, out_schema=SourceOut, pipeline_column=Pipeline.source_id)
+SINKS = ConfiguredResource(row=Sink, singular="sink", configs=SINK_CONFIGS, create_schema=SinkCreate,
+                           patch_schema=SinkPatch, out_schema=SinkOut, pipeline_column=Pipeline.sink_id)

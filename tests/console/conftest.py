@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,9 +95,10 @@ class BrowserPage:
         return self.page.goto(f"{self.base_url}{path}")
 
 
-def open_page(browser: Any, base_url: str, javascript: bool = True) -> tuple[Any, BrowserPage]:
-    """A fresh context (no cookies) at 1366x768 whose requests and script errors are recorded."""
-    context = browser.new_context(viewport=VIEWPORT, base_url=base_url, java_script_enabled=javascript)
+def open_page(browser: Any, base_url: str, javascript: bool = True, **options: Any) -> tuple[Any, BrowserPage]:
+    """A fresh context (no cookies) at 1366x768 whose requests and script errors are recorded; `options` go to
+    Playwright's new_context (a timezone_id, say)."""
+    context = browser.new_context(viewport=VIEWPORT, base_url=base_url, java_script_enabled=javascript, **options)
     record = PageRecord()
     context.on("request", lambda request: record.requests.append((request.method, request.url)))
     page = context.new_page()
@@ -114,15 +116,22 @@ def sign_in(view: BrowserPage, key: str) -> None:
     view.page.wait_for_url("**/ui/")
 
 
-@pytest.fixture
-def anonymous_page(browser: Any, console_server: ConsoleServer) -> Iterator[BrowserPage]:
-    """A page that has not signed in; at the end, no request left loopback and no script failed."""
-    context, view = open_page(browser, console_server.base_url)
+@contextmanager
+def checked_page(browser: Any, base_url: str, **options: Any) -> Iterator[BrowserPage]:
+    """A fresh page (see open_page); at the end, no request left loopback and no script failed."""
+    context, view = open_page(browser, base_url, **options)
     try:
         yield view
         view.record.assert_clean()
     finally:
         context.close()
+
+
+@pytest.fixture
+def anonymous_page(browser: Any, console_server: ConsoleServer) -> Iterator[BrowserPage]:
+    """A page that has not signed in; at the end, no request left loopback and no script failed."""
+    with checked_page(browser, console_server.base_url) as view:
+        yield view
 
 
 @pytest.fixture

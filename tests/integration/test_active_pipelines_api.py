@@ -72,7 +72,7 @@ def test_a_pipeline_that_already_runs_cannot_start_again(client: TestClient, pip
 
 def test_two_racing_starts_make_one_run(client: TestClient, pipeline: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     # Both requests passed the idle check before either inserted its row; the database lets one in.
-    monkeypatch.setattr("api.routers.active_pipelines.ensure_idle", lambda *args: None)
+    monkeypatch.setattr("api.services.active_runs.ensure_idle", lambda *args: None)
     add_row(client, pipeline["id"], "starting")
     response = client.post("/api/active-pipelines", json={"pipeline_id": pipeline["id"]})
     assert response.status_code == 409
@@ -188,7 +188,9 @@ def test_capture_images_and_the_player_page_need_known_ids(client: TestClient, p
     assert view.status_code == 307 and view.headers["location"] == f"/api/player?pipeline_id={active}"
     page = client.get(view.headers["location"])
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert "RTCPeerConnection" in page.text and "/webrtc/offer" in page.text and "pipeline_id" in page.text
+    assert "../ui/static/webrtc.js" in page.text and "pipeline_id" in page.text
+    module = client.get("/ui/static/webrtc.js")  # the WebRTC client it shares with the console's line view
+    assert module.status_code == 200 and "RTCPeerConnection" in module.text and "/webrtc/offer" in module.text
 
 
 def _capture(client: TestClient, pipeline_id: str, png: bytes) -> str:

@@ -27,17 +27,21 @@ pytestmark = [
 ]
 
 PLAYER = Path(__file__).resolve().parents[2] / "pipelines" / "static" / "player.html"
+# The page imports the console's WebRTC module from ../ui/static/ (beside /api/ on the real server).
+WEBRTC_MODULE = Path(__file__).resolve().parents[2] / "api" / "console" / "static" / "webrtc.js"
 
 
 class ApiStandIn:
-    """Serves the page at /player.html and forwards /api/webrtc/* to the control endpoint with its token."""
+    """Serves the page at /player.html (its module at /ui/static/webrtc.js) and forwards /api/webrtc/* to the
+    control endpoint with its token."""
 
     def __init__(self, control: ControlServer) -> None:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
-                body = PLAYER.read_bytes()
-                self.send_response(200 if self.path.startswith("/player.html") else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
+                module = self.path == "/ui/static/webrtc.js"
+                body = WEBRTC_MODULE.read_bytes() if module else PLAYER.read_bytes()
+                self.send_response(200 if module or self.path.startswith("/player.html") else 404)
+                self.send_header("Content-Type", "text/javascript" if module else "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -23,6 +23,7 @@ pytestmark = [
 ]
 
 PLAYER = Path(__file__).resolve().parents[2] / "pipelines" / "static" / "player.html"
+WEBRTC_MODULE = Path(__file__).resolve().parents[2] / "api" / "console" / "static" / "webrtc.js"
 KEY_ITEM = "geti-inspect-api-key"
 
 
@@ -34,6 +35,8 @@ def stand_in_api(request: Recorded) -> Answer:
     """The player page at /api/player; every POST wants a key (401), as the API with a key set does."""
     if request.method == "GET" and request.path.startswith("/api/player"):
         return Answer(200, PLAYER.read_bytes(), {"Content-Type": "text/html; charset=utf-8", **CORS})
+    if request.method == "GET" and request.path == "/ui/static/webrtc.js":  # the page's WebRTC module
+        return Answer(200, WEBRTC_MODULE.read_bytes(), {"Content-Type": "text/javascript", **CORS})
     if request.method == "POST":
         return Answer(401, json.dumps({"detail": "key"}).encode(), {"Content-Type": "application/json", **CORS})
     return Answer(204 if request.method == "OPTIONS" else 404, b"", CORS)

@@ -66,3 +66,11 @@ def test_a_failing_callback_does_not_stop_reporting() -> None:
     reporter.start()
     assert seen.wait(5)
     reporter.stop()
+
+
+def test_recent_scores_keep_the_last_frames_oldest_first() -> None:
+    tracker = MetricsTracker(score_window=3)
+    for score in (0.1, 0.2, 0.3, 0.45678):
+        tracker.record_frame(1, 1, score >= 0.3, score)
+    tracker.record_frame(1, 1, False)  # a frame recorded without a score adds none
+    assert tracker.snapshot(sink_errors=0)["recent_scores"] == [0.2, 0.3, 0.4568]
