@@ -156,5 +156,7 @@ def _rank_disagreements(records: dict[uuid.UUID, EvaluationRecord], limit: int) 
                                   {model_id: item.score for model_id, item in items.items()},
                                   {model_id: item.score >= records[model_id].threshold
                                    for model_id, item in items.items()}))
-    found.sort(key=lambda item: (item.split_verdict, item.spread, str(item.media_id)), reverse=True)
+    # Ties (models that agree) go by the highest score: the images that look most defective first.
+    found.sort(key=lambda item: (item.split_verdict, item.spread, max(item.scores.values()), str(item.media_id)),
+               reverse=True)
     return found[:limit]
