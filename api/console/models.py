@@ -65,10 +65,6 @@ def models_page(request: Request, project_id: uuid.UUID, session: SessionDep, li
     return render(request, "models.html", context)
 
 
-def _model_in_page(session: Session, model_id: uuid.UUID) -> Model:
-    return get_or_404(session, Model, model_id)
-
-
 def _refused(request: Request, session: Session, links: UiLinks, model: Model, error: HTTPException,
              field: str = "action") -> HTMLResponse:
     """The models page again with the API's message next to the model's form; nothing was changed."""
@@ -81,7 +77,7 @@ def _refused(request: Request, session: Session, links: UiLinks, model: Model, e
 @router.post("/ui/models/{model_id}/promote", response_class=HTMLResponse)
 def promote(request: Request, model_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
             links: UiLinksDep) -> Response:
-    model = _model_in_page(session, model_id)
+    model = get_or_404(session, Model, model_id)
     try:
         model_service.promote_model(session, settings, model)
     except HTTPException as error:  # 409 not ready, 503 MLflow refused: nothing changed
@@ -110,7 +106,7 @@ def export(request: Request, model_id: uuid.UUID, session: SessionDep, store: St
            orchestrator: OrchestratorDep, links: UiLinksDep, format: Annotated[str, Form()] = "openvino",  # noqa: A002
            precision: Annotated[str, Form()] = "fp32") -> Response:
     """Start (or join) the export job, then show the models page following it; a made archive downloads at once."""
-    model = _model_in_page(session, model_id)
+    model = get_or_404(session, Model, model_id)
     try:
         compression = _compression(format, precision)
         model_service.check_exportable(model, format, compression)
@@ -128,7 +124,7 @@ def export(request: Request, model_id: uuid.UUID, session: SessionDep, store: St
 def download(request: Request, model_id: uuid.UUID, session: SessionDep, store: StoreDep, links: UiLinksDep,
              format: str = "openvino", precision: str = "fp32") -> Response:  # noqa: A002
     """The archive when made; otherwise the models page says it is still being made."""
-    model = _model_in_page(session, model_id)
+    model = get_or_404(session, Model, model_id)
     try:
         compression = _compression(format, precision)
         model_service.check_exportable(model, format, compression)
@@ -150,19 +146,19 @@ def _delete_context(session: Session, model: Model) -> dict[str, Any]:
 
 @router.get("/ui/models/{model_id}/delete", response_class=HTMLResponse)
 def confirm_delete(request: Request, model_id: uuid.UUID, session: SessionDep) -> HTMLResponse:
-    return render(request, "model_delete.html", _delete_context(session, _model_in_page(session, model_id)))
+    return render(request, "model_delete.html", _delete_context(session, get_or_404(session, Model, model_id)))
 
 
 @router.post("/ui/models/{model_id}/delete", response_class=HTMLResponse)
 def delete(request: Request, model_id: uuid.UUID, session: SessionDep, settings: SettingsDep, store: StoreDep,
            orchestrator: OrchestratorDep) -> Response:
-    model = _model_in_page(session, model_id)
+    model = get_or_404(session, Model, model_id)
     project_id = model.project_id
     try:
         model_service.delete_model(session, settings, store, orchestrator, model)
     except HTTPException as error:  # 409 a line uses it, 503 MLflow: nothing was deleted
         session.rollback()
-        context = _delete_context(session, _model_in_page(session, model_id))
+        context = _delete_context(session, get_or_404(session, Model, model_id))
         context["errors"] = {"confirm": detail_text(error)}
         return render(request, "model_delete.html", context, status_code=error.status_code)
     return see_other(request, f"/ui/projects/{project_id}/models?done=deleted")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from fastapi import HTTPException
@@ -16,6 +14,7 @@ from api.schemas.evaluation import EvaluationItem, ItemRef, ModelEvaluation, Roc
 from infra import score_stats
 from infra.database.models import Media, Model
 from infra.evaluation import EvaluationRecord, ScoredItem, load_record
+from infra.lru import Lru
 from infra.storage import ObjectStore
 
 _ID_CHUNK = 500  # bounded IN lists (databases limit bound parameters)
@@ -70,23 +69,18 @@ def build_evaluation(model_id: uuid.UUID, record: EvaluationRecord, live_media: 
 
 
 # Records are written once by the training and never change (a model id is never reused): a page view reads
-# a 20,000-item record from storage once per process, not each time.
-_RECORDS_KEPT = 16
-_records: OrderedDict[uuid.UUID, EvaluationRecord] = OrderedDict()
-_records_lock = threading.Lock()
+# a 20,000-item record from storage once per process, and computes its curves and comparisons once.
+_records: Lru[uuid.UUID, EvaluationRecord] = Lru(16)
+_views: Lru[tuple[uuid.UUID, float | None, int], ModelEvaluation] = Lru(32)
+_disagreements: Lru[tuple[uuid.UUID, ...], list[Disagreement]] = Lru(16)
 
 
 def cached_record(store: ObjectStore, model_id: uuid.UUID) -> EvaluationRecord | None:
-    with _records_lock:
-        if model_id in _records:
-            _records.move_to_end(model_id)
-            return _records[model_id]
-    record = load_record(store, model_id)
-    if record is not None:
-        with _records_lock:
-            _records[model_id] = record
-            while len(_records) > _RECORDS_KEPT:
-                _records.popitem(last=False)
+    record = _records.get(model_id)
+    if record is None:
+        record = load_record(store, model_id)
+        if record is not None:
+            _records.put(model_id, record)
     return record
 
 
@@ -109,14 +103,19 @@ def model_evaluation(session: Session, store: ObjectStore, model: Model, thresho
     if shown is None:
         return build_evaluation(model.id, record, existing_media(session, sorted({i.media_id for i in record.items})),
                                 threshold)
-    # A page's view: only the items it shows are looked up (a deleted one keeps its score, loses its picture).
-    view = build_evaluation(model.id, record, {item.media_id for item in record.items}, threshold, shown)
-    refs = view.at_threshold.false_positives + view.at_threshold.false_negatives
-    live = existing_media(session, sorted({ref.media_id for ref in refs if ref.media_id is not None}))
-    for ref in refs:
-        if ref.media_id not in live:
-            ref.media_id = None
-    return view
+    # A page's view (curves computed once per model and threshold); only the items it shows are looked up,
+    # and a deleted one keeps its score, not its picture.
+    view = _views.get_or_make((model.id, threshold, shown), lambda: build_evaluation(
+        model.id, record, {item.media_id for item in record.items}, threshold, shown))
+    at = view.at_threshold
+    live = existing_media(session, sorted({ref.media_id for ref in at.false_positives + at.false_negatives
+                                           if ref.media_id is not None}))
+
+    def kept(refs: list[ItemRef]) -> list[ItemRef]:
+        return [ref if ref.media_id in live else ref.model_copy(update={"media_id": None}) for ref in refs]
+
+    return view.model_copy(update={"at_threshold": at.model_copy(update={
+        "false_positives": kept(at.false_positives), "false_negatives": kept(at.false_negatives)})})
 
 
 @dataclass(frozen=True)
@@ -143,6 +142,10 @@ def disagreements(records: dict[uuid.UUID, EvaluationRecord], limit: int) -> lis
     widest score spread (matched by media item, so models of different snapshots compare on their overlap)."""
     if len(records) < 2:
         return []
+    return _disagreements.get_or_make((*records, limit), lambda: _rank_disagreements(records, limit))
+
+
+def _rank_disagreements(records: dict[uuid.UUID, EvaluationRecord], limit: int) -> list[Disagreement]:
     by_media = [{item.media_id: item for item in record.items} for record in records.values()]
     shared = set(by_media[0]).intersection(*by_media[1:])
     found = []
@@ -153,5 +156,7 @@ def disagreements(records: dict[uuid.UUID, EvaluationRecord], limit: int) -> lis
                                   {model_id: item.score for model_id, item in items.items()},
                                   {model_id: item.score >= records[model_id].threshold
                                    for model_id, item in items.items()}))
-    found.sort(key=lambda item: (item.split_verdict, item.spread, str(item.media_id)), reverse=True)
+    # Ties (models that agree) go by the highest score: the images that look most defective first.
+    found.sort(key=lambda item: (item.split_verdict, item.spread, max(item.scores.values()), str(item.media_id)),
+               reverse=True)
     return found[:limit]

@@ -7,9 +7,7 @@ archive at a time) live here once, so `api/routers/models.py` and the console's 
 from __future__ import annotations
 
 import re
-import threading
 import uuid
-from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,6 +20,7 @@ from api.services.guards import ensure_unused
 from api.services.jobs import cancel_training_jobs, orchestration_errors, submit_job
 from infra.champion import AliasNotMoved, NotPromotable, promote, withdraw_alias
 from infra.database.models import Model, Pipeline, Snapshot, SnapshotItem
+from infra.lru import Lru
 from infra.model_files import archive_key, export_name, model_prefix
 from infra.orchestration import JobType, Orchestrator
 from infra.settings import Settings
@@ -136,9 +135,7 @@ class SplitCounts:
         return self.eval_normal + self.eval_anomalous
 
 
-_COUNTS_KEPT = 256
-_counts: OrderedDict[uuid.UUID, SplitCounts] = OrderedDict()
-_counts_lock = threading.Lock()
+_counts: Lru[uuid.UUID, SplitCounts] = Lru(256)
 
 
 def _count_snapshot(session: Session, snapshot_id: uuid.UUID) -> SplitCounts:
@@ -154,19 +151,10 @@ def split_counts(session: Session, snapshot_ids: Iterable[uuid.UUID | None]) -> 
     """Train/eval counts of each ready snapshot. A ready snapshot never changes, so its counts are kept
     (a project page costs no scan of 100,000 items after the first view)."""
     wanted = {snapshot_id for snapshot_id in snapshot_ids if snapshot_id is not None}
-    found: dict[uuid.UUID, SplitCounts] = {}
-    with _counts_lock:
-        for snapshot_id in wanted:
-            if snapshot_id in _counts:
-                _counts.move_to_end(snapshot_id)
-                found[snapshot_id] = _counts[snapshot_id]
+    found = {snapshot_id: counts for snapshot_id in wanted if (counts := _counts.get(snapshot_id)) is not None}
     missing = wanted - found.keys()
     if missing:
         ready = set(session.scalars(select(Snapshot.id).where(Snapshot.id.in_(missing), Snapshot.status == "ready")))
         for snapshot_id in ready:
-            found[snapshot_id] = counts = _count_snapshot(session, snapshot_id)
-            with _counts_lock:
-                _counts[snapshot_id] = counts
-                while len(_counts) > _COUNTS_KEPT:
-                    _counts.popitem(last=False)
+            found[snapshot_id] = _counts.put(snapshot_id, _count_snapshot(session, snapshot_id))
     return found

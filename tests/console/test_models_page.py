@@ -19,6 +19,15 @@ from tests.console.conftest import BrowserPage, ConsoleServer
 pytestmark = pytest.mark.slow
 
 FAILURE = "CUDA out of memory while fitting the coreset (tried to allocate 2.00 GiB)"
+SELECTION = {
+    "candidates": [{"architecture": "padim", "parameters": {"backbone": "mobilenetv2_100"}, "status": "trained",
+                    "image_auroc": 0.97, "seconds": 12.5},
+                   {"architecture": "patchcore", "parameters": {"backbone": "mobilenetv2_100"}, "status": "stopped",
+                    "image_auroc": None, "seconds": 30.0, "reason": "time budget spent"}],
+    "selection": {"decision_metric": "image_auroc", "requested_metric": "image_auroc",
+                  "chosen": "padim · mobilenetv2_100", "chosen_index": 0, "best": "padim · mobilenetv2_100",
+                  "standard_error": 0.02, "reason": "the only trained candidate", "eval_images": 20},
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +48,8 @@ def models_project(platform: Any, platform_console: ConsoleServer, trained_model
             twin.job_id, twin.mlflow_run_id = original.job_id, original.mlflow_run_id
             ids.update(metrics=dict(original.metrics), mlflow_run_id=original.mlflow_run_id,
                        job_id=str(original.job_id))
+            if key == "first":  # as an automatic selection leaves its model (flows/training/search.py)
+                twin.metrics = {**original.metrics, **SELECTION}
         ids[key] = model_id
     with session_scope(platform.settings.resolved_database_url) as session:
         failed = Model(project_id=uuid.UUID(project_id), name="Broken", architecture="patchcore",
@@ -113,6 +124,12 @@ def test_models_list_promote_compare_and_detail(platform_page: BrowserPage, mode
                  for key in ("tp", "tn", "fp", "fn")}
     assert sum(confusion.values()) == evaluation
     assert page.locator("#train-count").inner_text() == str(train)
+    # What the automatic selection tried, and why this one won.
+    assert "Chose padim · mobilenetv2_100 by image_auroc: the only trained candidate" in page.locator(
+        "#selection").inner_text()
+    candidates = page.locator("#candidates tbody tr")
+    assert candidates.count() == 2 and "chosen" in candidates.nth(0).inner_text()
+    assert "stopped" in candidates.nth(1).inner_text() and "time budget spent" in candidates.nth(1).inner_text()
 
 
 def test_export_download_and_delete_with_confirmation(platform_page: BrowserPage, models_project: dict,
