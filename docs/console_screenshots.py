@@ -95,7 +95,53 @@ def seed(base_url: str, data_dir: Path, parts: Path, model_dir: Path) -> dict[st
                                   finished_at=started + timedelta(seconds=35 + index * 20), settled=True,
                                   synced_at=now))
         line_id = str(pipeline.id)
-    return {"project": project["id"], "media": uploads_first(base_url, project["id"]), "line": line_id}
+    return {"project": project["id"], "media": uploads_first(base_url, project["id"]), "champion": champion,
+            "line": line_id}
+
+
+def seed_models(base_url: str, data_dir: Path, project_id: str, champion: str, model_dir: Path) -> dict[str, str]:
+    """The models pages' data: a ready snapshot of the project, the champion's evaluation record from its real
+    scores (the prediction endpoint), a second model on the same network with a lower threshold, a failed one."""
+    import httpx
+
+    from infra.database.models import Model, Snapshot, SnapshotItem
+    from infra.evaluation import EvaluationRecord, ScoredItem, save_record
+    from infra.settings import Settings
+    from infra.storage import build_store
+
+    with httpx.Client(base_url=base_url, headers={"X-API-Key": KEY}, timeout=120) as api:
+        media = [item for label in ("normal", "anomalous") for item in api.get(
+            f"/api/projects/{project_id}/media", params={"label": label, "limit": 500}).json()["items"]]
+        scores = {item["id"]: api.get(f"/api/media/{item['id']}/prediction", params={"model_id": champion}
+                                      ).json()["score"] for item in media}
+    second = add_model(data_dir, project_id, model_dir, name="v6 (threshold 0.45)",
+                       metrics={"image_auroc": 0.9412, "image_f1": 0.871, "threshold": 0.45})
+    failed = add_model(data_dir, project_id, None, status="failed", name="v8")
+    with session_scope(f"sqlite:///{data_dir / 'inspect.db'}") as session:
+        snapshot = Snapshot(project_id=uuid.UUID(project_id), name="Training set of v7", status="ready")
+        session.add(snapshot)
+        session.flush()
+        rows = [SnapshotItem(snapshot_id=snapshot.id, media_id=uuid.UUID(item["id"]), filename=item["filename"],
+                             label=item["label"], sha256=session.get(Media, uuid.UUID(item["id"])).sha256,
+                             split=item["split"]) for item in media]
+        session.add_all(rows)
+        session.flush()
+        for model_id in (champion, second):
+            model = session.get(Model, uuid.UUID(model_id))
+            model.snapshot_id = snapshot.id
+            model.parameters = {"backbone": "mobilenetv2_100", "layers": ["blocks.2", "blocks.4"], "n_features": 128}
+        broken = session.get(Model, uuid.UUID(failed))
+        broken.architecture, broken.error = "patchcore", "Training needs at least 8 normal images; snapshot has 5"
+        evaluated = [(row, scores[str(row.media_id)]) for row in rows
+                     if row.split == "eval" or row.label == "anomalous"]
+        snapshot_id = snapshot.id
+    store = build_store(Settings(data_dir=data_dir))
+    for model_id, threshold in ((champion, 0.5), (second, 0.45)):
+        save_record(store, model_id, EvaluationRecord(snapshot_id, threshold, [
+            ScoredItem(row.id, row.media_id, row.filename, row.label, score) for row, score in evaluated]))
+    return {"champion": champion, "second": second}
+
+
 
 
 def add_retraining_decisions(session: Session, project_id: uuid.UUID, now: datetime) -> None:
@@ -149,6 +195,7 @@ def main() -> None:
         data_dir = Path(tmp) / "data"
         with api_server(data_dir, {"INSPECT_API_KEY": KEY, "INSPECT_JOB_INDEX_POLL_S": "0"}) as base_url:
             ids = seed(base_url, data_dir, parts, model_dir)
+            models = seed_models(base_url, data_dir, ids["project"], ids["champion"], model_dir)
             OUT.mkdir(parents=True, exist_ok=True)
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path="/usr/bin/chromium",
@@ -174,6 +221,17 @@ def main() -> None:
                 page.screenshot(path=OUT / "console-review.png")
                 page.goto(f"{base_url}/ui/jobs")
                 page.screenshot(path=OUT / "console-jobs.png")
+                models_url = f"{base_url}/ui/projects/{ids['project']}/models"
+                page.goto(models_url)
+                page.screenshot(path=OUT / "console-models.png")
+                page.goto(f"{models_url}/{models['champion']}")
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=OUT / "console-model.png", full_page=True)
+                page.goto(f"{models_url}/compare?ids={models['champion']},{models['second']}")
+                page.wait_for_load_state("networkidle")
+                page.screenshot(path=OUT / "console-compare.png", full_page=True)
+                page.goto(f"{base_url}/ui/projects/{ids['project']}/train?architecture=padim")
+                page.screenshot(path=OUT / "console-train.png", full_page=True)
                 line_shots(page, base_url, ids)
                 browser.close()
     print(f"screenshots in {OUT}")

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # schedule, the Prefect UI) appears in a jobs list. 0 turns the poller off (lists then know only the
     # jobs this API submitted or read).
     job_index_poll_s: float = Field(default=1.0, ge=0)
+    # The API's Prefect client tries a refused connection again this many times (backoff 0.5 s, then 1 s: about
+    # 1.5 s at Prefect's own default of 3) before a job route answers 503: a Prefect restart is ridden out.
+    prefect_connect_retries: int = Field(default=3, ge=0)
     # Workers keep a spare flow process with the flows' imports (torch, anomalib) done: jobs start in
     # about a second instead of spending 10-20 s importing. Costs one idle process per worker (~0.8 GB training).
     # How a worker gets a flow process with the flows' imports done (docs/architecture.md, "Workers"):

@@ -14,7 +14,8 @@ Fast fixtures (all registered once for the whole session, here or through ``pyte
 - ``keyed_server`` (``tests/integration/api_server.py``): one uvicorn API process with INSPECT_API_KEY set.
 - ``model_dir``, ``part_video``, ``mjpeg_camera``, ``webhook_receiver``, ``mqtt_broker_port``
   (``tests/integration/pipeline_fixtures.py``): a tiny PaDiM OpenVINO model, a video, a camera, receivers.
-- ``part_images``: synthetic parts in the MTD layout; ``mtd_dir``: the real tiles (a skip without them).
+- ``part_images``: synthetic parts in the MTD layout; ``mtd_dir``: the real tiles (a skip without them), for
+  tests marked ``real_data``, which the default run deselects (``make test-real-data`` runs them).
 
 Session fixtures live here or in those plugins, never in a test module: pytest registers a fixture once
 per module that defines or imports it, so the suite refuses that at collection (``tests/fixture_scopes.py``).
@@ -57,7 +58,8 @@ pytest_plugins = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# The real MTD tiles, for the accuracy test only; INSPECT_TEST_MTD_DIR moves (or, pointed at nothing, hides) them.
+# The real MTD tiles, for the accuracy test only (marker real_data: `make test-real-data`, not in `make test`);
+# INSPECT_TEST_MTD_DIR moves (or, pointed at nothing, hides) them.
 MTD_DIR = Path(os.environ.get("INSPECT_TEST_MTD_DIR") or REPO_ROOT.parent / "shared" / "data" / "mtd")
 
 # Tests make their video files, image folders and sink outputs under pytest's temporary folders: allow
@@ -117,10 +119,12 @@ def seed_sqlite(settings: Settings, template: Path) -> None:
 @pytest.fixture
 def make_settings(tmp_path: Path, sqlite_template: Path) -> Callable[..., Settings]:
     """Settings(**fields) on ``tmp_path / "data"`` (unless given) with a migrated SQLite database in place and,
-    unless ``job_index_poll_s`` is given, no jobs index poller: these apps have no Prefect to follow."""
+    unless ``job_index_poll_s`` is given, no jobs index poller: these apps have no Prefect to follow. For the
+    same reason a job route answers 503 at once (no connection retries) unless ``prefect_connect_retries`` is given."""
     def make(**fields: object) -> Settings:
         fields.setdefault("data_dir", tmp_path / "data")
         fields.setdefault("job_index_poll_s", 0)
+        fields.setdefault("prefect_connect_retries", 0)
         settings = Settings(**fields)  # type: ignore[arg-type]
         seed_sqlite(settings, sqlite_template)
         return settings

@@ -15,11 +15,12 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.access import CONSOLE_PREFIX
-from api.console import auth, dataset, jobs, lines, projects, review, schedule
+from api.console import auth, dataset, jobs, lines, model_views, models, projects, review, schedule, training
 from api.console.forms import detail_text
 from api.console.templating import STATIC_DIR, STATIC_PATH, ConsoleStaticFiles, render, root
 
-ROUTERS = (auth.router, projects.router, dataset.router, review.router, jobs.router, lines.router, schedule.router)
+ROUTERS = (auth.router, projects.router, dataset.router, review.router, jobs.router, models.router, model_views.router,
+           training.router, lines.router, schedule.router)
 
 
 def install_console(app: FastAPI) -> None:

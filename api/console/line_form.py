@@ -25,7 +25,7 @@ FOLLOW_CHAMPION = "champion"
 # Every mode the API knows, as the form offers them (the defaults of DataCollection in words).
 COLLECTION_MODES = {"off": "off: collect nothing", "interval": "interval: a frame every 10 s",
                     "confident_normal": "confident normal: frames scoring below 0.2",
-                    "uncertain": "uncertain: frames scoring 0.4–0.6, for review"}
+                    "uncertain": "uncertain: frames scoring in the review band, for a person"}
 
 # Per type: the config key the form's one address field fills, and what the field asks for.
 SOURCE_ADDRESS = {"video_file": "path", "images_folder": "path", "ip_camera": "url", "webcam": "device_index"}
@@ -35,7 +35,7 @@ SINK_ADDRESS = {"webhook": "url", "mqtt": "broker", "filesystem": "output_dir"}
 SINK_TYPES = {"webhook": "Webhook (http:// URL)", "mqtt": "MQTT (mqtt:// broker URL and topic)",
               "filesystem": "Folder (path on the line PC)"}
 FIELDS = ("name", "source_type", "source_address", "model", "sink_type", "sink_address", "sink_topic",
-          "threshold", "fps", "collection_mode")
+          "threshold", "fps", "collection_mode", "review_band")
 
 
 @dataclass
@@ -66,6 +66,17 @@ def _number(text: str, name: str, errors: dict[str, str]) -> float | None:
     except ValueError:
         errors[name] = f"{name} must be a number"
         return None
+
+
+def _band(text: str, errors: dict[str, str]) -> list[float] | None:
+    """`0.4-0.6` (or with an en dash, a comma or spaces) as [low, high]; the range itself is checked by the API."""
+    parts = [part for part in text.replace("–", " ").replace("-", " ").replace(",", " ").split() if part]
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        errors["review_band"] = "review band must be two scores, low-high (e.g. 0.4-0.6)"
+        return None
+    return [low, high]
 
 
 def _part(adapter: TypeAdapter[Any], kind: str, name: str, type_name: str, config: dict[str, Any],
@@ -126,6 +137,10 @@ def read_form(values: dict[str, str], stored: dict[str, Any] | None = None) -> L
         _number(threshold_text, "threshold", errors)
     fps = _number(form.values["fps"].strip(), "fps", errors)
     collection = {**(stored or {}).get("data_collection", {}), "mode": form.values["collection_mode"]}
+    band_text = form.values["review_band"].strip()
+    band = _band(band_text, errors) if band_text else None
+    if band is not None:
+        collection["band"] = band
     candidate = {**(stored or {}), "data_collection": collection,
                  **({"threshold": threshold} if threshold is not None else {}),
                  **({"fps": fps} if fps is not None else {})}
@@ -134,7 +149,8 @@ def read_form(values: dict[str, str], stored: dict[str, Any] | None = None) -> L
     except ValidationError as error:
         for item in error.errors(include_url=False, include_input=False):
             key = str(item["loc"][0]) if item["loc"] else "threshold"
-            target = "collection_mode" if key == "data_collection" else key
+            target = key if key != "data_collection" else \
+                "review_band" if "band" in map(str, item["loc"]) else "collection_mode"
             errors.setdefault(target, str(item["msg"]).removeprefix("Value error, "))
     return form
 
@@ -158,9 +174,10 @@ def form_values(pipeline: Pipeline, source: Source, sink: Sink) -> dict[str, str
         "threshold": str(config.get("threshold", 0.5)),
         "fps": f"{config.get('fps', 30.0):g}",
         "collection_mode": config.get("data_collection", {}).get("mode", "off"),
+        "review_band": "-".join(f"{score:g}" for score in config.get("data_collection", {}).get("band", [0.4, 0.6])),
     }
 
 
 NEW_LINE = {"name": "", "source_type": "video_file", "source_address": "", "model": FOLLOW_CHAMPION,
             "sink_type": "webhook", "sink_address": "", "sink_topic": "", "threshold": "0.5", "fps": "10",
-            "collection_mode": "off"}
+            "collection_mode": "off", "review_band": "0.4-0.6"}

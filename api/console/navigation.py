@@ -19,6 +19,7 @@ class ProjectTab:
 PROJECT_TABS: list[ProjectTab] = [
     ProjectTab("dataset", "Dataset", ""),
     ProjectTab("review", "Review queue", "/review"),
+    ProjectTab("models", "Models", "/models"),
     ProjectTab("lines", "Lines", "/lines"),
     ProjectTab("schedule", "Schedule", "/schedule"),
 ]

@@ -15,9 +15,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, UploadFile
 
 from api.deps import SettingsDep, StoreDep
-from api.routers.trainable_models import clear_catalog
 from api.schemas.backbones import BackboneOut, ImportedWeights
 from api.schemas.common import ErrorResponse
+from api.services.training import clear_catalog
 from infra.anomaly import backbones
 from infra.anomaly.imported_weights import (
     ImportRefused,

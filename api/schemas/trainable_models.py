@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 
 
 class ParameterSchema(BaseModel):
@@ -29,7 +29,11 @@ class ParameterSchema(BaseModel):
 class TrainableModel(BaseModel):
     name: str
     display_name: str
-    description: str
+    description: str  # anomalib's first docstring line (names the paper)
+    summary: str = Field(description="what the model does, in one plain line")
+    speed: Literal["fast", "medium", "slow"] = Field(description="relative training time on a CPU")
+    accuracy: Literal["high", "good", "fair"] = Field(description="relative image AUROC on real parts")
+    recommended: bool = Field(description="advised for a first model on this platform")
     available: bool
     unavailable_reason: str | None = None
     parameters: dict[str, ParameterSchema]

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from api.deps import get_or_404
 from api.schemas.training_schedule import TrainingScheduleIn, TrainingScheduleOut, TrainingScheduleSettings
 from api.services.jobs import orchestration_errors, submit_job
-from api.services.training_parameters import training_parameters
+from api.services.training import training_parameters
 from infra.anomaly.candidates import AUTO
 from infra.database.models import Project
 from infra.orchestration import JobType, OrchestrationUnavailable, Orchestrator

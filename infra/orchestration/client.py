@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import httpcore
 import httpx
 from prefect.client.orchestration import SyncPrefectClient
 from prefect.client.schemas.filters import (
@@ -101,6 +102,16 @@ class BusyRetries(httpx.BaseTransport):
         self.inner.close()
 
 
+def _set_connect_retries(transport: httpx.BaseTransport, retries: int) -> None:
+    """Connection attempts made again on a refused connection (INSPECT_PREFECT_CONNECT_RETRIES).
+
+    Prefect's client sets 3 on its connection pool the same way, after creation (it has no setting for it).
+    """
+    pool = getattr(transport, "_pool", None)
+    if isinstance(pool, httpcore.ConnectionPool):
+        pool._retries = retries  # noqa: SLF001 - what Prefect's own client does
+
+
 def prefect_api_url(settings: Settings) -> str:
     return settings.prefect_api_url or f"http://{settings.services_address}:{settings.prefect_port}/api"
 
@@ -116,11 +127,12 @@ def prefect_client(api_url: str, auth: ServiceAuth | None = None, **kwargs: Any)
 
 
 class Orchestrator:
-    def __init__(self, api_url: str, timeout: float = 15.0) -> None:
+    def __init__(self, api_url: str, timeout: float = 15.0, connect_retries: int = 3) -> None:
         self.api_url = api_url
         self._client = prefect_client(api_url, httpx_settings={"timeout": timeout})
         self._client.__enter__()
         http = self._client._client  # noqa: SLF001 - wrapped after creation, as Prefect adds its own retries
+        _set_connect_retries(http._transport, connect_retries)  # noqa: SLF001
         http._transport = BusyRetries(http._transport)  # noqa: SLF001 - keeps Prefect's proxies, TLS and limits
         self._deployments: dict[JobType, uuid.UUID] = {}
         self._finished: OrderedDict[uuid.UUID, tuple[Any, Any]] = OrderedDict()  # artifact data of finished runs
@@ -128,7 +140,7 @@ class Orchestrator:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Orchestrator:
-        return cls(prefect_api_url(settings))
+        return cls(prefect_api_url(settings), connect_retries=settings.prefect_connect_retries)
 
     def close(self) -> None:
         self._client.__exit__(None, None, None)

@@ -45,6 +45,30 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
         yield ConsoleServer(base_url, data_dir, API_KEY)
 
 
+@pytest.fixture(scope="package")
+def platform_console(platform: Any) -> Iterator[ConsoleServer]:
+    """An API process (with a key) on the session platform's database, storage, Prefect and MLflow, for pages
+    that run real jobs or show trained models; its jobs index polls every second."""
+    from infra.supervisor.environment import settings_env
+
+    settings = platform.settings
+    env = {**settings_env(settings), "INSPECT_API_KEY": API_KEY, "INSPECT_JOB_INDEX_POLL_S": "1"}
+    with api_server(settings.resolved_data_dir, env, isolated=False) as url:
+        yield ConsoleServer(url, settings.resolved_data_dir, API_KEY)
+
+
+@pytest.fixture
+def platform_page(browser: Any, platform_console: ConsoleServer) -> Iterator[BrowserPage]:
+    """A page signed in to `platform_console`; at the end, no request left loopback and no script failed."""
+    context, view = open_page(browser, platform_console.base_url)
+    try:
+        sign_in(view, platform_console.key)
+        yield view
+        view.record.assert_clean()
+    finally:
+        context.close()
+
+
 # Package scope, not session: while sync_playwright() is open its event loop counts as running in the main
 # thread, and every later test that calls asyncio.run() (aiortc viewers, Prefect clients) would fail.
 @pytest.fixture(scope="package")

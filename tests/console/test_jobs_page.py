@@ -12,31 +12,14 @@ import pytest
 from prefect import flow
 
 from infra.orchestration.client import prefect_api_url
-from infra.supervisor.environment import settings_env
-from tests.console.conftest import BrowserPage, ConsoleServer, open_page, sign_in
-from tests.integration.api_server import API_KEY, api_server
+from tests.console.conftest import BrowserPage, ConsoleServer
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def platform_console(platform: Any) -> Iterator[ConsoleServer]:
-    """An API process (with a key) on the platform's database and Prefect; its jobs index polls every second."""
-    settings = platform.settings
-    env = {**settings_env(settings), "INSPECT_API_KEY": API_KEY, "INSPECT_JOB_INDEX_POLL_S": "1"}
-    with api_server(settings.resolved_data_dir, env, isolated=False) as url:
-        yield ConsoleServer(url, settings.resolved_data_dir, API_KEY)
-
-
 @pytest.fixture
-def jobs_view(browser: Any, platform_console: ConsoleServer) -> Iterator[BrowserPage]:
-    context, view = open_page(browser, platform_console.base_url)
-    try:
-        sign_in(view, platform_console.key)
-        yield view
-        view.record.assert_clean()
-    finally:
-        context.close()
+def jobs_view(platform_page: BrowserPage) -> BrowserPage:
+    return platform_page
 
 
 @flow(name="console-test-job")

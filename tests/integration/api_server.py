@@ -1,8 +1,8 @@
 """The API alone in a uvicorn subprocess on a free port, configured through INSPECT_* variables.
 
 For HTTP semantics that the in-process TestClient hides (middlewares, headers, real sockets). No
-Prefect or MLflow is started: INSPECT_PREFECT_API_URL points at a closed port, so job routes answer
-503 (after the Prefect client's ~1.5 s of connection retries) instead of waiting for a server.
+Prefect or MLflow is started: INSPECT_PREFECT_API_URL points at a closed port and
+INSPECT_PREFECT_CONNECT_RETRIES is 0, so job routes answer 503 at once instead of waiting for a server.
 
 A plugin registered once by ``tests/conftest.py``: its session fixtures start one process each for the
 whole session, ``isolated_server`` (no key) and ``keyed_server`` (INSPECT_API_KEY set).
@@ -46,7 +46,8 @@ def api_server(data_dir: Path, env: Mapping[str, str] | None = None, start_timeo
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
         "INSPECT_DATA_DIR": str(data_dir),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        **({"INSPECT_PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
+        # Nothing listens there: no connection attempt made again (Prefect's client makes 3, 1.5 s per job route).
+        **({"INSPECT_PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api", "INSPECT_PREFECT_CONNECT_RETRIES": "0",
             "INSPECT_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"} if isolated else {}),
         **(env or {}),
     }

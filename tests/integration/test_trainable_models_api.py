@@ -22,7 +22,8 @@ def test_lists_architectures_with_parameter_schemas(client: TestClient, offline:
     models = {entry["name"]: entry for entry in response.json()}
     assert set(models) >= REQUIRED
     for entry in models.values():
-        assert set(entry) == {"name", "display_name", "description", "available", "unavailable_reason", "parameters"}
+        assert set(entry) == {"name", "display_name", "description", "summary", "speed", "accuracy", "recommended",
+                              "available", "unavailable_reason", "parameters"}
         assert entry["parameters"]["max_epochs"]["type"] == "integer"
         for spec in entry["parameters"].values():
             # Absent descriptors are left out rather than sent as null; only a default may be null.

@@ -242,10 +242,11 @@ def test_models_normalise_inputs_like_their_backbone_was_trained(data_dir: Path,
 MTD_IMAGE_AUROC_BAR = 0.88
 
 
+@pytest.mark.real_data  # about 130 s and data a clone lacks: `make test-real-data`, not `make test`
 def test_padim_reaches_its_reference_accuracy_on_real_mtd_tiles(
     mtd_dir: Path, tmp_path: Path, data_dir: Path, offline: None
 ) -> None:
-    """The suite's one test on real data (skips without the MTD tiles): the platform's PaDiM on a fixed slice.
+    """The one test on real data (skips without the MTD tiles): the platform's PaDiM on a fixed slice.
 
     300 MT_Free tiles (200 train, 100 held out) and every MT_Blowhole and MT_Crack tile, 256x256,
     mobilenetv2_100 blocks.2+4 with the offline ImageNet weights.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,6 +22,7 @@ from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
 from infra.orchestration import client as client_module
 from infra.orchestration.client import BusyRetries, OrchestrationUnavailable, Orchestrator
 from infra.orchestration.jobs import JobType
+from tests.network import free_port
 
 DEPLOYMENT_ID = uuid.uuid4()
 
@@ -114,3 +116,19 @@ def test_the_quick_retries_end_with_prefects_answer(prefect: BusyPrefect, monkey
         response = http.post(f"{prefect.api_url}/deployments/{DEPLOYMENT_ID}/create_flow_run", json={"tags": []})
     assert response.status_code == 503
     assert len(prefect.attempts) == 3
+
+
+@pytest.mark.parametrize(("retries", "slowest_s", "quickest_s"), [(0, 0.4, 0.0), (2, 1.3, 0.45)])
+def test_a_refused_connection_is_tried_again_as_often_as_configured(retries: int, slowest_s: float,
+                                                                    quickest_s: float) -> None:
+    """INSPECT_PREFECT_CONNECT_RETRIES: nothing listens, so the job read answers unavailable after the retries'
+    backoff (httpcore's: none before the first retry, 0.5 s before the second; Prefect's 3 would add 1 s more),
+    or at once with none."""
+    orchestrator = Orchestrator(f"http://127.0.0.1:{free_port()}/api", connect_retries=retries)
+    try:
+        started = time.monotonic()
+        with pytest.raises(OrchestrationUnavailable, match="Connection refused"):
+            orchestrator.get_job(uuid.uuid4())
+        assert quickest_s <= time.monotonic() - started < slowest_s
+    finally:
+        orchestrator.close()

@@ -22,6 +22,15 @@ def test_a_good_form_becomes_the_api_bodies() -> None:
     assert read.model_id == model and read.follow_champion is False
     assert read.config["threshold"] == "model" and read.config["fps"] == 12.5
     assert read.config["data_collection"]["mode"] == "uncertain"
+    assert read.config["data_collection"]["band"] == [0.4, 0.6]
+
+
+def test_the_review_band_is_read_in_any_usual_spelling_and_checked_by_the_api() -> None:
+    for text in ("0.3-0.7", "0.3 – 0.7", "0.3, 0.7"):
+        assert read_form(form(collection_mode="uncertain", review_band=text)).config["data_collection"]["band"] \
+            == [0.3, 0.7]
+    assert "two scores" in read_form(form(review_band="wide")).errors["review_band"]
+    assert "low <= high" in read_form(form(review_band="0.8-0.2")).errors["review_band"]
 
 
 def test_every_bad_field_gets_the_apis_message_next_to_it() -> None:
