@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse
@@ -143,6 +142,11 @@ async def _form_values(request: Request) -> dict[str, str]:
 
 @router.get("/ui/projects/{project_id}/lines", response_class=HTMLResponse)
 def lines_page(request: Request, project_id: uuid.UUID, session: SessionDep) -> HTMLResponse:
+    return _lines_page(request, session, project_id)
+
+
+def _lines_page(request: Request, session: SessionDep, project_id: uuid.UUID, problem: str | None = None,
+                status_code: int = 200) -> HTMLResponse:
     project = get_or_404(session, Project, project_id)
     lines = project_pipelines(session, project_id)
     runs = latest_runs(session, [line.id for line in lines])
@@ -153,8 +157,8 @@ def lines_page(request: Request, project_id: uuid.UUID, session: SessionDep) -> 
     return render(request, "lines.html", {
         "section": "projects", "tab": "lines", "tabs": PROJECT_TABS, "project": project, "lines": lines,
         "runs": runs, "sources": sources, "sinks": sinks, "models": models, "active_states": ACTIVE,
-        "problem": request.query_params.get("problem"), "masked": mask_config,
-    })
+        "problem": problem, "masked": mask_config,
+    }, status_code=status_code)
 
 
 @router.get("/ui/projects/{project_id}/lines/new", response_class=HTMLResponse)
@@ -186,13 +190,17 @@ async def update_line(request: Request, project_id: uuid.UUID, pipeline_id: uuid
     return _submit(request, session, settings, get_or_404(session, Project, project_id), values, pipeline)
 
 
-def _back(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, back: str, problem: str | None = None
-          ) -> Response:
-    """To the page the button was on (the list or the line view), with the refusal if there was one."""
-    path = f"/ui/projects/{project_id}/lines" + (f"/{pipeline_id}" if back == "view" else "")
-    if problem:
-        path += "?" + urlencode({"problem": problem})
-    return see_other(request, path)
+def _back(request: Request, session: SessionDep, project_id: uuid.UUID, pipeline_id: uuid.UUID, back: str,
+          refusal: HTTPException | None = None) -> Response:
+    """To the page the button was on (the list or the line view); a refusal shows there at once, with its
+    status (the message never travels in the URL, where a crafted link could put any text on the page)."""
+    if refusal is not None:
+        problem = detail_text(refusal)
+        if back == "view":
+            return _line_page(request, session, project_id, pipeline_id, problem=problem,
+                              status_code=refusal.status_code)
+        return _lines_page(request, session, project_id, problem, refusal.status_code)
+    return see_other(request, f"/ui/projects/{project_id}/lines" + (f"/{pipeline_id}" if back == "view" else ""))
 
 
 @router.post("/ui/projects/{project_id}/lines/{pipeline_id}/start")
@@ -203,8 +211,8 @@ def start(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, sessi
         start_line(session, orchestrator, pipeline_id)
     except HTTPException as error:  # 409 running or no ready model, 503 Prefect unreachable
         session.rollback()
-        return _back(request, project_id, pipeline_id, back, detail_text(error))
-    return _back(request, project_id, pipeline_id, back)
+        return _back(request, session, project_id, pipeline_id, back, error)
+    return _back(request, session, project_id, pipeline_id, back)
 
 
 @router.post("/ui/projects/{project_id}/lines/{pipeline_id}/stop")
@@ -219,8 +227,8 @@ def stop(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, sessio
         stop_line(session, orchestrator, row.id)
     except HTTPException as error:  # 409 already ended, 503 Prefect unreachable
         session.rollback()
-        return _back(request, project_id, pipeline_id, back, detail_text(error))
-    return _back(request, project_id, pipeline_id, back)
+        return _back(request, session, project_id, pipeline_id, back, error)
+    return _back(request, session, project_id, pipeline_id, back)
 
 
 def _uuid(value: str, name: str) -> uuid.UUID:
@@ -241,7 +249,12 @@ def score_points(scores: list[float], width: int = 300, height: int = 80) -> str
 
 @router.get("/ui/projects/{project_id}/lines/{pipeline_id}", response_class=HTMLResponse)
 def line_view(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, session: SessionDep,
-              capture: str | None = None, problem: str | None = None) -> HTMLResponse:
+              capture: str | None = None) -> HTMLResponse:
+    return _line_page(request, session, project_id, pipeline_id, capture)
+
+
+def _line_page(request: Request, session: SessionDep, project_id: uuid.UUID, pipeline_id: uuid.UUID,
+               capture: str | None = None, problem: str | None = None, status_code: int = 200) -> HTMLResponse:
     project = get_or_404(session, Project, project_id)
     pipeline = _line_of(session, project_id, pipeline_id)
     run = latest_runs(session, [pipeline.id]).get(pipeline.id)
@@ -256,7 +269,7 @@ def line_view(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, s
         "source": session.get(Source, pipeline.source_id), "sink": session.get(Sink, pipeline.sink_id),
         "capture": shot if shot is not None and run is not None and shot.active_pipeline_id == run.id else None,
         "problem": problem,
-    })
+    }, status_code=status_code)
 
 
 @router.post("/ui/projects/{project_id}/lines/{pipeline_id}/threshold")
@@ -267,14 +280,15 @@ def set_threshold(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUI
     try:
         value = float(threshold)
     except ValueError:
-        return _back(request, project_id, pipeline_id, "view", "threshold must be a number from 0 to 1")
+        return _back(request, session, project_id, pipeline_id, "view",
+                     HTTPException(status_code=422, detail="threshold must be a number from 0 to 1"))
     try:
         update_pipeline(session, pipeline, PipelinePatch(config={"threshold": value}))
     except HTTPException as error:
         session.rollback()
-        return _back(request, project_id, pipeline_id, "view", detail_text(error))
+        return _back(request, session, project_id, pipeline_id, "view", error)
     session.commit()
-    return _back(request, project_id, pipeline_id, "view")
+    return _back(request, session, project_id, pipeline_id, "view")
 
 
 @router.post("/ui/projects/{project_id}/lines/{pipeline_id}/capture")
@@ -288,5 +302,6 @@ def capture_frame(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUI
     try:
         shot = take_capture(session, store, decoder, orchestrator, row.id)
     except HTTPException as error:
-        return _back(request, project_id, pipeline_id, "view", detail_text(error))
+        session.rollback()
+        return _back(request, session, project_id, pipeline_id, "view", error)
     return see_other(request, f"/ui/projects/{project_id}/lines/{pipeline_id}?capture={shot.id}")

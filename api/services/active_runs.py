@@ -63,8 +63,11 @@ def running_row(session: Session, active_id: uuid.UUID) -> ActivePipeline:
     and :func:`control_call` settles the row then.
     """
     row = get_or_404(session, ActivePipeline, active_id)
-    if row.status != "running" or not row.control_url or not row.control_token:
+    if row.status != "running":
         raise HTTPException(status_code=409, detail=f"active pipeline {active_id} is {row.status}, not running")
+    if not row.control_url or not row.control_token:
+        raise HTTPException(status_code=409, detail=f"active pipeline {active_id} is running but has not opened "
+                                                    "its control endpoint yet; try again in a moment")
     return row
 
 
