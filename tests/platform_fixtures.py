@@ -30,6 +30,10 @@ from tests.network import free_port
 # Crash detection needs heartbeats (every 30 s at least); 60 s of silence keeps the crash test short.
 # Workers ask for runs every 0.5 s (the product's default is 1 s): a quarter of a second less per job.
 TEST_STACK = StackOptions(crash_after_s=60, worker_query_seconds=0.5)
+# A flow's MLflow calls ride out about 15 s of outage in the product (4 retries 2, 4 and 8 s apart: a supervisor
+# restart of MLflow). Nothing in the session rides out an MLflow restart, while the MLflow outage test waits out
+# every retry of two calls (registration, then the cleanup): 2 retries, about 2 s per call (the factor is an int).
+TEST_WORKER_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"}
 
 
 @dataclass
@@ -43,7 +47,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("platform") / "data", prefect_port=free_port(),
                         mlflow_port=free_port(), min_normal_images=4)
     stack = Stack(settings, TEST_STACK)
-    stack.start()
+    with pytest.MonkeyPatch.context() as patch:  # the workers' environment (and their flows') is made at start
+        for name, value in TEST_WORKER_ENV.items():
+            patch.setenv(name, value)
+        stack.start()
     try:
         yield Platform(settings, stack)
     finally:
