@@ -44,3 +44,8 @@ def test_the_lines_and_schedule_pages_fit_1366_wide(console: BrowserPage, consol
         console.page.wait_for_load_state("networkidle")
         width = console.page.evaluate("document.documentElement.scrollWidth")
         assert width <= 1366, (path, width)
+        if path.endswith(("/new", "/edit")):  # the form's three cards side by side, none running into the next
+            boxes = console.page.locator("form.line-form > fieldset").evaluate_all(
+                "(sets) => sets.map((set) => [set.getBoundingClientRect().left, set.getBoundingClientRect().right])")
+            assert len(boxes) == 3, (path, boxes)
+            assert all(left[1] <= right[0] for left, right in zip(boxes, boxes[1:], strict=False)), (path, boxes)
