@@ -219,16 +219,22 @@ def start(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, sessi
 def stop(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, session: SessionDep,
          orchestrator: OrchestratorDep, active_id: Annotated[str, Form()] = "",
          back: Annotated[str, Form()] = "") -> Response:
-    _line_of(session, project_id, pipeline_id)
-    row = session.get(ActivePipeline, _uuid(active_id, "active_id"))
-    if row is None or row.pipeline_id != pipeline_id:
-        raise HTTPException(status_code=404, detail=f"line {pipeline_id} has no run {active_id}")
+    row = _run_of(session, project_id, pipeline_id, active_id)
     try:
         stop_line(session, orchestrator, row.id)
     except HTTPException as error:  # 409 already ended, 503 Prefect unreachable
         session.rollback()
         return _back(request, session, project_id, pipeline_id, back, error)
     return _back(request, session, project_id, pipeline_id, back)
+
+
+def _run_of(session: SessionDep, project_id: uuid.UUID, pipeline_id: uuid.UUID, active_id: str) -> ActivePipeline:
+    """The run a button names, which must be a run of this project's line (404 otherwise)."""
+    _line_of(session, project_id, pipeline_id)
+    row = session.get(ActivePipeline, _uuid(active_id, "active_id"))
+    if row is None or row.pipeline_id != pipeline_id:
+        raise HTTPException(status_code=404, detail=f"line {pipeline_id} has no run {active_id}")
+    return row
 
 
 def _uuid(value: str, name: str) -> uuid.UUID:
@@ -295,10 +301,7 @@ def set_threshold(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUI
 def capture_frame(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, session: SessionDep,
                   store: StoreDep, decoder: DecoderDep, orchestrator: OrchestratorDep,
                   active_id: Annotated[str, Form()] = "") -> Response:
-    _line_of(session, project_id, pipeline_id)
-    row = session.get(ActivePipeline, _uuid(active_id, "active_id"))
-    if row is None or row.pipeline_id != pipeline_id:
-        raise HTTPException(status_code=404, detail=f"line {pipeline_id} has no run {active_id}")
+    row = _run_of(session, project_id, pipeline_id, active_id)
     try:
         shot = take_capture(session, store, decoder, orchestrator, row.id)
     except HTTPException as error:
