@@ -24,6 +24,11 @@ def require_same_origin(request: Request) -> None:
         raise HTTPException(status_code=403, detail=CROSS_SITE_DETAIL)
 
 
+async def text_fields(request: Request) -> dict[str, str]:
+    """A posted form's text fields (files left out)."""
+    return {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+
+
 def see_other(request: Request, path: str) -> RedirectResponse:
     """303 to a console path: the browser GETs the result page, so a reload never posts twice."""
     return RedirectResponse(f"{root(request)}{path}", status_code=303)

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.console.forms import detail_text, require_same_origin, see_other
+from api.console.forms import detail_text, require_same_origin, see_other, text_fields
 from api.console.line_form import (
     COLLECTION_MODES,
     FOLLOW_CHAMPION,
@@ -136,10 +136,6 @@ def _submit(request: Request, session: Session, settings: Settings, project: Pro
     return _form_page(request, session, project, form.values, form.errors, pipeline, status_code=422)
 
 
-async def _form_values(request: Request) -> dict[str, str]:
-    return {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
-
-
 @router.get("/ui/projects/{project_id}/lines", response_class=HTMLResponse)
 def lines_page(request: Request, project_id: uuid.UUID, session: SessionDep) -> HTMLResponse:
     return _lines_page(request, session, project_id)
@@ -169,7 +165,7 @@ def new_line(request: Request, project_id: uuid.UUID, session: SessionDep) -> HT
 @router.post("/ui/projects/{project_id}/lines", response_class=HTMLResponse)
 async def create_line(request: Request, project_id: uuid.UUID, session: SessionDep, settings: SettingsDep
                       ) -> Response:
-    values = await _form_values(request)
+    values = await text_fields(request)
     return _submit(request, session, settings, get_or_404(session, Project, project_id), values, None)
 
 
@@ -185,7 +181,7 @@ def edit_line(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, s
 @router.post("/ui/projects/{project_id}/lines/{pipeline_id}/edit", response_class=HTMLResponse)
 async def update_line(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, session: SessionDep,
                       settings: SettingsDep) -> Response:
-    values = await _form_values(request)
+    values = await text_fields(request)
     pipeline = _line_of(session, project_id, pipeline_id)
     return _submit(request, session, settings, get_or_404(session, Project, project_id), values, pipeline)
 

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from api.console.dataset import label_counts
-from api.console.forms import detail_text, field_errors, require_same_origin, see_other
+from api.console.forms import detail_text, field_errors, require_same_origin, see_other, text_fields
 from api.console.navigation import PROJECT_TABS
 from api.console.templating import render
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
@@ -169,7 +169,7 @@ def _message_field(message: str, changed: list[str]) -> str:
 async def submit(request: Request, project_id: uuid.UUID, session: SessionDep, settings: SettingsDep,
                  store: StoreDep, orchestrator: OrchestratorDep) -> Response:
     project = get_or_404(session, Project, project_id)
-    form = {key: value for key, value in (await request.form()).items() if isinstance(value, str)}
+    form = await text_fields(request)
     context = _train_context(session, settings, store, project, form.get("architecture"))
     context["values"] = form
     body, errors = _request_body(context, form)
@@ -181,12 +181,12 @@ async def submit(request: Request, project_id: uuid.UUID, session: SessionDep, s
             errors = field_errors(error)
         else:
             try:  # the parameters first, so their message goes next to the field it is about
-                training_parameters(train, settings, store)
+                parameters = training_parameters(train, settings, store)
             except HTTPException as error:
                 errors = {_message_field(detail_text(error), list(body.get("parameters", {}))): detail_text(error)}
             else:
                 try:
-                    accepted = start_training(session, settings, store, orchestrator, project_id, train)
+                    accepted = start_training(session, settings, store, orchestrator, project_id, train, parameters)
                 except HTTPException as error:  # too little data (422), Prefect unreachable (503): nothing written
                     session.rollback()
                     errors, status = {"__all__": detail_text(error)}, error.status_code

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from api.deps import get_or_404
 from infra.database.models import Media, Model
+from infra.lru import Lru
 from infra.model_cache import ModelCache, ModelFilesMissing
 from infra.storage import ObjectStore, blob_key
 
@@ -78,15 +78,14 @@ class Predictor:
         self._lock = threading.Lock()
         self._store = store
         self._files = ModelCache(store, cache_dir, keep=MODELS_KEPT + 2)
-        self._models: OrderedDict[uuid.UUID, AnomalyModel] = OrderedDict()
-        self._results: OrderedDict[tuple[uuid.UUID, str], Prediction] = OrderedDict()
+        self._models: Lru[uuid.UUID, AnomalyModel] = Lru(MODELS_KEPT)
+        self._results: Lru[tuple[uuid.UUID, str], Prediction] = Lru(RESULTS_KEPT)
 
     def predict(self, model: Model, media: Media) -> Prediction:
         key = (model.id, media.sha256)
         with self._lock:
             cached = self._results.get(key)
             if cached is not None:
-                self._results.move_to_end(key)
                 return Prediction(model.id, media.id, cached.score, cached.label, cached.heatmap_png)
             # One inference at a time: a compiled model's request is not thread-safe, and the API's two cores
             # are better spent on one image than on several at half speed.
@@ -98,26 +97,19 @@ class Predictor:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
             result = Prediction(model.id, media.id, outcome.score, label_for(outcome.score),
                                 _heatmap_png(outcome.anomaly_map, size) if outcome.anomaly_map is not None else None)
-            self._results[key] = result
-            while len(self._results) > RESULTS_KEPT:
-                self._results.popitem(last=False)
-            return result
+            return self._results.put(key, result)
 
     def _compiled(self, model_id: uuid.UUID) -> AnomalyModel:
         from infra.openvino_model import AnomalyModel, ModelLoadError
 
         compiled = self._models.get(model_id)
         if compiled is not None:
-            self._models.move_to_end(model_id)
             return compiled
         try:
             compiled = AnomalyModel(self._files.get(model_id))
         except (ModelFilesMissing, ModelLoadError) as error:
             raise HTTPException(status_code=409, detail=f"model {model_id} cannot be loaded: {error}") from error
-        self._models[model_id] = compiled
-        while len(self._models) > MODELS_KEPT:
-            self._models.popitem(last=False)
-        return compiled
+        return self._models.put(model_id, compiled)
 
     def _read(self, media: Media) -> bytes:
         try:

@@ -106,10 +106,13 @@ def training_parameters(body: TrainRequest | TrainingScheduleSettings, settings:
 
 
 def start_training(session: Session, settings: Settings, store: ObjectStore, orchestrator: Orchestrator,
-                   project_id: uuid.UUID, body: TrainRequest) -> TrainAccepted:
-    """Create the model (and its snapshot) and submit the training; 404/409/422 before anything is written."""
+                   project_id: uuid.UUID, body: TrainRequest, parameters: dict[str, Any] | None = None
+                   ) -> TrainAccepted:
+    """Create the model (and its snapshot) and submit the training; 404/409/422 before anything is written.
+    ``parameters``: what `training_parameters` already returned for this body (a caller that checked them first)."""
     get_or_404(session, Project, project_id)
-    parameters = training_parameters(body, settings, store)
+    if parameters is None:
+        parameters = training_parameters(body, settings, store)
 
     snapshot = None
     if body.snapshot_id is not None:

@@ -32,6 +32,36 @@ export function describe(body, status) {
 /** The path prefix the console is served under (a reverse proxy's root path). */
 export const root = document.documentElement.dataset.root || "";
 
+/** Job states after which nothing changes. */
+export const FINISHED = new Set(["completed", "failed", "cancelled"]);
+
+/** The symbols of the status_badge macro (_macros.html): the state is written out, colour only repeats it. */
+export const STATUS_SYMBOLS = {
+  pending: "…", running: "▶", completed: "✓", failed: "✕", cancelled: "⊘", ready: "✓", training: "▶",
+  starting: "…", stopping: "…", stopped: "■", idle: "○",
+};
+
+/** A badge as the macros draw it: a symbol hidden from screen readers, then the text. */
+export function badge(className, symbol, text) {
+  const element = document.createElement("span");
+  element.className = `badge ${className}`;
+  const mark = document.createElement("span");
+  mark.setAttribute("aria-hidden", "true");
+  mark.textContent = symbol;
+  element.append(mark, ` ${text}`);
+  return element;
+}
+
+/** The status_badge macro's badge of a job's or a line's state. */
+export function statusBadge(status) {
+  return badge(`status-${status}`, STATUS_SYMBOLS[status] || "•", status);
+}
+
+/** A running job's stage and epoch from its metrics, e.g. "fitting, epoch 3". */
+export function jobStage(metrics = {}) {
+  return [metrics.stage, metrics.epoch != null ? `epoch ${metrics.epoch}` : null].filter(Boolean).join(", ");
+}
+
 export function localiseTimes(scope = document) {
   const format = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   for (const element of scope.querySelectorAll("time[datetime]")) {

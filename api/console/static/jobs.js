@@ -1,9 +1,7 @@
 // Live progress of the unfinished jobs on the page: each is read from GET /api/jobs/{id} every two seconds.
-import { api, root } from "./console.js";
+import { FINISHED, api, jobStage, root, statusBadge } from "./console.js";
 
 const INTERVAL_MS = 2000;
-const FINISHED = new Set(["completed", "failed", "cancelled"]);
-const SYMBOLS = { pending: "…", running: "▶", completed: "✓", failed: "✕", cancelled: "⊘" };
 
 function duration(seconds) {
   const total = Math.max(0, Math.round(seconds));
@@ -18,10 +16,7 @@ function render(row, job) {
   const field = (name) => row.querySelector(`[data-field="${name}"]`);
   row.dataset.status = job.status;
   const status = field("status");
-  const badge = document.createElement("span");
-  badge.className = `badge status-${job.status}`;
-  badge.textContent = `${SYMBOLS[job.status] || "•"} ${job.status}`;
-  status.replaceChildren(badge);
+  status.replaceChildren(statusBadge(job.status));
   const note = (job.error !== job.status && job.error) || (!FINISHED.has(job.status) && job.message);
   if (note) {
     const detail = document.createElement("div");
@@ -32,9 +27,7 @@ function render(row, job) {
   const percent = Math.round(job.progress * 100);
   row.querySelector("progress").value = percent;
   field("progress").textContent = `${percent} %`;
-  const metrics = job.metrics || {};
-  field("stage").textContent = FINISHED.has(job.status) ? "" :
-    [metrics.stage, metrics.epoch != null ? `epoch ${metrics.epoch}` : null].filter(Boolean).join(", ");
+  field("stage").textContent = FINISHED.has(job.status) ? "" : jobStage(job.metrics || {});
   if (job.started_at) {
     const end = job.finished_at ? new Date(job.finished_at) : new Date();
     field("duration").textContent = duration((end - new Date(job.started_at)) / 1000);

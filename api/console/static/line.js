@@ -1,11 +1,9 @@
 // The line view made live: WebRTC video, metrics and the score chart every second, the threshold slider
 // applied to the running line, and capture without leaving the page. The page works without it as forms.
-import { api, root, localiseTimes } from "./console.js";
+import { STATUS_SYMBOLS, api, localiseTimes, root } from "./console.js";
 import { playLive } from "./webrtc.js";
 
 const ACTIVE = new Set(["starting", "running", "stopping"]);
-// The same symbols as the status_badge macro: the state is written out, colour only repeats it.
-const SYMBOLS = { starting: "…", running: "▶", stopping: "…", stopped: "■", failed: "✕" };
 const POLL_MS = 1000;
 const CHART = { width: 300, height: 80 };
 
@@ -45,7 +43,7 @@ function showRun(run) {
   const badge = document.querySelector("#line-state .badge");
   if (badge && badge.dataset.status !== run.status) {
     badge.className = `badge status-${run.status}`;
-    badge.firstElementChild.textContent = SYMBOLS[run.status] || "•";
+    badge.firstElementChild.textContent = STATUS_SYMBOLS[run.status] || "•";
     badge.lastChild.textContent = ` ${run.status}`;
     badge.dataset.status = run.status;
   }

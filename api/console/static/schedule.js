@@ -1,8 +1,7 @@
 // The schedule page: follows retraining runs that have not ended (GET /api/jobs/{id} every 2 s) and fills in
 // their decision, reason and scores when they do. Without it, a reload shows the same.
-import { api, root } from "./console.js";
+import { FINISHED, api, badge, root, statusBadge } from "./console.js";
 
-const FINISHED = new Set(["completed", "failed", "cancelled"]);
 const SYMBOLS = { promoted: "★", kept: "=", skipped: "–" };
 const POLL_MS = 2000;
 
@@ -10,22 +9,12 @@ function auroc(value) {
   return typeof value === "number" ? value.toFixed(3) : "—";
 }
 
-function badge(className, symbol, text) {
-  const element = document.createElement("span");
-  element.className = `badge ${className}`;
-  const mark = document.createElement("span");
-  mark.setAttribute("aria-hidden", "true");
-  mark.textContent = symbol;
-  element.append(mark, ` ${text}`);
-  return element;
-}
-
 function show(row, job) {
   row.dataset.status = job.status;
   const field = (name) => row.querySelector(`[data-field="${name}"]`);
   const decision = job.metrics.decision;
   field("decision").replaceChildren(decision ? badge(`decision-${decision}`, SYMBOLS[decision] || "•", decision)
-                                              : badge(`status-${job.status}`, "•", job.status));
+                                              : statusBadge(job.status));
   field("reason").textContent = job.metrics.reason || (job.status === "failed" ? job.message || "" : "");
   field("candidate").textContent = auroc(job.metrics.candidate_image_auroc);
   field("champion").textContent = auroc(job.metrics.champion_image_auroc);

@@ -1,22 +1,17 @@
 // Live progress of the training started from this page: GET /api/jobs/{id} every second until it ends.
-import { api, root } from "./console.js";
+import { FINISHED, api, jobStage, root, statusBadge } from "./console.js";
 
 const INTERVAL_MS = 1000;
-const FINISHED = new Set(["completed", "failed", "cancelled"]);
-const SYMBOLS = { pending: "…", running: "▶", completed: "✓", failed: "✕", cancelled: "⊘" };
 const panel = document.getElementById("training");
 
 function show(job) {
   panel.dataset.status = job.status;
-  const badge = document.createElement("span");
-  badge.className = `badge status-${job.status}`;
-  badge.textContent = `${SYMBOLS[job.status] || "•"} ${job.status}`;
-  document.getElementById("training-status").replaceChildren(badge);
+  document.getElementById("training-status").replaceChildren(statusBadge(job.status));
   const percent = Math.round(job.progress * 100);
   document.getElementById("training-bar").value = percent;
   document.getElementById("training-percent").textContent = `${percent} %`;
   const metrics = job.metrics || {};
-  const parts = [metrics.stage, metrics.epoch != null ? `epoch ${metrics.epoch}` : null];
+  const parts = [jobStage(metrics)];
   if (job.status === "completed" && metrics.image_auroc != null) parts.push(`image AUROC ${Number(metrics.image_auroc).toFixed(3)}`);
   document.getElementById("training-stage").textContent = parts.filter(Boolean).join(", ");
   const error = document.getElementById("training-error");
