@@ -137,7 +137,7 @@ def test_a_quality_engineer_walks_the_whole_loop_in_the_console(
 
     # 7. The review queue shows them; the keyboard judges the first two, each stored at once.
     _tab(page, "Review queue")
-    page.wait_for_function("() => document.getElementById('review-position').textContent === '1'")
+    page.locator("#review[data-ready]").wait_for(state="attached")  # the queue's script has its items
     total = int(page.locator("#remaining").inner_text().replace(",", ""))
     assert total == queue["total"]
     first = page.locator("#review-media-id").input_value()

@@ -86,6 +86,7 @@ if (view) {
   }
 
   async function move(step) {
+    await ready;
     const target = index + step;
     if (target < 0) {
       status.textContent = "This is the first item.";
@@ -103,6 +104,7 @@ if (view) {
   const waiting = (after) => items.findIndex((item, position) => position > after && !item.verdict);
 
   async function judge(label) {
+    await ready;  // a key pressed before the queue arrived counts, on the first item
     const item = items[index];
     if (!item || busy) return;
     busy = true;
@@ -148,9 +150,10 @@ if (view) {
     element(id).addEventListener("click", (event) => { event.preventDefault(); move(step); });
   }
 
-  loadMore().then(() => {
+  const ready = loadMore().then(() => {
     index = 0;
     total = Math.max(total, items.length);
     show();
+    view.dataset.ready = "true";
   }).catch((error) => { status.textContent = error.message; });
 }
