@@ -39,7 +39,7 @@ def test_keys_judge_skip_and_move_without_loading_a_page(console: BrowserPage, c
     # The queue's first load is held back: a key pressed before it arrives must still count (a quick user's
     # first verdict, and a loaded CI machine's, was once dropped).
     held: list[Any] = []
-    page.route("**/api/projects/*/media?label=unlabelled*", held.append)
+    page.route("**/api/projects/*/media?label=unlabelled*", lambda route: held.append(route))
     console.goto(f"/ui/projects/{project['id']}/review")
     page.evaluate("window.__samePage = true")  # gone if anything reloads the page
     for _ in range(100):
@@ -48,8 +48,8 @@ def test_keys_judge_skip_and_move_without_loading_a_page(console: BrowserPage, c
         page.wait_for_timeout(50)
     assert page.locator("#review-media-id").input_value() == queue[0] and page.locator("#remaining").inner_text() == "4"
     page.keyboard.press("n")
-    page.unroute("**/api/projects/*/media?label=unlabelled*")
     held[0].continue_()
+    page.unroute("**/api/projects/*/media?label=unlabelled*")
     wait_shown(page, queue[1])
     page.locator("#review[data-ready]").wait_for(state="attached")
     assert _labels(console_server, project["id"])[queue[0]] == "normal"  # stored at once
