@@ -33,7 +33,7 @@ from api.console.templating import render
 from api.deps import DecoderDep, SessionDep, SettingsDep, StoreDep, get_or_404
 from api.schemas.configured import ConfiguredPatch
 from api.schemas.pipelines import PipelineCreate, PipelinePatch
-from api.services.active_runs import latest_runs, start_line, stop_line
+from api.services.active_runs import latest_runs, settle_silent, silence_note, start_line, stop_line
 from api.services.captures import take_capture
 from api.services.configured_resources import SINKS, SOURCES, ConfiguredResource, add_row, change_row
 from api.services.jobs import OrchestratorDep
@@ -137,7 +137,10 @@ def _submit(request: Request, session: Session, settings: Settings, project: Pro
 
 
 @router.get("/ui/projects/{project_id}/lines", response_class=HTMLResponse)
-def lines_page(request: Request, project_id: uuid.UUID, session: SessionDep) -> HTMLResponse:
+def lines_page(request: Request, project_id: uuid.UUID, session: SessionDep,
+               orchestrator: OrchestratorDep) -> HTMLResponse:
+    pipeline_ids = [line.id for line in project_pipelines(session, project_id)]
+    settle_silent(session, orchestrator, latest_runs(session, pipeline_ids).values())  # a dead line shows ended
     return _lines_page(request, session, project_id)
 
 
@@ -152,7 +155,8 @@ def _lines_page(request: Request, session: SessionDep, project_id: uuid.UUID, pr
                                                           .where(Model.project_id == project_id))}
     return render(request, "lines.html", {
         "section": "projects", "tab": "lines", "tabs": PROJECT_TABS, "project": project, "lines": lines,
-        "runs": runs, "sources": sources, "sinks": sinks, "models": models, "active_states": ACTIVE,
+        "runs": runs, "notes": {line_id: run.message or silence_note(run) for line_id, run in runs.items()},
+        "sources": sources, "sinks": sinks, "models": models, "active_states": ACTIVE,
         "problem": problem, "masked": mask_config,
     }, status_code=status_code)
 
@@ -251,7 +255,8 @@ def score_points(scores: list[float], width: int = 300, height: int = 80) -> str
 
 @router.get("/ui/projects/{project_id}/lines/{pipeline_id}", response_class=HTMLResponse)
 def line_view(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, session: SessionDep,
-              capture: str | None = None) -> HTMLResponse:
+              orchestrator: OrchestratorDep, capture: str | None = None) -> HTMLResponse:
+    settle_silent(session, orchestrator, latest_runs(session, [pipeline_id]).values())
     return _line_page(request, session, project_id, pipeline_id, capture)
 
 
@@ -265,7 +270,8 @@ def _line_page(request: Request, session: SessionDep, project_id: uuid.UUID, pip
     metrics = dict(run.metrics or {}) if run is not None else {}
     return render(request, "line.html", {
         "section": "projects", "tab": "lines", "tabs": PROJECT_TABS, "project": project, "pipeline": pipeline,
-        "run": run, "live": run is not None and run.status in ACTIVE, "metrics": metrics, "metric_rows": METRICS,
+        "run": run, "note": (run.message or silence_note(run)) if run is not None else None,
+        "live": run is not None and run.status in ACTIVE, "metrics": metrics, "metric_rows": METRICS,
         "points": score_points(metrics.get("recent_scores") or []), "threshold": threshold,
         "model": session.get(Model, pipeline.model_id) if pipeline.model_id else None,
         "source": session.get(Source, pipeline.source_id), "sink": session.get(Sink, pipeline.sink_id),

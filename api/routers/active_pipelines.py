@@ -27,10 +27,10 @@ from api.schemas.active_pipelines import (
 )
 from api.schemas.common import ErrorResponse
 from api.schemas.media import UploadLabel
-from api.services.active_runs import refresh, start_line, stop_line
+from api.services.active_runs import refresh, silence_note, start_line, stop_line
 from api.services.captures import take_capture
 from api.services.jobs import OrchestratorDep
-from infra.active_pipelines import ACTIVE, HEARTBEAT_STALE_S, heartbeat_age
+from infra.active_pipelines import ACTIVE
 from infra.database.models import ActivePipeline, Capture
 from infra.storage import blob_key
 
@@ -46,9 +46,7 @@ PLAYER_PAGE = ("pipelines", "static/player.html")
 def _out(row: ActivePipeline) -> ActivePipelineOut:
     """The row as the API shows it; a running pipeline that stopped heart-beating says so."""
     out = ActivePipelineOut.model_validate(row)
-    age = heartbeat_age(row)
-    if row.status == "running" and age is not None and age > HEARTBEAT_STALE_S and out.message is None:
-        out.message = f"no heartbeat for {age:.0f} s"
+    out.message = out.message or silence_note(row)
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from fastapi import HTTPException
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from api.control_proxy import ControlClient, ControlError, ControlUnreachable
 from api.deps import get_or_404
 from api.services.jobs import submit_or_withdraw
-from infra.active_pipelines import ACTIVE, FINAL, settle, transition
+from infra.active_pipelines import ACTIVE, FINAL, HEARTBEAT_STALE_S, heartbeat_age, settle, transition
 from infra.database.models import ActivePipeline, Model, Pipeline
 from infra.orchestration import JobFinished, JobNotFound, JobType, OrchestrationUnavailable, Orchestrator
 
@@ -38,6 +38,25 @@ def refresh(session: Session, orchestrator: Orchestrator, rows: Sequence[ActiveP
         return False
     settle(session, waiting, jobs)
     return True
+
+
+def silence_note(row: ActivePipeline) -> str | None:
+    """"no heartbeat for N s" for a running row whose flow stopped reporting (None while it reports)."""
+    age = heartbeat_age(row)
+    if row.status == "running" and age is not None and age > HEARTBEAT_STALE_S:
+        return f"no heartbeat for {age:.0f} s"
+    return None
+
+
+def settle_silent(session: Session, orchestrator: Orchestrator, rows: Iterable[ActivePipeline]) -> None:
+    """Ask Prefect about the live rows whose heartbeat stopped, and settle those whose run has ended.
+
+    For pages that otherwise read the database only: a line whose flow died would show running there. Rows
+    that still report cost nothing; when Prefect cannot be asked they keep their last known state.
+    """
+    silent = [row for row in rows if silence_note(row) is not None]
+    if silent and refresh(session, orchestrator, silent):
+        session.commit()
 
 
 def ensure_idle(session: Session, orchestrator: Orchestrator, pipelines: ColumnElement[bool], subject: str,

@@ -1,5 +1,5 @@
 """Helpers for the source/sink/pipeline/model API tests: rows made through the API (or, for
-models, which only training creates, straight through the app's database session)."""
+models and runs, which only training and the inference flow create, straight through the app's database session)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from infra.database.models import Model
+from infra.database.models import ActivePipeline, Model
 
 WEBCAM = {"type": "webcam", "name": "USB Camera", "config": {"device_index": 0}}
 FOLDER_SINK = {"type": "filesystem", "name": "Local Storage", "config": {"output_dir": "anomalies"}}
@@ -41,3 +41,12 @@ def pipeline_parts(client: TestClient, project_id: str) -> dict[str, str]:
 def create_pipeline(client: TestClient, project_id: str, **fields: Any) -> dict:
     body = {"name": "Line monitor"} | pipeline_parts(client, project_id) | fields
     return create(client, project_id, "pipelines", body)
+
+
+def add_active_row(client: TestClient, pipeline_id: str, status: str, **fields: Any) -> str:
+    """A run of the pipeline as the inference flow records it (a flow run id Prefect does not know)."""
+    with client.app.state.sessionmaker() as session:
+        row = ActivePipeline(pipeline_id=uuid.UUID(pipeline_id), status=status, flow_run_id=uuid.uuid4(), **fields)
+        session.add(row)
+        session.commit()
+        return str(row.id)

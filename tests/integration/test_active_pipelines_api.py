@@ -19,7 +19,7 @@ from infra.database.models import ActivePipeline, Capture
 from infra.settings import Settings
 from infra.storage import blob_key
 from tests.conftest import png_bytes
-from tests.integration.pipeline_support import create_pipeline, insert_model
+from tests.integration.pipeline_support import add_active_row, create_pipeline, insert_model
 from tests.network import free_port
 
 
@@ -34,14 +34,6 @@ def client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
 def pipeline(client: TestClient) -> dict:
     project = client.post("/api/projects", json={"name": "Line 1"}).json()
     return create_pipeline(client, project["id"])
-
-
-def add_row(client: TestClient, pipeline_id: str, status: str, **fields: object) -> str:
-    with client.app.state.sessionmaker() as session:
-        row = ActivePipeline(pipeline_id=uuid.UUID(pipeline_id), status=status, flow_run_id=uuid.uuid4(), **fields)
-        session.add(row)
-        session.commit()
-        return str(row.id)
 
 
 def test_start_validates_the_body_and_the_pipeline(client: TestClient) -> None:
@@ -63,7 +55,7 @@ def test_a_model_that_is_not_ready_cannot_start(client: TestClient) -> None:
 
 
 def test_a_pipeline_that_already_runs_cannot_start_again(client: TestClient, pipeline: dict) -> None:
-    running = add_row(client, pipeline["id"], "running")
+    running = add_active_row(client, pipeline["id"], "running")
     response = client.post("/api/active-pipelines", json={"pipeline_id": pipeline["id"]})
     assert response.status_code == 409
     assert running in response.json()["detail"]
@@ -73,7 +65,7 @@ def test_a_pipeline_that_already_runs_cannot_start_again(client: TestClient, pip
 def test_two_racing_starts_make_one_run(client: TestClient, pipeline: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     # Both requests passed the idle check before either inserted its row; the database lets one in.
     monkeypatch.setattr("api.services.active_runs.ensure_idle", lambda *args: None)
-    add_row(client, pipeline["id"], "starting")
+    add_active_row(client, pipeline["id"], "starting")
     response = client.post("/api/active-pipelines", json={"pipeline_id": pipeline["id"]})
     assert response.status_code == 409
     assert "already being started" in response.json()["detail"]
@@ -81,7 +73,7 @@ def test_two_racing_starts_make_one_run(client: TestClient, pipeline: dict, monk
 
 
 def test_start_leaves_nothing_behind_when_prefect_is_down(client: TestClient, pipeline: dict) -> None:
-    add_row(client, pipeline["id"], "stopped")  # earlier runs do not block a new one
+    add_active_row(client, pipeline["id"], "stopped")  # earlier runs do not block a new one
     response = client.post("/api/active-pipelines", json={"pipeline_id": pipeline["id"]})
     assert response.status_code == 503
     assert "unavailable" in response.json()["detail"]
@@ -91,9 +83,9 @@ def test_start_leaves_nothing_behind_when_prefect_is_down(client: TestClient, pi
 def test_list_and_get_show_status_metrics_and_filters(client: TestClient, pipeline: dict) -> None:
     metrics = {"frames_processed": 12, "anomalies_detected": 3, "avg_inference_time_ms": 21.5, "fps": 9.8,
                "sink_errors": 1, "internal_counter": 7}
-    failed = add_row(client, pipeline["id"], "failed", message="video file /x.avi does not exist",
+    failed = add_active_row(client, pipeline["id"], "failed", message="video file /x.avi does not exist",
                      stopped_at=datetime.now(UTC))
-    running = add_row(client, pipeline["id"], "running", metrics=metrics, started_at=datetime.now(UTC),
+    running = add_active_row(client, pipeline["id"], "running", metrics=metrics, started_at=datetime.now(UTC),
                       heartbeat_at=datetime.now(UTC))
 
     listed = client.get("/api/active-pipelines").json()
@@ -117,7 +109,7 @@ def test_list_and_get_show_status_metrics_and_filters(client: TestClient, pipeli
 
 def test_a_running_pipeline_that_stopped_heart_beating_says_so(client: TestClient, pipeline: dict) -> None:
     stale = datetime(2020, 1, 1, tzinfo=UTC)
-    active = add_row(client, pipeline["id"], "running", heartbeat_at=stale)
+    active = add_active_row(client, pipeline["id"], "running", heartbeat_at=stale)
     shown = client.get(f"/api/active-pipelines/{active}").json()
     assert shown["status"] == "running"  # Prefect cannot be asked: the last known state, with a note
     assert shown["message"].startswith("no heartbeat for ")
@@ -125,18 +117,18 @@ def test_a_running_pipeline_that_stopped_heart_beating_says_so(client: TestClien
 
 def test_stop_conflicts_and_prefect_errors(client: TestClient, pipeline: dict) -> None:
     assert client.delete(f"/api/active-pipelines/{uuid.uuid4()}").status_code == 404
-    stopped = add_row(client, pipeline["id"], "stopped")
+    stopped = add_active_row(client, pipeline["id"], "stopped")
     response = client.delete(f"/api/active-pipelines/{stopped}")
     assert response.status_code == 409 and "already stopped" in response.json()["detail"]
 
-    running = add_row(client, pipeline["id"], "running")
+    running = add_active_row(client, pipeline["id"], "running")
     response = client.delete(f"/api/active-pipelines/{running}")
     assert response.status_code == 503
     assert client.get(f"/api/active-pipelines/{running}").json()["status"] == "running"  # the stop was undone
 
 
 def test_a_pipeline_cannot_be_deleted_while_it_runs(client: TestClient, pipeline: dict) -> None:
-    active = add_row(client, pipeline["id"], "starting")
+    active = add_active_row(client, pipeline["id"], "starting")
     response = client.delete(f"/api/pipelines/{pipeline['id']}")
     assert response.status_code == 409 and active in response.json()["detail"]
     with client.app.state.sessionmaker() as session:
@@ -146,7 +138,7 @@ def test_a_pipeline_cannot_be_deleted_while_it_runs(client: TestClient, pipeline
 
 
 def test_capture_and_webrtc_need_a_running_pipeline(client: TestClient, pipeline: dict) -> None:
-    stopped = add_row(client, pipeline["id"], "stopped")
+    stopped = add_active_row(client, pipeline["id"], "stopped")
     unknown = str(uuid.uuid4())
     offer = {"sdp": "v=0\r\n", "type": "offer"}
     candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0", "sdpMLineIndex": 0}
@@ -171,7 +163,7 @@ def test_capture_and_webrtc_need_a_running_pipeline(client: TestClient, pipeline
 
 
 def test_a_running_pipeline_whose_endpoint_is_gone_answers_503(client: TestClient, pipeline: dict) -> None:
-    active = add_row(client, pipeline["id"], "running", control_url=f"http://127.0.0.1:{free_port()}",
+    active = add_active_row(client, pipeline["id"], "running", control_url=f"http://127.0.0.1:{free_port()}",
                      control_token="t" * 32)
     response = client.post(f"/api/active-pipelines/{active}/capture")
     assert response.status_code == 503 and "unreachable" in response.json()["detail"]
@@ -183,7 +175,7 @@ def test_capture_images_and_the_player_page_need_known_ids(client: TestClient, p
     assert client.get(f"/api/captures/{uuid.uuid4()}.png").status_code == 404
     assert client.get("/api/captures/not-a-uuid.png").status_code == 422
     assert client.get(f"/api/active-pipelines/{uuid.uuid4()}/view").status_code == 404
-    active = add_row(client, pipeline["id"], "running")
+    active = add_active_row(client, pipeline["id"], "running")
     view = client.get(f"/api/active-pipelines/{active}/view", follow_redirects=False)
     assert view.status_code == 307 and view.headers["location"] == f"/api/player?pipeline_id={active}"
     page = client.get(view.headers["location"])
@@ -198,7 +190,7 @@ def _capture(client: TestClient, pipeline_id: str, png: bytes) -> str:
     digest = hashlib.sha256(png).hexdigest()
     client.app.state.store.put(blob_key(digest), png)
     with client.app.state.sessionmaker() as session:
-        session.add(Capture(active_pipeline_id=uuid.UUID(add_row(client, pipeline_id, "stopped")), sha256=digest,
+        session.add(Capture(active_pipeline_id=uuid.UUID(add_active_row(client, pipeline_id, "stopped")), sha256=digest,
                             anomaly_score=0.9))
         session.commit()
     return digest
@@ -214,7 +206,7 @@ def test_deleting_a_pipeline_or_its_project_deletes_its_captures(client: TestCli
     again = create_pipeline(client, project_id)
     second = _capture(client, again["id"], png_bytes(color=(10, 200, 10)))
     store.put(f"models/{again['model_id']}/openvino/model.xml", b"<xml/>")
-    live = add_row(client, again["id"], "running")
+    live = add_active_row(client, again["id"], "running")
     refused = client.delete(f"/api/projects/{project_id}")
     assert refused.status_code == 409 and live in refused.json()["detail"]  # stop the line first
     assert client.get(f"/api/projects/{project_id}").status_code == 200 and store.exists(blob_key(second))
