@@ -40,6 +40,7 @@ from pipelines.events import AnomalyEvent, SourceInfo, iso_utc
 from pipelines.frames import AnnotatedFrame, LatestFrame, encode_image
 from pipelines.inference import AsyncScorer
 from pipelines.metrics import MetricsTracker, PeriodicReporter
+from pipelines.shared_model import SharedModel, SharedScorer, open_model, scorer_for
 from pipelines.sinks import SinkWorker, build_sink_worker
 from pipelines.sources import Source, SourceEnded, SourceError, SourceFrame, build_source
 
@@ -122,6 +123,7 @@ class PipelineRuntime:
         performance_hint: str = "THROUGHPUT",
         metrics: MetricsTracker | None = None,
         collector: FrameCollector | None = None,
+        model_host: Path | None = None,
     ) -> None:
         validate_settings(threshold, fps)
         self.pipeline_id = pipeline_id
@@ -135,7 +137,8 @@ class PipelineRuntime:
         self.collector = collector
         self.latest = LatestFrame()
         self._model_dir = Path(model_dir)
-        self._model: AnomalyModel | None = None
+        self._model_host = model_host  # the worker's model host socket: lines running one model share it
+        self._model: AnomalyModel | SharedModel | None = None
         self._model_loaded_at: datetime | None = None
         self._model_lock = threading.Lock()  # one model load at a time
         self._threshold = threshold
@@ -216,7 +219,7 @@ class PipelineRuntime:
         if self._reporter:
             self._reporter.start()
         try:
-            self._model = AnomalyModel(self._model_dir, self.device, self.performance_hint)
+            self._model = open_model(self._model_dir, self.device, self.performance_hint, self._model_host)
             self._model_loaded_at = datetime.now(UTC)
             self.source.open()
         except (ModelLoadError, SourceError) as error:
@@ -275,6 +278,8 @@ class PipelineRuntime:
             self.source.close()
         except Exception:
             log.exception("closing the source failed")
+        if self._model is not None:
+            self._model.close()
         if self._failure.message is not None:
             self._set_state("failed", self._failure.message)
             log.error("pipeline %s failed: %s", self.pipeline_id, self._failure.message)
@@ -342,7 +347,7 @@ class PipelineRuntime:
                         self._frames.get_nowait()
 
     def _process_loop(self) -> None:
-        scorer: AsyncScorer | None = None
+        scorer: AsyncScorer | SharedScorer | None = None
         try:
             while True:
                 try:
@@ -359,7 +364,8 @@ class PipelineRuntime:
                 if scorer is None or scorer.model is not model:  # first frame, or the model was swapped
                     if scorer is not None:
                         scorer.wait()  # the old model's frames are published first, in order
-                    scorer = AsyncScorer(model, self._on_result)
+                        scorer.model.close()
+                    scorer = scorer_for(model, self._on_result)
                 sequence = self._submitted
                 self._submitted += 1
                 try:
@@ -427,9 +433,11 @@ class PipelineRuntime:
         validate_settings(threshold, None if isinstance(fps, _Keep) else fps)
         if model_dir is not None:
             with self._model_lock:
-                model = AnomalyModel(Path(model_dir), self.device, self.performance_hint)
-                self._model, self._model_dir = model, Path(model_dir)
+                model = open_model(Path(model_dir), self.device, self.performance_hint, self._model_host)
+                replaced, self._model, self._model_dir = self._model, model, Path(model_dir)
                 self._model_loaded_at = datetime.now(UTC)
+            if replaced is not None and not self._processor.is_alive():
+                replaced.close()  # no scorer will close it (the processor closes the one it scored with)
             log.info("pipeline %s: model swapped to %s", self.pipeline_id, model.xml_path)
         if threshold is not None:
             self._threshold = threshold
