@@ -108,6 +108,9 @@ class _SharedModel:
         self.model = model
         self.queue = ov.AsyncInferQueue(model.compiled)
         self.clients = 0
+        # start_async is not thread-safe (two callers can pick the same idle request): one submitter at a time.
+        # It blocks while every request is busy, so lines queue here for the next free one.
+        self.submit_lock = threading.Lock()
 
         # The callback must not reference the queue (it keeps the callback alive from C++).
         def completed(request: ov.InferRequest, userdata: tuple[_Client, int]) -> None:
@@ -131,6 +134,7 @@ class ModelHost:
         self._lock = threading.Lock()  # the models and the connection count; held while compiling
         self._connections = 0
         self._idle_since = time.monotonic()
+        self._bound = 0  # the inode of the socket file this host bound
 
     def _acquire(self, model_dir: str, device: str, hint: str) -> tuple[tuple[str, str, str], _SharedModel]:
         key = (str(find_model_xml(Path(model_dir)).resolve()), device, hint)
@@ -167,7 +171,8 @@ class ModelHost:
                     model = loaded[1].model
                     frame = np.frombuffer(payload, dtype=np.uint8).reshape(1, model.input_height, model.input_width, 3)
                     try:
-                        loaded[1].queue.start_async({0: frame}, (client, header["seq"]))
+                        with loaded[1].submit_lock:
+                            loaded[1].queue.start_async({0: frame}, (client, header["seq"]))
                     except Exception as error:  # noqa: BLE001 - a bad frame fails that frame, not the host
                         client.reply({"seq": header["seq"], "error": f"{type(error).__name__}: {error}"})
                 elif op == "load" and loaded is None:
@@ -209,6 +214,7 @@ class ModelHost:
             listener.bind(str(self.socket_path))
         finally:
             os.umask(old_umask)
+        self._bound = self.socket_path.stat().st_ino  # to remove only our own socket when leaving
         listener.listen(64)
         listener.settimeout(1.0)
         log.info("model host %d listening on %s", os.getpid(), self.socket_path)
@@ -235,7 +241,8 @@ class ModelHost:
             if not self._may_exit():
                 return False
             with contextlib.suppress(FileNotFoundError):
-                self.socket_path.unlink()
+                if self.socket_path.stat().st_ino == self._bound:  # not a newer host's
+                    self.socket_path.unlink()
             log.info("model host %d: idle for %.0f s, exiting", os.getpid(), self.idle_s)
             return True
 

@@ -42,7 +42,8 @@ class HostUnavailable(RuntimeError):
     """No model host answers on the socket and none could be started."""
 
 
-def _connect(path: Path) -> socket.socket:
+def connect(path: Path) -> socket.socket:
+    """A connection to a host that listens on `path` now (OSError if none does)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(path))
@@ -57,7 +58,7 @@ def connect_host(path: Path, timeout_s: float = HOST_START_TIMEOUT_S) -> socket.
     if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         raise HostUnavailable(f"socket path {path} is longer than a Unix socket allows")
     with contextlib.suppress(OSError):
-        return _connect(path)
+        return connect(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock_file = open(lock_path(path), "a")  # noqa: SIM115 - held across the start below
@@ -66,7 +67,7 @@ def connect_host(path: Path, timeout_s: float = HOST_START_TIMEOUT_S) -> socket.
     with lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)  # one line starts the host; the others wait and connect
         with contextlib.suppress(OSError):
-            return _connect(path)
+            return connect(path)
         log_path = path.with_name("model-host.log")
         with open(log_path, "ab") as output:
             host = subprocess.Popen(
@@ -76,7 +77,7 @@ def connect_host(path: Path, timeout_s: float = HOST_START_TIMEOUT_S) -> socket.
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
-                return _connect(path)
+                return connect(path)
             if host.poll() is not None:
                 raise HostUnavailable(f"the model host exited with {host.returncode} (see {log_path})")
             time.sleep(0.05)

@@ -1,0 +1,187 @@
+"""Memory and fps of 1 and 3 lines on one model: each line compiling its own copy vs sharing the model host.
+
+Lines are started the way the inference worker starts them: a parent imports the inference flow's
+modules once (``warm_engine.preload``, as the fork server does), then forks one process per line. Each
+line runs ``PipelineRuntime.from_config`` as the inference flow builds it (THROUGHPUT hint, no sinks) on
+a looping video at the highest fps a pipeline config allows, so every line is saturated and the lines
+split the machine's throughput; ``--fps`` paces them instead (a line then should keep its fps).
+
+Two modes, same run: ``own`` (``model_host=None``: today's behaviour, each line compiles the IR) and
+``shared`` (``model_host=<scratch>/run/model-host.sock``: the first line starts the worker's model host,
+every line scores through its one compiled model). Memory is PSS (``/proc/PID/smaps_rollup``): pages
+shared by k processes count 1/k in each, so the sum over processes is what the stack really holds. The
+total is the lines plus, in ``shared`` mode, the host. All lines report fps over the same window.
+
+    .venv/bin/python benchmarks/shared_model.py --lines 1 3 --window 8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks.pipeline import prepare  # noqa: E402
+from infra.orchestration.warm_engine import preload  # noqa: E402
+
+MAX_FPS = 120.0  # a pipeline config's highest fps
+
+
+def pss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    raise LookupError(f"no Pss for {pid}")
+
+
+def line_process(model_dir: Path, video: Path, host: Path | None, fps: float, warmup_s: float,
+                 commands: int, replies: int) -> None:
+    """A forked line: start, warm up, report 'ready'; on 'go' measure a window and report; on 'stop' end."""
+    from pipelines.metrics import MetricsTracker
+    from pipelines.runtime import PipelineRuntime
+
+    metrics = MetricsTracker()
+    runtime = PipelineRuntime.from_config(
+        pipeline_id=f"line-{os.getpid()}", active_pipeline_id=f"line-{os.getpid()}", source_type="video_file",
+        source_name="bench", source_config={"path": str(video)}, sinks=[], model_dir=model_dir,
+        config={"threshold": 0.5, "fps": fps}, metrics=metrics, model_host=host)
+    runtime.start()
+    time.sleep(warmup_s)
+    model = runtime._model  # noqa: SLF001 - which way it loaded, for the report
+    say = os.fdopen(replies, "w", buffering=1)
+    say.write(json.dumps({"ready": True, "host_pid": getattr(model, "host_pid", None)}) + "\n")
+    listen = os.fdopen(commands)
+    for command in listen:
+        if command.strip() == "go":
+            frames, started = metrics.frames_processed, time.monotonic()
+        elif command.startswith("mark"):
+            seconds = time.monotonic() - started
+            say.write(json.dumps({"fps": (metrics.frames_processed - frames) / seconds,
+                                  "state": runtime.state}) + "\n")
+        elif command.strip() == "stop":
+            break
+    runtime.stop()
+    os._exit(0)
+
+
+class Lines:
+    def __init__(self, count: int, model_dir: Path, video: Path, host: Path | None, args: argparse.Namespace) -> None:
+        self.children: list[tuple[int, object, object]] = []
+        for _ in range(count):
+            command_read, command_write = os.pipe()
+            reply_read, reply_write = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    os.close(command_write)
+                    os.close(reply_read)
+                    line_process(model_dir, video, host, args.fps, args.warmup, command_read, reply_write)
+                finally:
+                    os._exit(1)
+            os.close(command_read)
+            os.close(reply_write)
+            self.children.append((pid, os.fdopen(command_write, "w", buffering=1), os.fdopen(reply_read)))
+        self.ready = [self._read(index) for index in range(count)]
+
+    def _read(self, index: int) -> dict:
+        line = self.children[index][2].readline()  # type: ignore[attr-defined]
+        if not line:
+            raise RuntimeError(f"line {index} ended early")
+        return json.loads(line)
+
+    def send(self, command: str) -> None:
+        for _, commands, _ in self.children:
+            commands.write(command + "\n")  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        self.send("stop")
+        for pid, commands, replies in self.children:
+            os.waitpid(pid, 0)
+            commands.close()  # type: ignore[attr-defined]
+            replies.close()  # type: ignore[attr-defined]
+
+
+def measure(mode: str, count: int, model_dir: Path, video: Path, scratch: Path, args: argparse.Namespace) -> dict:
+    host = scratch / f"{mode}-{count}" / "run" / "model-host.sock" if mode == "shared" else None
+    lines = Lines(count, model_dir, video, host, args)
+    host_pid = lines.ready[0]["host_pid"]
+    try:
+        lines.send("go")
+        time.sleep(args.window)
+        lines.send("mark")
+        reports = [lines._read(index) for index in range(count)]
+        line_pss = [pss_mib(pid) for pid, _, _ in lines.children]
+        host_pss = pss_mib(host_pid) if host_pid else 0.0
+    finally:
+        lines.stop()
+        if host_pid:
+            os.kill(host_pid, signal.SIGTERM)  # it would leave by itself after its idle time
+    if mode == "shared" and not host_pid:
+        raise RuntimeError("shared mode but the lines compiled their own models (see the log)")
+    return {"mode": mode, "count": count, "fps": [report["fps"] for report in reports],
+            "states": {report["state"] for report in reports}, "line_pss": line_pss, "host_pss": host_pss,
+            "total": sum(line_pss) + host_pss, "load": os.getloadavg()[0]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lines", type=int, nargs="+", default=[1, 3], help="line counts (default 1 3)")
+    parser.add_argument("--window", type=float, default=8, help="seconds over which fps is measured (default 8)")
+    parser.add_argument("--warmup", type=float, default=4, help="seconds each line runs before (default 4)")
+    parser.add_argument("--fps", type=float, default=MAX_FPS, help=f"each line's fps setting (default {MAX_FPS:g})")
+    parser.add_argument("--rounds", type=int, default=1, help="own/shared repetitions, alternating (default 1)")
+    parser.add_argument("--model-dir", type=Path, default=None, help="anomalib OpenVINO export (default: tiny PaDiM)")
+    parser.add_argument("--mtd-dir", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "mtd")
+    parser.add_argument("--frame-size", default="640x480", help="video frame size WxH (default 640x480)")
+    args = parser.parse_args()
+    width, height = (int(part) for part in args.frame_size.lower().split("x"))
+    preload(["flows.inference", "pipelines.runtime"])  # what the inference worker's fork server imports
+    rows = []
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir, video, _ = prepare(args.model_dir, args.mtd_dir, Path(scratch), 48, (width, height))
+        for _ in range(args.rounds):
+            for count in args.lines:
+                for mode in ("own", "shared"):
+                    row = measure(mode, count, model_dir, video, Path(scratch), args)
+                    rows.append(row)
+                    print(f"  {mode:6s} {count} line(s): PSS {row['total']:.0f} MiB, fps per line "
+                          f"{', '.join(f'{fps:.1f}' for fps in row['fps'])}; load {row['load']:.1f}", flush=True)
+
+    print(f"\nPSS in MiB (lines + model host); fps over {args.window:g} s with every line running "
+          f"(line fps setting {args.fps:g}); median of {args.rounds} round(s)\n")
+    header = ("mode", "lines", "PSS total", "PSS per line", "PSS host", "fps per line", "aggregate fps", "states")
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    summary: dict[tuple[str, int], float] = {}
+    for mode in ("own", "shared"):
+        for count in args.lines:
+            runs = [row for row in rows if row["mode"] == mode and row["count"] == count]
+            total = statistics.median(row["total"] for row in runs)
+            summary[(mode, count)] = total
+            fps = [statistics.median(row["fps"][i] for row in runs) for i in range(count)]
+            print(" | ".join([mode, str(count), f"{total:.0f}",
+                              ", ".join(f"{statistics.median(row['line_pss'][i] for row in runs):.0f}"
+                                        for i in range(count)),
+                              f"{statistics.median(row['host_pss'] for row in runs):.0f}",
+                              ", ".join(f"{value:.1f}" for value in fps), f"{sum(fps):.1f}",
+                              ",".join(sorted(set().union(*(row["states"] for row in runs))))]))
+    if len(args.lines) >= 2:
+        low, high = min(args.lines), max(args.lines)
+        print()
+        for mode in ("own", "shared"):
+            added = (summary[(mode, high)] - summary[(mode, low)]) / (high - low)
+            print(f"{mode}: each line after the first adds {added:.0f} MiB PSS")
+
+
+if __name__ == "__main__":
+    main()
