@@ -40,7 +40,7 @@ from pipelines.events import AnomalyEvent, SourceInfo, iso_utc
 from pipelines.frames import AnnotatedFrame, LatestFrame, encode_image
 from pipelines.inference import AsyncScorer
 from pipelines.metrics import MetricsTracker, PeriodicReporter
-from pipelines.shared_model import SharedModel, SharedScorer, open_model, scorer_for
+from pipelines.shared_model import HostGone, SharedModel, SharedScorer, open_model, scorer_for
 from pipelines.sinks import SinkWorker, build_sink_worker
 from pipelines.sources import Source, SourceEnded, SourceError, SourceFrame, build_source
 
@@ -53,6 +53,8 @@ _END = object()  # end of stream marker in the frame queue
 FRAME_QUEUE_SIZE = 1
 # Consecutive frames that fail inference before the pipeline gives up (a broken model, not a bad frame).
 MAX_CONSECUTIVE_FRAME_ERRORS = 25
+# Times a line reopens its model after the worker's model host died; after that it compiles its own copy.
+MAX_HOST_LOSSES = 3
 
 
 class PipelineStartError(RuntimeError):
@@ -154,6 +156,7 @@ class PipelineRuntime:
         self._frames_read = 0
         self._frames_dropped = 0
         self._frame_errors = 0
+        self._host_losses = 0
         self._submitted = 0  # frames handed to the scorer, in order
         self._published = 0  # next submission number to publish
         self._ready: dict[int, tuple[int, SourceFrame, Prediction] | None] = {}
@@ -371,14 +374,24 @@ class PipelineRuntime:
                 try:
                     scorer.submit(frame.image, (sequence, index, frame))
                     self._frame_errors = 0
+                except HostGone as error:
+                    self._deliver(sequence, None)
+                    self._reopen_model(scorer, [error])
+                    scorer = None
+                    continue
                 except Exception as error:
                     self._deliver(sequence, None)
                     self._frame_errors += 1
                     log.warning("frame %d: inference failed: %s", index, error)
                     if self._frame_errors >= MAX_CONSECUTIVE_FRAME_ERRORS:
                         raise
-                for error in scorer.take_errors():
-                    raise error
+                errors = scorer.take_errors()
+                for error in errors:
+                    if not isinstance(error, HostGone):
+                        raise error
+                if errors:
+                    self._reopen_model(scorer, errors)
+                    scorer = None
         except Exception as error:
             log.exception("processor crashed")
             self._failure.set(f"inference error: {type(error).__name__}: {error}")
@@ -386,6 +399,23 @@ class PipelineRuntime:
             if scorer is not None:
                 scorer.wait()
             self._finish()  # no-op when stop() is already finishing
+
+    def _reopen_model(self, scorer: AsyncScorer | SharedScorer, errors: list[BaseException]) -> None:
+        """The model host died under this line: skip the frames it held, open the model again (a new host,
+        started by whichever line comes first), or, after MAX_HOST_LOSSES, compile it here."""
+        errors = errors + scorer.take_errors()
+        for error in errors:
+            for sequence, _, _ in getattr(error, "lost", ()):
+                self._deliver(sequence, None)
+        scorer.model.close()
+        self._host_losses += 1
+        host = self._model_host if self._host_losses <= MAX_HOST_LOSSES else None
+        log.warning("pipeline %s: %s; reopening the model %s", self.pipeline_id, errors[0],
+                    "through a new host" if host else "in this process")
+        with self._model_lock:
+            if self._model is scorer.model:  # not swapped meanwhile
+                self._model = open_model(self._model_dir, self.device, self.performance_hint, host)
+                self._model_loaded_at = datetime.now(UTC)
 
     def _on_result(self, userdata: object, prediction: Prediction) -> None:
         sequence, index, frame = userdata  # type: ignore[misc]

@@ -42,6 +42,14 @@ class HostUnavailable(RuntimeError):
     """No model host answers on the socket and none could be started."""
 
 
+class HostGone(ConnectionError):
+    """The host closed a line's connection while it ran (it died); ``lost`` holds the frames it had in flight."""
+
+    def __init__(self, message: str, lost: list[object] | None = None) -> None:
+        super().__init__(message)
+        self.lost = lost or []
+
+
 def connect(path: Path) -> socket.socket:
     """A connection to a host that listens on `path` now (OSError if none does)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -176,8 +184,8 @@ class SharedScorer:
         with self._changed:
             if self._broken is None:
                 self._broken = reason
-                if self._pending:
-                    self._errors.append(ConnectionError(f"{reason} with {len(self._pending)} frame(s) in flight"))
+                lost = [userdata for userdata, _ in self._pending.values()]
+                self._errors.append(HostGone(f"{reason} with {len(lost)} frame(s) in flight", lost))
             self._pending.clear()
             self._changed.notify_all()
         for _ in range(self.requests):
@@ -190,14 +198,16 @@ class SharedScorer:
         self._slots.acquire()
         with self._changed:
             if self._broken is not None:
-                raise ConnectionError(self._broken)
+                raise HostGone(self._broken)
             sequence = next(self._sequence)
             self._pending[sequence] = (userdata, preprocess_ms)
         try:
             send(self._sock, self._send_lock, {"op": "infer", "seq": sequence}, tensor.tobytes())
         except OSError as error:
+            with self._changed:
+                self._pending.pop(sequence, None)  # the caller accounts for this frame
             self._fail(f"the model host is gone ({error})")
-            raise ConnectionError(f"the model host is gone ({error})") from error
+            raise HostGone(f"the model host is gone ({error})") from error
 
     def take_errors(self) -> list[BaseException]:
         with self._changed:

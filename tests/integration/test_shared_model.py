@@ -67,6 +67,13 @@ def _listening(path: Path) -> bool:
     return True
 
 
+def _host_pid(path: Path) -> int | None:
+    try:
+        return host_stats(path)["pid"]
+    except OSError:
+        return None
+
+
 def score_all(model: SharedModel, frames: list[np.ndarray]) -> list[Prediction]:
     results: dict[int, Prediction] = {}
     scorer = model.scorer(lambda index, prediction: results.__setitem__(index, prediction))
@@ -158,3 +165,24 @@ def test_an_unusable_model_is_refused_by_the_host_not_retried_locally(tmp_path: 
     with pytest.raises(ModelLoadError, match="cannot read"):
         open_model(broken, "CPU", HINT, host_socket)
     assert host_stats(host_socket)["models"] == []  # and the host is still there to answer
+
+
+def test_a_line_outlives_its_model_host(model_dir: Path, part_video: Path, host_socket: Path) -> None:
+    """The host is killed under a running line: the line skips the frames it held and reopens the model
+    through a new host, without stopping."""
+    runtime = PipelineRuntime.from_config(
+        pipeline_id="p", active_pipeline_id="a", source_type="video_file", source_name="cam",
+        source_config={"path": str(part_video), "loop": True}, sinks=[], model_dir=model_dir,
+        config={"threshold": 0.5, "fps": 25}, model_host=host_socket)
+    runtime.start()
+    try:
+        wait_for(lambda: runtime.metrics.frames_processed >= 3)
+        first_host = host_stats(host_socket)["pid"]
+        os.kill(first_host, signal.SIGKILL)
+        wait_for(lambda: _host_pid(host_socket) not in (None, first_host))  # the dying one may still accept
+        wait_for(lambda: [m["clients"] for m in host_stats(host_socket)["models"]] == [1])
+        frames = runtime.metrics.frames_processed
+        wait_for(lambda: runtime.metrics.frames_processed >= frames + 3)
+        assert runtime.state == "running"
+    finally:
+        runtime.stop()
