@@ -12,12 +12,20 @@ every line scores through its one compiled model). Memory is PSS (``/proc/PID/sm
 shared by k processes count 1/k in each, so the sum over processes is what the stack really holds. The
 total is the lines plus, in ``shared`` mode, the host. All lines report fps over the same window.
 
+With ``--platform`` the lines run through the real platform instead: a fresh stack (Prefect, MLflow,
+workers; temporary data dir) per mode, ``INSPECT_SHARE_MODELS=0`` vs ``1``, lines started with
+``POST /api/active-pipelines`` on a looping video at ``--fps`` (default there: 10, a camera's pace); PSS
+of every process of the stack (servers, workers, fork servers, line processes, model host), idle and
+with 1 and 3 lines; fps per line from the lines' own metrics.
+
     .venv/bin/python benchmarks/shared_model.py --lines 1 3 --window 8
+    .venv/bin/python benchmarks/shared_model.py --platform
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -31,6 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.pipeline import prepare  # noqa: E402
+from benchmarks.support import wait_until  # noqa: E402
 from infra.orchestration.warm_engine import preload  # noqa: E402
 
 MAX_FPS = 120.0  # a pipeline config's highest fps
@@ -133,17 +142,126 @@ def measure(mode: str, count: int, model_dir: Path, video: Path, scratch: Path, 
             "total": sum(line_pss) + host_pss, "load": os.getloadavg()[0]}
 
 
+def stack_pss(stack: object, data_dir: Path) -> float:
+    """PSS of every process of the stack and their descendants, plus a model host of its data dir."""
+    import psutil
+
+    pids: set[int] = set()
+    for managed in stack.processes():  # type: ignore[attr-defined]
+        if managed.pid is None:
+            continue
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(managed.pid)
+            pids.update([root.pid, *(child.pid for child in root.children(recursive=True))])
+    for process in psutil.process_iter(["cmdline"]):
+        command = process.info["cmdline"] or []
+        if "pipelines.model_host" in command and any(str(data_dir) in part for part in command):
+            pids.add(process.pid)  # its own session: no descendant of the worker once its line has gone
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += pss_mib(pid)
+    return total
+
+
+def platform_mode(share: bool, counts: list[int], model_dir: Path, args: argparse.Namespace) -> list[dict]:
+    """One fresh stack; lines added up to each count; PSS of the stack and fps per line at each."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from infra.model_files import openvino_prefix, upload_folder
+    from infra.settings import Settings
+    from infra.supervisor import Stack
+    from tests.integration.pipeline_helpers import class_images, frames_from, write_video
+    from tests.integration.pipeline_support import insert_model
+    from tests.machines import online_workers
+    from tests.network import free_port
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-shared-") as tmp:
+        scratch = Path(tmp)
+        settings = Settings(data_dir=scratch / "data", prefect_port=free_port(), mlflow_port=free_port(),
+                            share_models=share)
+        stack = Stack(settings)
+        stack.start()
+        try:
+            with TestClient(create_app(settings, health_checks=stack.health_checks())) as client:
+                wait_until(lambda: online_workers(stack.prefect_api_url, "inference"), 300, "the inference worker")
+                project = client.post("/api/projects", json={"name": "Shared model"}).json()["id"]
+                model_id = insert_model(client, project)
+                assert upload_folder(client.app.state.store, next(model_dir.rglob("model.xml")).parent,
+                                     openvino_prefix(model_id))
+                line_dir = settings.resolved_data_dir / "line"
+                line_dir.mkdir(parents=True, exist_ok=True)
+                from tests.synthetic_parts import write_parts
+
+                parts = write_parts(scratch / "parts", {"MT_Free": 12})
+                video = write_video(line_dir / "line.avi", frames_from(class_images(parts, "MT_Free", 12)))
+                source = client.post(f"/api/projects/{project}/sources", json={
+                    "type": "video_file", "name": "Video", "config": {"path": str(video), "loop": True}}).json()
+                sink = client.post(f"/api/projects/{project}/sinks", json={
+                    "type": "filesystem", "name": "Folder", "config": {"output_dir": str(line_dir / "events")}}).json()
+                time.sleep(args.warmup)
+                rows.append({"share": share, "count": 0, "pss": stack_pss(stack, settings.resolved_data_dir),
+                             "fps": []})
+                actives: list[str] = []
+                for count in counts:
+                    while len(actives) < count:
+                        pipeline = client.post(f"/api/projects/{project}/pipelines", json={
+                            "name": f"Line {len(actives) + 1}", "source_id": source["id"], "sink_id": sink["id"],
+                            "model_id": model_id, "config": {"fps": args.fps, "threshold": 1.0}}).json()
+                        active = client.post("/api/active-pipelines", json={"pipeline_id": pipeline["id"]})
+                        active.raise_for_status()
+                        actives.append(active.json()["id"])
+                    for active_id in actives:
+                        wait_until(lambda a=active_id: client.get(f"/api/active-pipelines/{a}").json()["status"]
+                                   == "running", 180, "a line to run")
+                    time.sleep(args.warmup + args.window)
+                    fps = [client.get(f"/api/active-pipelines/{a}").json()["metrics"].get("fps", 0.0)
+                           for a in actives]
+                    rows.append({"share": share, "count": count, "pss": stack_pss(stack, settings.resolved_data_dir),
+                                 "fps": fps})
+                    print(f"  share_models={int(share)} {count} line(s): stack PSS {rows[-1]['pss']:.0f} MiB, "
+                          f"fps {', '.join(f'{value:.1f}' for value in fps)}", flush=True)
+                for active_id in actives:
+                    client.delete(f"/api/active-pipelines/{active_id}")
+        finally:
+            stack.stop()
+    return rows
+
+
+def platform_main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir, _, _ = prepare(args.model_dir, args.mtd_dir, Path(scratch), 48, (640, 480))
+        rows = [row for share in (False, True) for row in platform_mode(share, args.lines, model_dir, args)]
+    print(f"\nWhole stack PSS in MiB (every process, model host included); lines at {args.fps:g} fps\n")
+    print("INSPECT_SHARE_MODELS | lines | stack PSS | added per line over the first | fps per line")
+    print("--- | --- | --- | --- | ---")
+    for row in rows:
+        first = next(other for other in rows if other["share"] == row["share"] and other["count"] == min(args.lines))
+        added = (row["pss"] - first["pss"]) / (row["count"] - first["count"]) if row["count"] > first["count"] else None
+        print(f"{int(row['share'])} | {row['count']} | {row['pss']:.0f} | "
+              f"{'-' if added is None else f'{added:.0f}'} | {', '.join(f'{fps:.1f}' for fps in row['fps']) or '-'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lines", type=int, nargs="+", default=[1, 3], help="line counts (default 1 3)")
     parser.add_argument("--window", type=float, default=8, help="seconds over which fps is measured (default 8)")
     parser.add_argument("--warmup", type=float, default=4, help="seconds each line runs before (default 4)")
-    parser.add_argument("--fps", type=float, default=MAX_FPS, help=f"each line's fps setting (default {MAX_FPS:g})")
+    parser.add_argument("--fps", type=float, default=None,
+                        help=f"each line's fps setting (default {MAX_FPS:g}; with --platform 10)")
+    parser.add_argument("--platform", action="store_true", help="through the real platform (a stack per mode)")
     parser.add_argument("--rounds", type=int, default=1, help="own/shared repetitions, alternating (default 1)")
     parser.add_argument("--model-dir", type=Path, default=None, help="anomalib OpenVINO export (default: tiny PaDiM)")
     parser.add_argument("--mtd-dir", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "mtd")
     parser.add_argument("--frame-size", default="640x480", help="video frame size WxH (default 640x480)")
     args = parser.parse_args()
+    if args.platform:
+        args.fps = args.fps or 10.0
+        platform_main(args)
+        return
+    args.fps = args.fps or MAX_FPS
     width, height = (int(part) for part in args.frame_size.lower().split("x"))
     preload(["flows.inference", "pipelines.runtime"])  # what the inference worker's fork server imports
     rows = []

@@ -398,6 +398,8 @@ class PipelineRuntime:
         finally:
             if scorer is not None:
                 scorer.wait()
+                if scorer.model is not self._model:  # a swap not picked up yet: _finish closes the new one
+                    scorer.model.close()
             self._finish()  # no-op when stop() is already finishing
 
     def _reopen_model(self, scorer: AsyncScorer | SharedScorer, errors: list[BaseException]) -> None:
