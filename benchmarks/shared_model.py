@@ -142,8 +142,9 @@ def measure(mode: str, count: int, model_dir: Path, video: Path, scratch: Path, 
             "total": sum(line_pss) + host_pss, "load": os.getloadavg()[0]}
 
 
-def stack_pss(stack: object, data_dir: Path) -> float:
-    """PSS of every process of the stack and their descendants, plus a model host of its data dir."""
+def stack_pss(stack: object, data_dir: Path, lines: set[int]) -> dict[str, float]:
+    """PSS of every process of the stack and their descendants, plus a model host of its data dir: in all,
+    of the line processes (`lines`), of the host."""
     import psutil
 
     pids: set[int] = set()
@@ -153,15 +154,34 @@ def stack_pss(stack: object, data_dir: Path) -> float:
         with contextlib.suppress(psutil.Error):
             root = psutil.Process(managed.pid)
             pids.update([root.pid, *(child.pid for child in root.children(recursive=True))])
+    hosts = set()
     for process in psutil.process_iter(["cmdline"]):
         command = process.info["cmdline"] or []
         if "pipelines.model_host" in command and any(str(data_dir) in part for part in command):
-            pids.add(process.pid)  # its own session: no descendant of the worker once its line has gone
-    total = 0.0
-    for pid in pids:
+            hosts.add(process.pid)  # its own session: no descendant of the worker once its line has gone
+    figures = {"total": 0.0, "lines": 0.0, "host": 0.0}
+    for pid in pids | hosts:
         with contextlib.suppress(OSError):
-            total += pss_mib(pid)
-    return total
+            pss = pss_mib(pid)
+            figures["total"] += pss
+            figures["lines"] += pss if pid in lines else 0.0
+            figures["host"] += pss if pid in hosts else 0.0
+    return figures
+
+
+def line_pids(client: object, actives: list[str]) -> set[int]:
+    """The flow-run processes of the active pipelines: the owners of their control endpoints' ports."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    import psutil
+
+    from infra.database.models import ActivePipeline
+
+    with client.app.state.sessionmaker() as session:  # type: ignore[attr-defined]
+        ports = {urlsplit(session.get(ActivePipeline, uuid.UUID(active)).control_url).port for active in actives}
+    return {conn.pid for conn in psutil.net_connections("tcp")
+            if conn.pid and conn.status == psutil.CONN_LISTEN and conn.laddr.port in ports}
 
 
 def platform_mode(share: bool, counts: list[int], model_dir: Path, args: argparse.Namespace) -> list[dict]:
@@ -198,11 +218,12 @@ def platform_mode(share: bool, counts: list[int], model_dir: Path, args: argpars
                 parts = write_parts(scratch / "parts", {"MT_Free": 12})
                 video = write_video(line_dir / "line.avi", frames_from(class_images(parts, "MT_Free", 12)))
                 source = client.post(f"/api/projects/{project}/sources", json={
-                    "type": "video_file", "name": "Video", "config": {"path": str(video), "loop": True}}).json()
+                    "type": "video_file", "name": "Video", "config": {"path": str(video), "loop": True}})
                 sink = client.post(f"/api/projects/{project}/sinks", json={
-                    "type": "filesystem", "name": "Folder", "config": {"output_dir": str(line_dir / "events")}}).json()
+                    "type": "filesystem", "name": "Folder", "config": {"output_dir": str(line_dir / "events")}})
+                source, sink = source.raise_for_status().json(), sink.raise_for_status().json()
                 time.sleep(args.warmup)
-                rows.append({"share": share, "count": 0, "pss": stack_pss(stack, settings.resolved_data_dir),
+                rows.append({"share": share, "count": 0, "pss": stack_pss(stack, settings.resolved_data_dir, set()),
                              "fps": []})
                 actives: list[str] = []
                 for count in counts:
@@ -219,9 +240,11 @@ def platform_mode(share: bool, counts: list[int], model_dir: Path, args: argpars
                     time.sleep(args.warmup + args.window)
                     fps = [client.get(f"/api/active-pipelines/{a}").json()["metrics"].get("fps", 0.0)
                            for a in actives]
-                    rows.append({"share": share, "count": count, "pss": stack_pss(stack, settings.resolved_data_dir),
-                                 "fps": fps})
-                    print(f"  share_models={int(share)} {count} line(s): stack PSS {rows[-1]['pss']:.0f} MiB, "
+                    lines = line_pids(client, actives)
+                    assert len(lines) == count, lines
+                    rows.append({"share": share, "count": count, "fps": fps,
+                                 "pss": stack_pss(stack, settings.resolved_data_dir, lines)})
+                    print(f"  share_models={int(share)} {count} line(s): PSS {rows[-1]['pss']}, "
                           f"fps {', '.join(f'{value:.1f}' for value in fps)}", flush=True)
                 for active_id in actives:
                     client.delete(f"/api/active-pipelines/{active_id}")
@@ -233,15 +256,22 @@ def platform_mode(share: bool, counts: list[int], model_dir: Path, args: argpars
 def platform_main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         model_dir, _, _ = prepare(args.model_dir, args.mtd_dir, Path(scratch), 48, (640, 480))
+        os.environ.pop("INSPECT_ALLOWED_PATHS", None)  # prepare's; each stack's lines read its own data dir
         rows = [row for share in (False, True) for row in platform_mode(share, args.lines, model_dir, args)]
     print(f"\nWhole stack PSS in MiB (every process, model host included); lines at {args.fps:g} fps\n")
-    print("INSPECT_SHARE_MODELS | lines | stack PSS | added per line over the first | fps per line")
-    print("--- | --- | --- | --- | ---")
+    print("INSPECT_SHARE_MODELS | lines | stack PSS | lines + host PSS | added per line over the first: stack "
+          "(lines + host) | fps per line")
+    print("--- | --- | --- | --- | --- | ---")
     for row in rows:
         first = next(other for other in rows if other["share"] == row["share"] and other["count"] == min(args.lines))
-        added = (row["pss"] - first["pss"]) / (row["count"] - first["count"]) if row["count"] > first["count"] else None
-        print(f"{int(row['share'])} | {row['count']} | {row['pss']:.0f} | "
-              f"{'-' if added is None else f'{added:.0f}'} | {', '.join(f'{fps:.1f}' for fps in row['fps']) or '-'}")
+        pss, base = row["pss"], first["pss"]
+        mine, theirs = pss["lines"] + pss["host"], base["lines"] + base["host"]
+        added = "-"
+        if row["count"] > first["count"]:
+            span = row["count"] - first["count"]
+            added = f"{(pss['total'] - base['total']) / span:.0f} ({(mine - theirs) / span:.0f})"
+        print(f"{int(row['share'])} | {row['count']} | {pss['total']:.0f} | {mine:.0f} | {added} | "
+              f"{', '.join(f'{fps:.1f}' for fps in row['fps']) or '-'}")
 
 
 def main() -> None:
