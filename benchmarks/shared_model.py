@@ -159,14 +159,31 @@ def stack_pss(stack: object, data_dir: Path, lines: set[int]) -> dict[str, float
         command = process.info["cmdline"] or []
         if "pipelines.model_host" in command and any(str(data_dir) in part for part in command):
             hosts.add(process.pid)  # its own session: no descendant of the worker once its line has gone
-    figures = {"total": 0.0, "lines": 0.0, "host": 0.0}
+    figures = {"total": 0.0, "lines": 0.0, "host": 0.0, "lines_uss": 0.0}
     for pid in pids | hosts:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, psutil.Error):
             pss = pss_mib(pid)
             figures["total"] += pss
             figures["lines"] += pss if pid in lines else 0.0
             figures["host"] += pss if pid in hosts else 0.0
+            figures["lines_uss"] += psutil.Process(pid).memory_full_info().uss / 2**20 if pid in lines else 0.0
     return figures
+
+
+def print_private(pid: int) -> None:
+    """The largest private (dirty) mappings of one line process: where a line's own memory goes."""
+    sizes: dict[str, int] = {}
+    name = ""
+    with open(f"/proc/{pid}/smaps") as smaps:
+        for line in smaps:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:
+                name = fields[5] if len(fields) > 5 else "[anon]"
+            elif fields[0] == "Private_Dirty:":
+                sizes[name] = sizes.get(name, 0) + int(fields[1])
+    top = sorted(sizes.items(), key=lambda item: -item[1])[:8]
+    print(f"    line {pid} private dirty {sum(sizes.values()) / 1024:.0f} MiB: "
+          + ", ".join(f"{Path(key).name or key} {value / 1024:.0f}" for key, value in top), flush=True)
 
 
 def line_pids(client: object, actives: list[str]) -> set[int]:
@@ -246,6 +263,8 @@ def platform_mode(share: bool, counts: list[int], model_dir: Path, args: argpars
                                  "pss": stack_pss(stack, settings.resolved_data_dir, lines)})
                     print(f"  share_models={int(share)} {count} line(s): PSS {rows[-1]['pss']}, "
                           f"fps {', '.join(f'{value:.1f}' for value in fps)}", flush=True)
+                    if args.smaps:
+                        print_private(max(lines))
                 for active_id in actives:
                     client.delete(f"/api/active-pipelines/{active_id}")
         finally:
@@ -257,7 +276,7 @@ def platform_main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as scratch:
         model_dir, _, _ = prepare(args.model_dir, args.mtd_dir, Path(scratch), 48, (640, 480))
         os.environ.pop("INSPECT_ALLOWED_PATHS", None)  # prepare's; each stack's lines read its own data dir
-        rows = [row for share in (False, True) for row in platform_mode(share, args.lines, model_dir, args)]
+        rows = [row for share in args.share for row in platform_mode(bool(share), args.lines, model_dir, args)]
     print(f"\nWhole stack PSS in MiB (every process, model host included); lines at {args.fps:g} fps\n")
     print("INSPECT_SHARE_MODELS | lines | stack PSS | lines + host PSS | added per line over the first: stack "
           "(lines + host) | fps per line")
@@ -282,6 +301,9 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=None,
                         help=f"each line's fps setting (default {MAX_FPS:g}; with --platform 10)")
     parser.add_argument("--platform", action="store_true", help="through the real platform (a stack per mode)")
+    parser.add_argument("--smaps", action="store_true", help="with --platform: where one line's memory goes")
+    parser.add_argument("--share", type=int, nargs="+", default=[0, 1], choices=[0, 1],
+                        help="with --platform: INSPECT_SHARE_MODELS values to run (default 0 1)")
     parser.add_argument("--rounds", type=int, default=1, help="own/shared repetitions, alternating (default 1)")
     parser.add_argument("--model-dir", type=Path, default=None, help="anomalib OpenVINO export (default: tiny PaDiM)")
     parser.add_argument("--mtd-dir", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "mtd")

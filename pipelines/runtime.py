@@ -410,6 +410,8 @@ class PipelineRuntime:
             for sequence, _, _ in getattr(error, "lost", ()):
                 self._deliver(sequence, None)
         scorer.model.close()
+        if self._stop.is_set():  # stopping closed the connection: nothing to reopen
+            return
         self._host_losses += 1
         host = self._model_host if self._host_losses <= MAX_HOST_LOSSES else None
         log.warning("pipeline %s: %s; reopening the model %s", self.pipeline_id, errors[0],
