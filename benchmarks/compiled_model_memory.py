@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
@@ -125,7 +126,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as scratch:
             model_dir = default_model_dir(*images_for(args.mtd_dir, Path(scratch), 48))
     bin_size = sum(path.stat().st_size for path in Path(model_dir).rglob("*.bin"))
-    print(f"model {model_dir} (.bin {bin_size / 1e6:.1f} MB); MiB per process, all alive\n")
+    print(f"model {model_dir} (.bin {bin_size / 1e6:.1f} MB); MiB per process, all alive; "
+          f"load {os.getloadavg()[0]:.1f}\n")
     print("variant | process | load s | PSS | PSS anon (private) | PSS file | largest anon mapping | cache blob")
     print("--- | --- | --- | --- | --- | --- | --- | ---")
     for variant in args.variants:

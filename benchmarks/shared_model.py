@@ -277,7 +277,8 @@ def platform_main(args: argparse.Namespace) -> None:
         model_dir, _, _ = prepare(args.model_dir, args.mtd_dir, Path(scratch), 48, (640, 480))
         os.environ.pop("INSPECT_ALLOWED_PATHS", None)  # prepare's; each stack's lines read its own data dir
         rows = [row for share in args.share for row in platform_mode(bool(share), args.lines, model_dir, args)]
-    print(f"\nWhole stack PSS in MiB (every process, model host included); lines at {args.fps:g} fps\n")
+    print(f"\nWhole stack PSS in MiB (every process, model host included); lines at {args.fps:g} fps; "
+          f"load {os.getloadavg()[0]:.1f}\n")
     print("INSPECT_SHARE_MODELS | lines | stack PSS | lines + host PSS | added per line over the first: stack "
           "(lines + host) | fps per line")
     print("--- | --- | --- | --- | --- | ---")
