@@ -34,12 +34,19 @@ from pipelines.model_host import lock_path, receive, send
 log = logging.getLogger(__name__)
 
 HOST_START_TIMEOUT_S = 30.0
+# Tries to open a model through the host when a connection is dropped while loading (a host dying then).
+OPEN_ATTEMPTS = 3
 # sockaddr_un holds 108 bytes with its terminator: a longer path cannot be bound.
 MAX_SOCKET_PATH = 107
 
 
 class HostUnavailable(RuntimeError):
-    """No model host answers on the socket and none could be started."""
+    """No model host answers on the socket and none could be started; ``transient`` when one accepted the
+    connection and then dropped it (a host dying right then), which a second try gets past."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class HostGone(ConnectionError):
@@ -115,10 +122,10 @@ class SharedModel:
             reply = receive(sock)
         except OSError as error:
             self.close()
-            raise HostUnavailable(f"the model host dropped the connection: {error}") from error
+            raise HostUnavailable(f"the model host dropped the connection: {error}", transient=True) from error
         if reply is None:
             self.close()
-            raise HostUnavailable("the model host closed the connection while loading")
+            raise HostUnavailable("the model host closed the connection while loading", transient=True)
         header = reply[0]
         if "error" in header:
             self.close()
@@ -222,11 +229,15 @@ class SharedScorer:
 def open_model(model_dir: Path, device: str, performance_hint: str,
                host_socket: Path | None) -> AnomalyModel | SharedModel:
     """The model through the worker's host when one is configured and reachable, else compiled here."""
-    if host_socket is not None:
+    for attempt in range(OPEN_ATTEMPTS if host_socket is not None else 0):
         try:
-            return SharedModel(host_socket, model_dir, device, performance_hint)
+            return SharedModel(host_socket, model_dir, device, performance_hint)  # type: ignore[arg-type]
         except HostUnavailable as error:
+            if error.transient and attempt + 1 < OPEN_ATTEMPTS:
+                time.sleep(0.2 * (attempt + 1))  # a dying host's socket: the next try starts a new one
+                continue
             log.warning("model host unavailable (%s): compiling %s in this process", error, model_dir)
+            break
     return AnomalyModel(model_dir, device, performance_hint)
 
 
