@@ -240,6 +240,7 @@ class LivePipeline:
             source_type=spec.source_type, source_name=spec.source_name, source_config=spec.source_config,
             source_id=str(spec.source_id), sinks=[spec.sink], model_dir=models.get(spec.model_id),
             config=spec.runtime_config(), on_status=writer,
+            model_host=model_host_socket(settings) if settings.share_models else None,
             save_collected=CollectedMediaWriter(settings.resolved_database_url, build_store(settings), spec.project_id,
                                                 spec.pipeline_id, settings.max_collected_media,
                                                 settings.thumbnail_size))
@@ -259,6 +260,11 @@ class LivePipeline:
 def cache_root(settings: Settings) -> Path:
     """Where this worker keeps model IRs (its own data dir: workers may not share the API's disk)."""
     return settings.resolved_data_dir / "cache" / "models"
+
+
+def model_host_socket(settings: Settings) -> Path:
+    """The socket of this worker's model host: in its data dir, so the lines of one worker share it."""
+    return settings.resolved_data_dir.resolve() / "run" / "model-host.sock"
 
 
 def _serve(spec: PipelineSpec, live: LivePipeline, watcher: ConfigWatcher, database_url: str) -> tuple[str, str | None]:

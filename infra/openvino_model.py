@@ -69,6 +69,11 @@ def find_model_xml(model_dir: Path) -> Path:
     return candidates[0]
 
 
+def model_input(frame_bgr: np.ndarray, height: int, width: int) -> np.ndarray:
+    """BGR uint8 frame → the model's ``[1, H, W, 3]`` uint8 input (the graph does the rest)."""
+    return cv2.resize(frame_bgr, (width, height), interpolation=cv2.INTER_LINEAR)[None]
+
+
 class AnomalyModel:
     """A compiled anomalib IR. :meth:`infer` is synchronous and not thread-safe (one caller at a time);
     the pipeline scores through :class:`AsyncScorer`, which keeps several requests in flight."""
@@ -91,6 +96,7 @@ class AnomalyModel:
             raise ModelLoadError(f"cannot compile {self.xml_path} on {device}: {error}") from error
         self._score_output = self.compiled.output(SCORE_OUTPUT)
         self._map_output = self.compiled.output(MAP_OUTPUT) if MAP_OUTPUT in names else None
+        self.has_map = self._map_output is not None
         self._request: ov.InferRequest | None = None  # for infer(); made on first use (requests cost memory)
         log.info("loaded %s on %s, input %dx%d", self.xml_path, device, self.input_width, self.input_height)
 
@@ -126,9 +132,10 @@ class AnomalyModel:
         return ppp.build()
 
     def preprocess(self, frame_bgr: np.ndarray) -> np.ndarray:
-        """BGR uint8 frame → the model's ``[1, H, W, 3]`` uint8 input (the graph does the rest)."""
-        resized = cv2.resize(frame_bgr, (self.input_width, self.input_height), interpolation=cv2.INTER_LINEAR)
-        return resized[None]
+        return model_input(frame_bgr, self.input_height, self.input_width)
+
+    def close(self) -> None:
+        """Nothing to release early: the compiled model goes with the last reference (a shared one does not)."""
 
     def read_outputs(self, request: ov.InferRequest) -> tuple[float, np.ndarray | None]:
         """Score and a copy of the anomaly map (the request's buffers are reused by the next inference)."""

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # Data collection: a project keeps at most this many collected media; the oldest collected go first
     # (uploaded media are never removed).
     max_collected_media: int = Field(default=5000, ge=1)
+    # Lines on one worker that run the same model share one compiled copy in the worker's model host
+    # (pipelines/model_host.py); off: each line compiles its own (about 160 MiB more per line for PaDiM).
+    share_models: bool = True
     # PatchCore: up to this many training patches (1,024 per 256x256 image) the coreset is anomalib's exact
     # k-center greedy; above it, greedy within chunks (flows/training/patchcore.py). Exact grows with the
     # square of the training set.

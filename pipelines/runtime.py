@@ -40,6 +40,7 @@ from pipelines.events import AnomalyEvent, SourceInfo, iso_utc
 from pipelines.frames import AnnotatedFrame, LatestFrame, encode_image
 from pipelines.inference import AsyncScorer
 from pipelines.metrics import MetricsTracker, PeriodicReporter
+from pipelines.shared_model import HostGone, SharedModel, SharedScorer, open_model, scorer_for
 from pipelines.sinks import SinkWorker, build_sink_worker
 from pipelines.sources import Source, SourceEnded, SourceError, SourceFrame, build_source
 
@@ -52,6 +53,8 @@ _END = object()  # end of stream marker in the frame queue
 FRAME_QUEUE_SIZE = 1
 # Consecutive frames that fail inference before the pipeline gives up (a broken model, not a bad frame).
 MAX_CONSECUTIVE_FRAME_ERRORS = 25
+# Times a line reopens its model after the worker's model host died; after that it compiles its own copy.
+MAX_HOST_LOSSES = 3
 
 
 class PipelineStartError(RuntimeError):
@@ -122,6 +125,7 @@ class PipelineRuntime:
         performance_hint: str = "THROUGHPUT",
         metrics: MetricsTracker | None = None,
         collector: FrameCollector | None = None,
+        model_host: Path | None = None,
     ) -> None:
         validate_settings(threshold, fps)
         self.pipeline_id = pipeline_id
@@ -135,7 +139,8 @@ class PipelineRuntime:
         self.collector = collector
         self.latest = LatestFrame()
         self._model_dir = Path(model_dir)
-        self._model: AnomalyModel | None = None
+        self._model_host = model_host  # the worker's model host socket: lines running one model share it
+        self._model: AnomalyModel | SharedModel | None = None
         self._model_loaded_at: datetime | None = None
         self._model_lock = threading.Lock()  # one model load at a time
         self._threshold = threshold
@@ -151,6 +156,7 @@ class PipelineRuntime:
         self._frames_read = 0
         self._frames_dropped = 0
         self._frame_errors = 0
+        self._host_losses = 0
         self._submitted = 0  # frames handed to the scorer, in order
         self._published = 0  # next submission number to publish
         self._ready: dict[int, tuple[int, SourceFrame, Prediction] | None] = {}
@@ -216,7 +222,7 @@ class PipelineRuntime:
         if self._reporter:
             self._reporter.start()
         try:
-            self._model = AnomalyModel(self._model_dir, self.device, self.performance_hint)
+            self._model = open_model(self._model_dir, self.device, self.performance_hint, self._model_host)
             self._model_loaded_at = datetime.now(UTC)
             self.source.open()
         except (ModelLoadError, SourceError) as error:
@@ -275,6 +281,8 @@ class PipelineRuntime:
             self.source.close()
         except Exception:
             log.exception("closing the source failed")
+        if self._model is not None:
+            self._model.close()
         if self._failure.message is not None:
             self._set_state("failed", self._failure.message)
             log.error("pipeline %s failed: %s", self.pipeline_id, self._failure.message)
@@ -342,7 +350,7 @@ class PipelineRuntime:
                         self._frames.get_nowait()
 
     def _process_loop(self) -> None:
-        scorer: AsyncScorer | None = None
+        scorer: AsyncScorer | SharedScorer | None = None
         try:
             while True:
                 try:
@@ -359,27 +367,59 @@ class PipelineRuntime:
                 if scorer is None or scorer.model is not model:  # first frame, or the model was swapped
                     if scorer is not None:
                         scorer.wait()  # the old model's frames are published first, in order
-                    scorer = AsyncScorer(model, self._on_result)
+                        scorer.model.close()
+                    scorer = scorer_for(model, self._on_result)
                 sequence = self._submitted
                 self._submitted += 1
                 try:
                     scorer.submit(frame.image, (sequence, index, frame))
                     self._frame_errors = 0
+                except HostGone as error:
+                    self._deliver(sequence, None)
+                    self._reopen_model(scorer, [error])
+                    scorer = None
+                    continue
                 except Exception as error:
                     self._deliver(sequence, None)
                     self._frame_errors += 1
                     log.warning("frame %d: inference failed: %s", index, error)
                     if self._frame_errors >= MAX_CONSECUTIVE_FRAME_ERRORS:
                         raise
-                for error in scorer.take_errors():
-                    raise error
+                errors = scorer.take_errors()
+                for error in errors:
+                    if not isinstance(error, HostGone):
+                        raise error
+                if errors:
+                    self._reopen_model(scorer, errors)
+                    scorer = None
         except Exception as error:
             log.exception("processor crashed")
             self._failure.set(f"inference error: {type(error).__name__}: {error}")
         finally:
             if scorer is not None:
                 scorer.wait()
+                if scorer.model is not self._model:  # a swap not picked up yet: _finish closes the new one
+                    scorer.model.close()
             self._finish()  # no-op when stop() is already finishing
+
+    def _reopen_model(self, scorer: AsyncScorer | SharedScorer, errors: list[BaseException]) -> None:
+        """The model host died under this line: skip the frames it held, open the model again (a new host,
+        started by whichever line comes first), or, after MAX_HOST_LOSSES, compile it here."""
+        errors = errors + scorer.take_errors()
+        for error in errors:
+            for sequence, _, _ in getattr(error, "lost", ()):
+                self._deliver(sequence, None)
+        scorer.model.close()
+        if self._stop.is_set():  # stopping closed the connection: nothing to reopen
+            return
+        self._host_losses += 1
+        host = self._model_host if self._host_losses <= MAX_HOST_LOSSES else None
+        log.warning("pipeline %s: %s; reopening the model %s", self.pipeline_id, errors[0],
+                    "through a new host" if host else "in this process")
+        with self._model_lock:
+            if self._model is scorer.model:  # not swapped meanwhile
+                self._model = open_model(self._model_dir, self.device, self.performance_hint, host)
+                self._model_loaded_at = datetime.now(UTC)
 
     def _on_result(self, userdata: object, prediction: Prediction) -> None:
         sequence, index, frame = userdata  # type: ignore[misc]
@@ -427,9 +467,11 @@ class PipelineRuntime:
         validate_settings(threshold, None if isinstance(fps, _Keep) else fps)
         if model_dir is not None:
             with self._model_lock:
-                model = AnomalyModel(Path(model_dir), self.device, self.performance_hint)
-                self._model, self._model_dir = model, Path(model_dir)
+                model = open_model(Path(model_dir), self.device, self.performance_hint, self._model_host)
+                replaced, self._model, self._model_dir = self._model, model, Path(model_dir)
                 self._model_loaded_at = datetime.now(UTC)
+            if replaced is not None and not self._processor.is_alive():
+                replaced.close()  # no scorer will close it (the processor closes the one it scored with)
             log.info("pipeline %s: model swapped to %s", self.pipeline_id, model.xml_path)
         if threshold is not None:
             self._threshold = threshold

@@ -25,7 +25,8 @@ def test_every_benchmark_and_the_helpers_it_imports_late_load_without_pytest() -
     benchmarks = sorted(f"benchmarks.{path.stem}" for path in (REPO_ROOT / "benchmarks").glob("*.py")
                         if path.stem not in NEEDS_DEV_EXTRAS)
     # Imported inside the benchmarks' functions, so importing the scripts alone would not reach them.
-    helpers = ["tests.integration.pipeline_helpers", "tests.synthetic_parts", "tests.machines", "tests.network"]
+    helpers = ["tests.integration.pipeline_helpers", "tests.integration.pipeline_support", "tests.synthetic_parts",
+               "tests.machines", "tests.network"]
     result = subprocess.run([sys.executable, "-c", PROBE, *benchmarks, *helpers], cwd=REPO_ROOT,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
