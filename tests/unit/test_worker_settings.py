@@ -76,3 +76,28 @@ def test_the_calm_server_checks_its_task_queue_every_second():
 
     worker = CalmDocketWorker(docket.Docket(name="calm-test", url="memory://"))
     assert worker.minimum_check_interval == worker.scheduling_resolution == CHECK_INTERVAL
+
+
+def test_the_calm_servers_pub_sub_still_delivers_and_still_times_out(monkeypatch):
+    """Longer waiting slices (infra/orchestration/prefect_server.py) change how often it looks, not what it returns."""
+    import asyncio
+
+    import burner_redis
+    from burner_redis.pubsub import PubSub
+
+    from infra.orchestration import prefect_server
+
+    monkeypatch.setattr(PubSub, "_queue_get", prefect_server._queue_get)  # noqa: SLF001
+
+    async def exchange() -> list:
+        redis = burner_redis.BurnerRedis()
+        pubsub = redis.pubsub()
+        await pubsub.psubscribe("cancel:*")
+        received = [await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)]  # nothing yet
+        await redis.publish("cancel:task-1", "now")
+        received.append(await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1))
+        return received
+
+    nothing, message = asyncio.run(exchange())
+    assert nothing is None
+    assert message["channel"] == b"cancel:task-1" and message["data"] == b"now"
