@@ -110,13 +110,15 @@ def test_a_worker_shows_online_only_once_its_fork_server_has_imported(platform, 
 
 
 def test_a_worker_takes_a_new_run_when_prefect_announces_it_not_at_its_next_poll(platform, tmp_path) -> None:
-    """Its own poll comes once an hour here: only the event stream's `Scheduled` event can make it ask."""
+    """Its own poll comes once an hour here: only the event stream's `Scheduled` event can make it ask (a stream
+    that is down would make it poll every second, which its log would say)."""
     from prefect.client.schemas.objects import StateType
 
     from infra.orchestration.client import prefect_client
 
     pool, api = "event-probe", platform.stack.prefect_api_url
-    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_WORKER_QUERY_SECONDS": "3600", WORKER_START_ENV: "cold"}
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_WORKER_QUERY_SECONDS": "3600", WORKER_START_ENV: "cold",
+           "PREFECT_LOGGING_EXTRA_LOGGERS": "infra"}
     with (tmp_path / "worker.log").open("wb") as log:
         worker = subprocess.Popen([sys.executable, "-m", "infra.orchestration.warm_worker", "worker", "start",
                                    "--pool", pool, "--type", "process", "--name", "event-probe"],
@@ -133,6 +135,7 @@ def test_a_worker_takes_a_new_run_when_prefect_announces_it_not_at_its_next_poll
             taken = wait_for(lambda: client.read_flow_run(run.id).state.type is not StateType.SCHEDULED, 60,
                              interval=0.2, what="the worker to take the run")
         assert taken
+        assert "no Prefect event stream" not in (tmp_path / "worker.log").read_text()
     finally:
         worker.terminate()
         worker.wait(30)
