@@ -54,10 +54,17 @@ async def _queue_get(self: Any, timeout: float | None) -> Any:
                 return None
 
 
-def wait_in_longer_slices() -> None:
-    from burner_redis.pubsub import PubSub
-
+def wait_in_longer_slices() -> bool:
+    """Patch burner_redis's pub/sub wait; False (nothing changed, Prefect's own behaviour) where its private
+    method is not the one this was written against: a newer burner_redis must not stop the server starting."""
+    try:
+        from burner_redis.pubsub import PubSub
+    except ImportError:
+        return False
+    if not callable(getattr(PubSub, "_queue_get", None)):
+        return False
     PubSub._queue_get = _queue_get  # type: ignore[method-assign]  # noqa: SLF001
+    return True
 
 
 def main() -> None:
@@ -65,7 +72,8 @@ def main() -> None:
     from prefect.cli import app
 
     background_workers.Worker = CalmDocketWorker  # the name the server's lifespan builds its worker from
-    wait_in_longer_slices()
+    if not wait_in_longer_slices():
+        print("note: burner_redis has no PubSub._queue_get; its pub/sub waits in Prefect's 0.1 s slices", flush=True)
     app()
 
 
