@@ -25,7 +25,7 @@ Cases (``--cases``, all by default):
 
     .venv/bin/python benchmarks/patchcore_scale.py
     .venv/bin/python benchmarks/patchcore_scale.py --cases auroc --chunks 4096 16384 --seeds 0 1 2 3
-    .venv/bin/python benchmarks/patchcore_scale.py --cases cap --caps 8192 16384 --features-cache /tmp/pc.pt
+    .venv/bin/python benchmarks/patchcore_scale.py --cases cap --caps 8192 12288 16384 24576 --features-cache /tmp/pc.pt
 """
 
 from __future__ import annotations

@@ -17,9 +17,10 @@ MAX_EPOCHS = "max_epochs"
 DEFAULT_MAX_EPOCHS = 10
 GENERIC_BACKBONES = ("mobilenetv2_100", "tf_efficientnet_lite0", "resnet18", "wide_resnet50_2")
 # PatchCore's memory-bank cap (patches; the platform's parameter ``coreset_max_size``). Each live frame
-# searches the whole bank: 1,000 training tiles at anomalib's 10 % keep 78k patches and score several
-# times slower than 60 tiles (6,144). Chosen with benchmarks/patchcore_scale.py --cases cap.
-PATCHCORE_MAX_BANK = 16_384
+# searches the whole bank: 1,000 training tiles at anomalib's 10 % keep 78k patches, p95 7.9x a 60-tile
+# model's (6,144). With 8,192: p95 1.24x, image AUROC +0.001 against uncapped; 12,288 was already 1.76x
+# (benchmarks/patchcore_scale.py --cases cap; docs/architecture.md, "PatchCore at scale").
+PATCHCORE_MAX_BANK = 8_192
 
 
 @dataclass(frozen=True)

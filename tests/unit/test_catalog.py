@@ -168,11 +168,11 @@ def test_resolved_parameters_round_trip_and_become_model_kwargs(offline: None) -
 
 def test_patchcore_memory_bank_cap_is_a_platform_parameter(entries: dict[str, dict], offline: None) -> None:
     spec = entries["patchcore"]["parameters"]["coreset_max_size"]
-    assert spec["type"] == "integer" and spec["default"] == 16_384 and spec["minimum"] == 1 and spec["nullable"]
+    assert spec["type"] == "integer" and spec["default"] == 8_192 and spec["minimum"] == 1 and spec["nullable"]
     assert "inference" in spec["description"]
     assert "coreset_max_size" not in entries["padim"]["parameters"]
     resolved = validate_parameters("patchcore", {"backbone": "mobilenetv2_100"})
-    assert resolved["coreset_max_size"] == 16_384  # a quality engineer never sets it
+    assert resolved["coreset_max_size"] == 8_192  # a quality engineer never sets it
     assert validate_parameters("patchcore", {"coreset_max_size": None})["coreset_max_size"] is None  # no cap
     assert "coreset_max_size" not in catalog.model_kwargs("patchcore", resolved)  # anomalib's class has no such arg
     for wrong, message in ((0, "at least 1"), (1.5, "must be of type integer"), ("big", "must be of type")):
