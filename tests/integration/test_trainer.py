@@ -12,7 +12,7 @@ import torch
 from huggingface_hub import constants
 
 from flows.training.dataset import DatasetError, DatasetItem, materialise
-from flows.training.export import ExportError, export, load_image, torch_score, verify_openvino
+from flows.training.export import ExportError, export, load_image, load_model, torch_score, verify_openvino
 from flows.training.trainer import (
     ArchitectureUnavailable,
     ProgressEvent,
@@ -194,9 +194,10 @@ def test_patchcore_evaluates_and_ships_the_capped_memory_bank(
     assert (result.dataset["coreset_size"], result.dataset["coreset_uncapped_size"]) == (300, 1228)
     assert result.parameters["coreset_max_size"] == 300
     assert steps.model.model.memory_bank.shape == (300, 128)  # mobilenetv2 blocks.2 + blocks.4
-    # The file this test just wrote (read_weights refuses PatchCore's: its hyperparameters pickle an enum).
-    checkpoint = torch.load(result.checkpoint, map_location="cpu", weights_only=False)
-    assert checkpoint["state_dict"]["model.memory_bank"].shape == (300, 128)
+    # The checkpoint loads as an export job loads it (safely: its hyperparameters hold anomalib's PrecisionType,
+    # which read_weights once refused, so no PatchCore model could be exported to another format).
+    rebuilt = load_model(result.checkpoint, "patchcore", result.parameters, data_dir=data_dir)
+    assert rebuilt.model.memory_bank.shape == (300, 128)
     ir = ov.Core().read_model(str(result.openvino_dir / "model.xml"))
     constants_shapes = {tuple(op.get_output_partial_shape(0).to_shape()) for op in ir.get_ops()
                         if op.get_type_name() == "Constant"}
