@@ -16,10 +16,16 @@ Cases (``--cases``, all by default):
 - ``mtd``: the 200 + 60 MTD job through the platform (API submit → Prefect job completed).
 - ``large``: 335 images of 800x1600 PNG (MTD tiles, resized; 275 normal + 60 anomalous) through the platform.
 - ``fit1000``: 1,000 MTD tiles (952 MT_Free, a fifth of them held out, + 48 defects): the training core's
-  fit and test in a fresh process with the worker's allocator; prints fit time and peak RSS.
+  fit, test, export and IR check in a fresh process with the worker's allocator; prints fit time, peak RSS,
+  and the shipped IR's image AUROC and per-frame latency on the evaluation images (``--fit1000-baseline``:
+  today's uncapped model too, in the same run).
+- ``cap``: the memory-bank cap (issue 20 §5; ``benchmarks/patchcore_bank.py``): bank size, image AUROC on
+  held-out MTD tiles and live per-frame latency p50/p95 of the exported IRs, in one run, for the 60-tile
+  model, the 1,000-tile model uncapped (today) and capped at each ``--caps`` value.
 
     .venv/bin/python benchmarks/patchcore_scale.py
     .venv/bin/python benchmarks/patchcore_scale.py --cases auroc --chunks 4096 16384 --seeds 0 1 2 3
+    .venv/bin/python benchmarks/patchcore_scale.py --cases cap --caps 8192 12288 16384 24576 --features-cache /tmp/pc.pt
 """
 
 from __future__ import annotations
@@ -38,8 +44,10 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.support import load  # noqa: E402
+from benchmarks.patchcore_bank import cap_case, print_cap  # noqa: E402
+from benchmarks.support import load, percentile  # noqa: E402
 from benchmarks.training import MTD_DIR, platform_job, platform_project, wait_until_worker_idle  # noqa: E402
+from infra.anomaly.offerings import PATCHCORE_MAX_BANK  # noqa: E402
 
 DEFECTS = ("MT_Blowhole", "MT_Break", "MT_Crack", "MT_Fray", "MT_Uneven")
 PARAMETERS = {"backbone": "mobilenetv2_100", "layers": ["blocks.2", "blocks.4"]}
@@ -158,21 +166,46 @@ def platform_case(files: dict[str, list[Path]]) -> dict:
         return job
 
 
-def fit_child(dataset: Path, work: Path) -> dict:
-    """Runs in the child: the training core's fit and test, as the training flow runs them."""
+def _shipped_ir(dataset: Path, ir_dir: Path) -> dict:
+    """What ships: the exported IR scores every evaluation image one BGR frame at a time, as a line does."""
+    import cv2
+    from sklearn.metrics import roc_auc_score
+
+    from flows.training.dataset import ANOMALOUS, NORMAL_EVAL
+    from infra.openvino_model import AnomalyModel
+
+    model = AnomalyModel(ir_dir)
+    labels, scores, times = [], [], []
+    for label, folder in ((0, NORMAL_EVAL), (1, ANOMALOUS)):
+        for path in sorted((dataset / folder).iterdir()):
+            prediction = model.infer(cv2.imread(str(path), cv2.IMREAD_COLOR))
+            labels.append(label)
+            scores.append(prediction.score)
+            times.append(prediction.inference_ms)
+    times = times[5:]  # warm-up
+    return {"ir_image_auroc": float(roc_auc_score(labels, scores)), "ir_p50_ms": percentile(times, 50),
+            "ir_p95_ms": percentile(times, 95)}
+
+
+def fit_child(dataset: Path, work: Path, parameters: dict) -> dict:
+    """Runs in the child: the training core's fit, test, export and IR check, as the training flow runs them;
+    then the shipped IR's image AUROC and per-frame latency on the evaluation images."""
     from flows.training.trainer import TrainingSteps
 
-    steps = TrainingSteps(dataset, "patchcore", PARAMETERS, work, data_dir=work / "data")
+    steps = TrainingSteps(dataset, "patchcore", parameters, work, data_dir=work / "data")
     steps.fit()
     steps.evaluate()
+    peak_rss_gib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    steps.export_ir()
+    steps.verify_ir()
     result = steps.result()
     facts = ("coreset", "scoring")
     return {**result.timings, **{key: value for key, value in result.dataset.items() if key.startswith(facts)},
             "train_images": result.dataset["train_images"], "image_auroc": result.metrics.get("image_auroc"),
-            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+            "peak_rss_gib": peak_rss_gib, **_shipped_ir(dataset, result.openvino_dir)}
 
 
-def fit1000_case(tmp: Path) -> dict:
+def fit1000_case(tmp: Path, parameters: dict) -> dict:
     from flows.training.dataset import DatasetItem, materialise
     from infra.supervisor.environment import allocator_env, threading_env
 
@@ -181,9 +214,11 @@ def fit1000_case(tmp: Path) -> dict:
     items += [DatasetItem(f"{defect}_{path.name}", "anomalous", str(path), str(path.with_suffix(".png")))
               for defect in DEFECTS for path in _tiles(defect)[:48 // len(DEFECTS) + (defect == DEFECTS[0]) * 3]]
     dataset = tmp / "fit1000"
-    materialise(items, lambda ref: Path(ref).read_bytes(), dataset)
+    if not dataset.is_dir():
+        materialise(items, lambda ref: Path(ref).read_bytes(), dataset)
     env = {**os.environ, **allocator_env(), **threading_env(), "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, __file__, "--fit-child", str(dataset), str(tmp / "work")],
+    work = tmp / f"work-{len(list(tmp.glob('work-*')))}"
+    out = subprocess.run([sys.executable, __file__, "--fit-child", str(dataset), str(work), json.dumps(parameters)],
                          env=env, capture_output=True, text=True, check=False, cwd=REPO_ROOT)
     lines = [line for line in out.stdout.splitlines() if line.startswith("RESULT ")]
     if not lines:
@@ -231,16 +266,23 @@ def _print_tradeoff(rows: list[dict]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cases", nargs="+", default=["auroc", "mtd", "large", "fit1000"],
-                        choices=["auroc", "mtd", "large", "fit1000"])
+    parser.add_argument("--cases", nargs="+", default=["auroc", "mtd", "large", "fit1000", "cap"],
+                        choices=["auroc", "mtd", "large", "fit1000", "cap"])
     parser.add_argument("--chunks", nargs="+", type=int, default=[16384],
                         help="chunk sizes (patches) of the chunked greedy to compare with exact")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
                         help="seeds (random start and projection) each selection runs with")
-    parser.add_argument("--fit-child", nargs=2, type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--caps", nargs="+", type=int, default=[PATCHCORE_MAX_BANK],
+                        help="memory-bank caps (patches) the cap case compares (default: the platform's)")
+    parser.add_argument("--features-cache", type=Path,
+                        help="cap case: keep the extracted features in this file and reuse them on the next run")
+    parser.add_argument("--fit1000-baseline", action="store_true",
+                        help="fit1000: also fit today's uncapped model (coreset_max_size null) in the same run")
+    parser.add_argument("--fit-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fit_child:
-        print("RESULT " + json.dumps(fit_child(*args.fit_child)), flush=True)
+        dataset, work, parameters = args.fit_child
+        print("RESULT " + json.dumps(fit_child(Path(dataset), Path(work), json.loads(parameters))), flush=True)
         return
 
     results: dict[str, object] = {}
@@ -255,8 +297,13 @@ def main() -> None:
                                                "anomalous": _tiles("MT_Blowhole")[:30] + _tiles("MT_Crack")[:30]})
             elif case == "large":
                 results[case] = platform_case(_large_images(tmp_path / "large"))
+            elif case == "cap":
+                results[case] = cap_case(args.caps, tmp_path / "data", tmp_path, _tiles, _embed, PARAMETERS, DEFECTS,
+                                         args.features_cache)
             else:
-                results[case] = fit1000_case(tmp_path)
+                results[case] = fit1000_case(tmp_path, PARAMETERS)
+                if args.fit1000_baseline:
+                    results["fit1000 uncapped"] = fit1000_case(tmp_path, {**PARAMETERS, "coreset_max_size": None})
             print(f"{case}: {json.dumps(results[case], default=str)}", file=sys.stderr, flush=True)  # as it comes
 
     print(f"\nPatchCore, {PARAMETERS['backbone']} {'+'.join(PARAMETERS['layers'])}, 256x256; {os.cpu_count()} CPUs; "
@@ -273,15 +320,22 @@ def main() -> None:
             print(" | ".join([case, f"{job['submit_to_completed_s']:.1f}", f"{job['fit_s']:.1f}",
                               f"{job['test_s']:.1f}", f"{job['export_s']:.1f}", f"{job['image_auroc']:.4f}",
                               job["load"], BEFORE[case]]))
-    if "fit1000" in results:
-        fit = results["fit1000"]
-        print(f"\n1,000 MTD tiles ({fit['train_images']} training): fit {fit['fit_s']:.1f} s (target ≤ 180 s), "
-              f"test {fit['test_s']:.1f} s, peak RSS {fit['peak_rss_gib']:.2f} GiB (target < 8 GiB), "
-              f"{fit.get('coreset_selection')} of {fit.get('coreset_size')} from {fit.get('coreset_patches')} "
-              f"patches, image AUROC {fit['image_auroc']:.4f}, load {fit['load']}")
+    if "cap" in results:
+        print_cap(results["cap"])
+    for case in ("fit1000 uncapped", "fit1000"):
+        if case not in results:
+            continue
+        fit = results[case]
+        print(f"\n{case}: 1,000 MTD tiles ({fit['train_images']} training): fit {fit['fit_s']:.1f} s (target ≤ 180 s), "
+              f"test {fit['test_s']:.1f} s, export {fit['export_s']:.1f} s, peak RSS (fit + test) "
+              f"{fit['peak_rss_gib']:.2f} GiB (target < 8 GiB), {fit.get('coreset_selection')} of "
+              f"{fit.get('coreset_size')} (uncapped {fit.get('coreset_uncapped_size')}) from "
+              f"{fit.get('coreset_patches')} patches, image AUROC {fit['image_auroc']:.4f}, load {fit['load']}")
         selection, scoring = fit.get("coreset_s", 0.0), fit.get("scoring_s", 0.0)
         print(f"  of the fit: selection {selection:.1f} s, validation scoring (backbone + 1-NN) {scoring:.1f} s, "
               f"the rest (training-set features, data loading) {fit['fit_s'] - selection - scoring:.1f} s")
+        print(f"  the shipped IR on the evaluation images, one frame at a time: image AUROC "
+              f"{fit['ir_image_auroc']:.4f}, latency p50 {fit['ir_p50_ms']:.1f} ms, p95 {fit['ir_p95_ms']:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ class ParameterSchema(BaseModel):
     options: list[Any] | None = None  # present when the choice is finite
     available_offline: list[str] | None = None  # backbone only: options whose weights load with no network
     nullable: bool | None = None
+    minimum: int | None = None  # smallest accepted value, where the platform checks one
     description: str | None = None
 
     @model_serializer(mode="wrap")

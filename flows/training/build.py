@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from anomalib import PrecisionType
 from anomalib.models.components import AnomalibModule
 from torchvision.transforms.v2 import Compose, Normalize, Transform
 
@@ -49,6 +50,11 @@ def build_model(
     return cls(**model_kwargs(arch.name, resolved), pre_processor=pre_processor, visualizer=False)
 
 
+# Enums anomalib saves in a checkpoint's hyper-parameters (PatchCore's `precision`): unpickling one only
+# looks a member up by value, so allowing these classes lets no code in.
+CHECKPOINT_ENUMS = (PrecisionType,)
+
+
 class UnsafeCheckpoint(ValueError):
     """A checkpoint that is not plain weights: it could run code when unpickled, so it is not loaded."""
 
@@ -60,7 +66,8 @@ def read_weights(checkpoint: Path) -> dict[str, Any]:
     platform's checkpoints hold, and refuses anything else. A file planted in the bucket with a
     pickled callable would otherwise run that code on the worker."""
     try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(list(CHECKPOINT_ENUMS)):
+            state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise UnsafeCheckpoint(f"it holds more than weights ({error})") from None
     if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):

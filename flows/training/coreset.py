@@ -123,8 +123,18 @@ def _greedy(
     return selected
 
 
+def _capped(size: int, max_size: int | None) -> int:
+    if max_size is not None and max_size < 1:
+        raise ValueError(f"max_size must be a positive integer or None, got {max_size}")
+    return size if max_size is None else min(size, max_size)
+
+
 class FastKCenterGreedy:
-    """Drop-in for ``anomalib.models.components.KCenterGreedy`` (same arguments, same results)."""
+    """Drop-in for ``anomalib.models.components.KCenterGreedy`` (same arguments, same results).
+
+    ``max_size`` caps the coreset: greedy selection is incremental, so a capped coreset is the first
+    ``max_size`` indices anomalib would select.
+    """
 
     def __init__(
         self,
@@ -133,6 +143,7 @@ class FastKCenterGreedy:
         threads: int | None = 1,
         progress: Callable[[int, int], None] | None = None,
         block_rows: int = BLOCK_ROWS,
+        max_size: int | None = None,
     ) -> None:
         self.embedding = embedding
         self.block_rows = block_rows
@@ -147,7 +158,7 @@ class FastKCenterGreedy:
                 f"coreset_size must be a positive integer, got {coreset_size}. "
                 f"Check sampling_ratio ({sampling_ratio}) and embedding size ({n})."
             )
-        self.coreset_size = coreset_size
+        self.coreset_size = _capped(coreset_size, max_size)
         self.n_observations = n
         self.model = SparseRandomProjection(eps=0.9)
 
@@ -191,6 +202,10 @@ class ChunkedKCenterGreedy:
     coreset has anomalib's size. Points are compared in the raw embedding space when it has no more
     dimensions than anomalib's random projection would produce (projecting *up* only adds noise), else
     in that projection. Deterministic under a seed (each chunk's start comes from torch's RNG).
+
+    ``max_size`` caps the coreset with a second pass: exact greedy over the union of the chunks'
+    selections (whole-bank coverage, which a smaller share per chunk would not give). Its cost is
+    (union x max_size), a fraction of the first pass's.
     """
 
     def __init__(
@@ -201,16 +216,18 @@ class ChunkedKCenterGreedy:
         threads: int | None = 1,
         progress: Callable[[int, int], None] | None = None,
         block_rows: int = BLOCK_ROWS,
+        max_size: int | None = None,
     ) -> None:
         if embedding.ndim != 2:
             raise ValueError(f"expected a 2-D embedding (points x dims), got shape {tuple(embedding.shape)}")
         n = embedding.shape[0]
-        self.coreset_size = int(n * sampling_ratio)
-        if self.coreset_size <= 0:
+        self.first_pass_size = int(n * sampling_ratio)  # anomalib's coreset size, shared among the chunks
+        if self.first_pass_size <= 0:
             raise ValueError(
-                f"coreset_size must be a positive integer, got {self.coreset_size}. "
+                f"coreset_size must be a positive integer, got {self.first_pass_size}. "
                 f"Check sampling_ratio ({sampling_ratio}) and embedding size ({n})."
             )
+        self.coreset_size = _capped(self.first_pass_size, max_size)
         self.embedding = embedding
         self.chunk_points = max(int(chunk_points), 1)
         self.threads, self.progress, self.block_rows = threads, progress, block_rows
@@ -230,7 +247,7 @@ class ChunkedKCenterGreedy:
         bounds = [round(i * n / chunks) for i in range(chunks + 1)]
         shares, given = [], 0
         for start, stop in pairwise(bounds):
-            share = max(1, round(self.coreset_size * stop / n) - given)
+            share = max(1, round(self.first_pass_size * stop / n) - given)
             given += share
             shares.append((start, stop, min(share, stop - start)))
         return shares
@@ -240,15 +257,34 @@ class ChunkedKCenterGreedy:
         if self.threads:
             torch.set_num_threads(self.threads)
         try:
-            features, selected = self._features(), []
-            for start, stop, share in self._shares():
-                first = torch.randint(high=stop - start, size=(1,)).squeeze()
-                chunk = _greedy(features[start:stop], first, share, self.block_rows, self.progress,
-                                offset=len(selected), total=self.coreset_size)
-                selected.extend(start + index for index in chunk)
-            return selected
+            features = self._features()
+            return self.second_pass(features, self.first_pass(features))
         finally:
             torch.set_num_threads(previous)
+
+    def _total(self) -> int:
+        """Selections made in all (for progress): the first pass's, plus the second pass's when it runs."""
+        return self.first_pass_size + (self.coreset_size if self.coreset_size < self.first_pass_size else 0)
+
+    def first_pass(self, features: torch.Tensor) -> list[int]:
+        """Exact greedy within each chunk: anomalib's coreset size in all."""
+        selected: list[int] = []
+        for start, stop, share in self._shares():
+            first = torch.randint(high=stop - start, size=(1,)).squeeze()
+            chunk = _greedy(features[start:stop], first, share, self.block_rows, self.progress,
+                            offset=len(selected), total=self._total())
+            selected.extend(start + index for index in chunk)
+        return selected
+
+    def second_pass(self, features: torch.Tensor, selected: list[int]) -> list[int]:
+        """The cap: exact greedy over the first pass's points, down to ``coreset_size`` (a no-op under the cap)."""
+        if self.coreset_size >= len(selected):
+            return selected
+        union = features[selected].contiguous()
+        first = torch.randint(high=len(selected), size=(1,)).squeeze()
+        kept = _greedy(union, first, self.coreset_size, self.block_rows, self.progress, offset=len(selected),
+                       total=self._total())
+        return [selected[index] for index in kept]
 
     def sample_coreset(self) -> torch.Tensor:
         return self.embedding[self.select_coreset_idxs()]

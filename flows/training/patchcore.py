@@ -5,6 +5,10 @@
   the square of the training set, so :class:`ChunkedKCenterGreedy` selects the same number of patches
   greedily within chunks of ``chunk_points`` (linear growth; its AUROC against anomalib's is printed
   by ``benchmarks/patchcore_scale.py``).
+- **Capped memory bank.** Every live frame searches the whole bank, so a model fitted on 1,000 tiles
+  (78k patches at anomalib's 10 %) scores several times slower than one fitted on 60. ``max_size``
+  (the parameter ``coreset_max_size``, default ``PATCHCORE_MAX_BANK``) caps the coreset during the fit, so
+  validation, test and the exported graph all use the very bank that ships.
 - **Nearest neighbours** in validation and test: :func:`neighbours.nearest` (exact, fused, tiled).
 - **Channels-last backbone, batch norms folded.** oneDNN's depthwise and 1x1 convolutions (MobileNet,
   EfficientNet) run about 1.7x faster on channels-last weights, and a copy of the frozen backbone with each
@@ -32,6 +36,7 @@ import torch
 from flows.training import neighbours
 from flows.training.batchnorm_folding import folded_copy
 from flows.training.coreset import ChunkedKCenterGreedy, FastKCenterGreedy
+from infra.anomaly.offerings import PATCHCORE_MAX_BANK
 
 # Exact selection costs (patches x coreset size); 48 tiles (49k patches at 256x256, stride 8) take
 # seconds, 160 tiles half a minute or more on 2 cores.
@@ -45,11 +50,13 @@ def coreset_sampler(
     progress: Callable[[int, int], None] | None = None,
     exact_limit: int = EXACT_LIMIT,
     chunk_points: int = CHUNK_POINTS,
+    max_size: int | None = None,
 ) -> FastKCenterGreedy | ChunkedKCenterGreedy:
-    """Exact (anomalib's indices) up to ``exact_limit`` patches, chunked above."""
+    """Exact (anomalib's indices) up to ``exact_limit`` patches, chunked above; at most ``max_size`` rows."""
     if embedding.shape[0] <= exact_limit or embedding.ndim != 2:
-        return FastKCenterGreedy(embedding, sampling_ratio, progress=progress)
-    return ChunkedKCenterGreedy(embedding, sampling_ratio, chunk_points=chunk_points, progress=progress)
+        return FastKCenterGreedy(embedding, sampling_ratio, progress=progress, max_size=max_size)
+    return ChunkedKCenterGreedy(embedding, sampling_ratio, chunk_points=chunk_points, progress=progress,
+                                max_size=max_size)
 
 
 def _batch_key(tensor: torch.Tensor) -> tuple[Any, ...]:
@@ -67,16 +74,20 @@ def fast_patchcore(
     progress: Callable[[int, int], None] | None = None,
     exact_limit: int = EXACT_LIMIT,
     chunk_points: int = CHUNK_POINTS,
+    max_size: int | None = PATCHCORE_MAX_BANK,
 ) -> Iterator[dict[str, float]]:
-    """Within the block, ``patchcore`` (anomalib's Lightning ``Patchcore``) fits and scores faster.
+    """Within the block, ``patchcore`` (anomalib's Lightning ``Patchcore``) fits and scores faster, and keeps
+    at most ``max_size`` patches (None: anomalib's coreset size).
 
-    Yields counters (``coreset_points``, ``coreset_size``, ``chunked``, ``folded``, ``scored``, ``reused``) and where
+    Yields counters (``coreset_points``, ``coreset_size``, ``coreset_uncapped``: anomalib's size,
+    ``chunked``, ``folded``, ``scored``, ``reused``) and where
     the time went (``coreset_s``: the selection; ``scoring_s``: the evaluation forward passes, i.e.
     backbone + nearest-neighbour search of the validation images) for the job's report.
     """
     model = patchcore.model
     cls = type(model)
-    stats: dict[str, float] = {"coreset_points": 0, "coreset_size": 0, "chunked": 0, "scored": 0, "reused": 0,
+    stats: dict[str, float] = {"coreset_points": 0, "coreset_size": 0, "coreset_uncapped": 0, "chunked": 0,
+                               "scored": 0, "reused": 0,
                                "coreset_s": 0.0, "scoring_s": 0.0}
     outputs: dict[tuple[Any, ...], Any] = {}
     bank_norms: dict[str, torch.Tensor] = {}
@@ -87,8 +98,10 @@ def fast_patchcore(
             raise ValueError("Embedding store is empty. Cannot perform coreset selection.")
         model.memory_bank = torch.vstack(model.embedding_store)
         model.embedding_store.clear()
-        sampler = coreset_sampler(model.memory_bank, sampling_ratio, progress, exact_limit, chunk_points)
-        stats.update(coreset_points=int(model.memory_bank.shape[0]), coreset_size=sampler.coreset_size,
+        points = int(model.memory_bank.shape[0])
+        sampler = coreset_sampler(model.memory_bank, sampling_ratio, progress, exact_limit, chunk_points, max_size)
+        stats.update(coreset_points=points, coreset_size=sampler.coreset_size,
+                     coreset_uncapped=int(points * sampling_ratio),
                      chunked=int(isinstance(sampler, ChunkedKCenterGreedy)))
         started = time.perf_counter()
         model.memory_bank = sampler.sample_coreset()

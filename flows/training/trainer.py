@@ -369,7 +369,8 @@ class TrainingSteps:
         started = time.perf_counter()
         if self.is_patchcore:
             self.speedup_stats = self._speedups.enter_context(fast_patchcore(
-                self.model, progress=coreset_progress, exact_limit=self.exact_coreset_limit))
+                self.model, progress=coreset_progress, exact_limit=self.exact_coreset_limit,
+                max_size=self.parameters.get("coreset_max_size")))
         try:
             self.engine.fit(model=self.model, datamodule=self.datamodule)
         except BaseException:
@@ -440,6 +441,7 @@ class TrainingSteps:
         if not stats.get("coreset_points"):
             return {}
         return {"coreset_patches": int(stats["coreset_points"]), "coreset_size": int(stats["coreset_size"]),
+                "coreset_uncapped_size": int(stats["coreset_uncapped"]),
                 "coreset_selection": "chunked greedy" if stats["chunked"] else "exact greedy",
                 "coreset_s": stats["coreset_s"], "scoring_s": stats["scoring_s"]}
 

@@ -45,11 +45,14 @@ class ParameterSpec:
     item_type: str | None = None  # JSON type of array items, when known
     enum_type: type[enum.Enum] | None = None  # converted back to the enum for the model
     as_tuple: bool = False  # the model wants a tuple, JSON brings a list
+    minimum: int | None = None  # checked by validation (platform parameters)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type, "default": self.default}
         if self.options is not None:
             out["options"] = list(self.options)
+        if self.minimum is not None:
+            out["minimum"] = self.minimum
         if self.nullable:
             out["nullable"] = True
         if self.description:
@@ -88,6 +91,8 @@ class Architecture:
     downloads: tuple[str, ...] = ()  # what the model fetches from the internet at fit time
     fixed_epochs: int | None = None  # the model fits in this many epochs whatever is asked
     fixed: dict[str, Any] = field(default_factory=dict)  # FIXED_PARAMS this model takes
+    # Parameters the platform adds (Offering.extra_parameters): validated and resolved, never passed to anomalib.
+    platform_parameters: frozenset[str] = frozenset()
 
     @property
     def name(self) -> str:
@@ -296,6 +301,10 @@ def _introspect(offering: Offering) -> Architecture:
         ),
         accepts=frozenset({"integer"}),
     )
+    for extra in offering.extra_parameters:
+        parameters[extra.name] = ParameterSpec(name=extra.name, type=extra.type, default=extra.default,
+                                               description=extra.description, nullable=extra.nullable,
+                                               accepts=frozenset({extra.type}), minimum=extra.minimum)
     return Architecture(
         offering=offering,
         model_class=cls,
@@ -304,6 +313,7 @@ def _introspect(offering: Offering) -> Architecture:
         downloads=tuple(downloads),
         fixed_epochs=fixed_epochs,
         fixed=fixed,
+        platform_parameters=frozenset(extra.name for extra in offering.extra_parameters),
     )
 
 
@@ -334,7 +344,7 @@ def model_kwargs(architecture: str, resolved: Mapping[str, Any]) -> dict[str, An
     arch = get_architecture(architecture)
     kwargs: dict[str, Any] = dict(arch.fixed)
     for name, value in resolved.items():
-        if name == MAX_EPOCHS:
+        if name == MAX_EPOCHS or name in arch.platform_parameters:
             continue
         spec = arch.parameters[name]
         if value is not None and spec.enum_type is not None and isinstance(value, str):

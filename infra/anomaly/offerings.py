@@ -16,6 +16,23 @@ FIXED_PARAMS: dict[str, Any] = {"pre_trained": True}
 MAX_EPOCHS = "max_epochs"
 DEFAULT_MAX_EPOCHS = 10
 GENERIC_BACKBONES = ("mobilenetv2_100", "tf_efficientnet_lite0", "resnet18", "wide_resnet50_2")
+# PatchCore's memory-bank cap (patches; the platform's parameter ``coreset_max_size``). Each live frame
+# searches the whole bank: 1,000 training tiles at anomalib's 10 % keep 78k patches, p95 7.9x a 60-tile
+# model's (6,144). With 8,192: p95 1.24x, image AUROC +0.001 against uncapped; 12,288 was already 1.76x
+# (benchmarks/patchcore_scale.py --cases cap; docs/architecture.md, "PatchCore at scale").
+PATCHCORE_MAX_BANK = 8_192
+
+
+@dataclass(frozen=True)
+class PlatformParameter:
+    """A training parameter the platform adds to a model (anomalib's class does not take it)."""
+
+    name: str
+    type: str  # JSON type
+    default: Any
+    description: str
+    nullable: bool = False
+    minimum: int | None = None
 
 
 @dataclass(frozen=True)
@@ -35,12 +52,19 @@ class Offering:
     # The platform's advice for a first model (listed first by the console).
     recommended: bool = False
     summary: str = ""  # one line: what the model does, in plain words
+    extra_parameters: tuple[PlatformParameter, ...] = ()
 
 
 OFFERINGS: tuple[Offering, ...] = (
     Offering("patchcore", "Patchcore", "PatchCore", speed="slow", accuracy="high", recommended=True,
              summary="Compares each image patch with a memory bank of normal patches; the most accurate, "
-                     "slower to fit"),
+                     "slower to fit",
+             extra_parameters=(PlatformParameter(
+                 "coreset_max_size", "integer", PATCHCORE_MAX_BANK, nullable=True, minimum=1,
+                 description="Most patches kept in the memory bank (the coreset is the smaller of this and "
+                             "coreset_sampling_ratio x training patches). Every image is compared with the whole "
+                             "bank, so this bounds inference time on large training sets; null keeps anomalib's "
+                             "size (slower inference)."),)),
     Offering("padim", "Padim", "PaDiM", speed="fast", accuracy="good", recommended=True,
              summary="A Gaussian of normal features per patch position; fits in one pass, seconds on a CPU"),
     Offering(

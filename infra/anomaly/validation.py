@@ -50,6 +50,10 @@ def validate_parameters(
         if arch.name == "padim":
             resolved["n_features"] = padim_features(backbone, resolved["layers"], given.get("n_features"))
 
+    for name in arch.platform_parameters:
+        spec, value = arch.parameters[name], resolved[name]
+        if spec.minimum is not None and value is not None and value < spec.minimum:
+            raise ParameterError(f"parameter '{name}' must be at least {spec.minimum}, got {value}")
     epochs = resolved[MAX_EPOCHS]
     if epochs < 1:
         raise ParameterError(f"parameter '{MAX_EPOCHS}' must be at least 1, got {epochs}")

@@ -39,6 +39,10 @@ def test_lists_architectures_with_parameter_schemas(client: TestClient, offline:
         "default": ["blocks.2", "blocks.4"],
         "description": "Names of layers to extract features from.",
     }
+    # The platform's memory-bank cap: set by default, documented for an expert who wants another size.
+    cap = patchcore["parameters"]["coreset_max_size"]
+    assert (cap["type"], cap["default"], cap["minimum"], cap["nullable"]) == ("integer", 8_192, 1, True)
+    assert "memory bank" in cap["description"]
     assert models["efficientad"]["available"] is False
     assert "not available offline" in models["efficientad"]["unavailable_reason"].lower()
     # Answered from the cache the second time (introspection imports anomalib once per process).

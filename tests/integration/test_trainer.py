@@ -12,7 +12,7 @@ import torch
 from huggingface_hub import constants
 
 from flows.training.dataset import DatasetError, DatasetItem, materialise
-from flows.training.export import ExportError, export, load_image
+from flows.training.export import ExportError, export, load_image, load_model, torch_score, verify_openvino
 from flows.training.trainer import (
     ArchitectureUnavailable,
     ProgressEvent,
@@ -175,6 +175,43 @@ def test_patchcore_trains_with_the_fast_coreset(
     shape = ov.Core().read_model(str(result.openvino_dir / "model.xml")).input(0).get_partial_shape()
     assert shape[0].get_length() == 1
     assert result.openvino_score is not None
+
+
+def test_patchcore_evaluates_and_ships_the_capped_memory_bank(
+    part_images: Path, tmp_path: Path, data_dir: Path, offline: None
+) -> None:
+    """coreset_max_size caps the bank during the fit, so evaluation, checkpoint and IR all use the capped bank,
+    and the IR scores new images as the evaluated model does."""
+    root = _slice(part_images, tmp_path / "dataset", normal=16, per_defect=2)
+    steps = TrainingSteps(root, "patchcore", {"backbone": "mobilenetv2_100", "coreset_max_size": 300},
+                          tmp_path / "work", data_dir=data_dir)
+    steps.fit()
+    steps.evaluate()
+    steps.export_ir()
+    steps.verify_ir()
+    result = steps.result()
+    # 12 training images: 12,288 patches, anomalib's 10 % would keep 1,228.
+    assert (result.dataset["coreset_size"], result.dataset["coreset_uncapped_size"]) == (300, 1228)
+    assert result.parameters["coreset_max_size"] == 300
+    assert steps.model.model.memory_bank.shape == (300, 128)  # mobilenetv2 blocks.2 + blocks.4
+    # The checkpoint loads as an export job loads it (safely: its hyperparameters hold anomalib's PrecisionType,
+    # which read_weights once refused, so no PatchCore model could be exported to another format).
+    rebuilt = load_model(result.checkpoint, "patchcore", result.parameters, data_dir=data_dir)
+    assert rebuilt.model.memory_bank.shape == (300, 128)
+    ir = ov.Core().read_model(str(result.openvino_dir / "model.xml"))
+    constants_shapes = {tuple(op.get_output_partial_shape(0).to_shape()) for op in ir.get_ops()
+                        if op.get_type_name() == "Constant"}
+    assert {(300, 128), (128, 300)} & constants_shapes and not {(1228, 128), (128, 1228)} & constants_shapes
+    # Images the model never saw (good parts and scratches, a defect kind absent from training and evaluation):
+    # the IR's scores are the trained model's.
+    unseen = sorted((part_images / "MT_Free" / "Imgs").glob("*.jpg"))[40:43]
+    unseen += sorted((part_images / "MT_Scratch" / "Imgs").glob("*.jpg"))[:3]
+    scores = []
+    for path in unseen:
+        image = load_image(path)
+        scores.append(verify_openvino(result.openvino_dir / "model.xml", image,
+                                      expected_score=torch_score(steps.model, image), tolerance=1e-3))
+    assert max(scores[3:]) > min(scores[:3])  # the capped bank still tells scratches from good parts
 
 
 def test_pixel_figures_rest_on_real_masks_or_say_what_they_rest_on(

@@ -164,3 +164,17 @@ def test_resolved_parameters_round_trip_and_become_model_kwargs(offline: None) -
     assert kwargs["pre_trained"] is True and "max_epochs" not in kwargs
     draem = catalog.model_kwargs("draem", validate_parameters("draem", {"beta": [0.2, 0.8]}))
     assert draem["beta"] == (0.2, 0.8)
+
+
+def test_patchcore_memory_bank_cap_is_a_platform_parameter(entries: dict[str, dict], offline: None) -> None:
+    spec = entries["patchcore"]["parameters"]["coreset_max_size"]
+    assert spec["type"] == "integer" and spec["default"] == 8_192 and spec["minimum"] == 1 and spec["nullable"]
+    assert "inference" in spec["description"]
+    assert "coreset_max_size" not in entries["padim"]["parameters"]
+    resolved = validate_parameters("patchcore", {"backbone": "mobilenetv2_100"})
+    assert resolved["coreset_max_size"] == 8_192  # a quality engineer never sets it
+    assert validate_parameters("patchcore", {"coreset_max_size": None})["coreset_max_size"] is None  # no cap
+    assert "coreset_max_size" not in catalog.model_kwargs("patchcore", resolved)  # anomalib's class has no such arg
+    for wrong, message in ((0, "at least 1"), (1.5, "must be of type integer"), ("big", "must be of type")):
+        with pytest.raises(ParameterError, match=message):
+            validate_parameters("patchcore", {"coreset_max_size": wrong})

@@ -118,3 +118,58 @@ def test_chunked_selection_projects_only_wide_embeddings() -> None:
     assert wide._features().shape[1] < 1536
     with pytest.raises(ValueError, match="coreset_size must be a positive integer"):
         ChunkedKCenterGreedy(torch.randn(10, 3), 0.01, 5)
+
+
+def test_a_capped_exact_coreset_is_the_start_of_anomalibs_selection() -> None:
+    embedding = _clustered(3000, 40, seed=12)
+    _seed(5)
+    expected = KCenterGreedy(embedding, 0.1).select_coreset_idxs()
+    _seed(5)
+    capped = FastKCenterGreedy(embedding, 0.1, max_size=120)
+    assert capped.coreset_size == 120
+    assert capped.select_coreset_idxs() == expected[:120]  # greedy is incremental: a prefix, same random draws
+    _seed(5)
+    assert FastKCenterGreedy(embedding, 0.1, max_size=300).select_coreset_idxs() == expected  # at the size: no-op
+    with pytest.raises(ValueError, match="max_size"):
+        FastKCenterGreedy(embedding, 0.1, max_size=0)
+
+
+def test_a_capped_chunked_coreset_is_greedy_over_the_chunks_selection() -> None:
+    embedding = _clustered(4000, 16, seed=13)
+    _seed(6)
+    uncapped = ChunkedKCenterGreedy(embedding, 0.1, 1000).select_coreset_idxs()
+    seen: list[tuple[int, int]] = []
+    _seed(6)
+    sampler = ChunkedKCenterGreedy(embedding, 0.1, 1000, max_size=150,
+                                   progress=lambda done, total: seen.append((done, total)))
+    assert (sampler.first_pass_size, sampler.coreset_size) == (400, 150)
+    got = sampler.select_coreset_idxs()
+    # The second pass is k-center greedy over the first pass's 400 points: each pick is the farthest of them
+    # from the picks before it.
+    assert set(got) <= set(uncapped)
+    union, picks = embedding[uncapped].double(), embedding[got].double()
+    for step in range(1, len(got)):
+        farthest = torch.cdist(union, picks[:step]).min(dim=1).values.max()
+        assert torch.cdist(picks[step : step + 1], picks[:step]).min() >= farthest * (1 - 1e-5)  # float32 rounding
+    assert len(set(got)) == 150
+    assert seen and all(total == 400 + 150 for _, total in seen) and seen == sorted(seen) and seen[-1][0] > 400
+    # A cap the selection does not reach changes nothing.
+    _seed(6)
+    assert ChunkedKCenterGreedy(embedding, 0.1, 1000, max_size=400).select_coreset_idxs() == uncapped
+
+
+def test_a_capped_bank_covers_the_whole_set_better_than_an_equal_share_per_chunk() -> None:
+    """Why a second pass rather than a smaller share per chunk: chunks that repeat each other (a long run of
+    similar images) would each keep their share; the second pass spends the cap on what is distinct."""
+    base, generator = _clustered(1000, 16, seed=14), torch.Generator().manual_seed(14)
+    embedding = torch.cat([base + torch.randn(1000, 16, generator=generator) * 0.01 for _ in range(4)])  # near-copies
+    _seed(7)
+    two_pass = ChunkedKCenterGreedy(embedding, 0.1, 1000, max_size=100).sample_coreset()
+    _seed(7)
+    per_chunk = ChunkedKCenterGreedy(embedding, 0.025, 1000).sample_coreset()
+    assert len(two_pass) == len(per_chunk) == 100
+
+    def radius(bank: torch.Tensor) -> float:  # the k-center objective: farthest point from its nearest centre
+        return float(torch.cdist(embedding, bank).min(dim=1).values.max())
+
+    assert radius(two_pass) < radius(per_chunk)

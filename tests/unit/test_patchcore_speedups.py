@@ -65,6 +65,27 @@ def test_exact_coreset_below_the_limit_chunked_above(patchcore: Patchcore) -> No
     assert stats["chunked"] == 1 and patchcore.model.memory_bank.shape == (100, 32)
 
 
+def test_the_memory_bank_is_capped_in_both_selections(patchcore: Patchcore) -> None:
+    generator = torch.Generator().manual_seed(8)
+    embedding = torch.randn(1000, 32, generator=generator)
+    _seed(9)
+    expected = KCenterGreedy(embedding, 0.1).sample_coreset()
+    for exact_limit, chunked in ((1000, 0), (999, 1)):
+        patchcore.model.embedding_store = [embedding]
+        with fast_patchcore(patchcore, exact_limit=exact_limit, chunk_points=300, max_size=40) as stats:
+            _seed(9)
+            patchcore.model.subsample_embedding(0.1)
+        assert patchcore.model.memory_bank.shape == (40, 32)
+        assert (stats["chunked"], stats["coreset_size"], stats["coreset_uncapped"]) == (chunked, 40, 100)
+        if not chunked:  # exact: the first 40 patches anomalib's selection would keep
+            assert torch.equal(patchcore.model.memory_bank, expected[:40])
+    patchcore.model.embedding_store = [embedding]
+    with fast_patchcore(patchcore, exact_limit=1000, max_size=None):
+        _seed(9)
+        patchcore.model.subsample_embedding(0.1)
+    assert torch.equal(patchcore.model.memory_bank, expected)  # None: anomalib's size
+
+
 def test_scores_as_anomalib_and_reuses_a_pass_over_the_same_images(patchcore: Patchcore) -> None:
     model = patchcore.model.eval()
     _seed(6)
