@@ -109,13 +109,18 @@ def test_two_lines_on_one_model_share_one_compiled_copy(model_dir: Path, part_im
     wait_for(lambda: host_stats(host_socket)["models"] == [])  # the last line gone: the model is dropped
 
 
-def test_a_live_swap_moves_the_line_to_the_new_model_in_the_host(model_dir: Path, part_video: Path,
-                                                                  host_socket: Path, tmp_path: Path) -> None:
-    promoted = shutil.copytree(model_dir, tmp_path / "promoted")  # another model id: another folder
-    runtime = PipelineRuntime.from_config(
+def _looping_line(model_dir: Path, part_video: Path, host_socket: Path) -> PipelineRuntime:
+    """A line on a looping video whose model opens through the host at `host_socket`."""
+    return PipelineRuntime.from_config(
         pipeline_id="p", active_pipeline_id="a", source_type="video_file", source_name="cam",
         source_config={"path": str(part_video), "loop": True}, sinks=[], model_dir=model_dir,
         config={"threshold": 0.5, "fps": 25}, model_host=host_socket)
+
+
+def test_a_live_swap_moves_the_line_to_the_new_model_in_the_host(model_dir: Path, part_video: Path,
+                                                                  host_socket: Path, tmp_path: Path) -> None:
+    promoted = shutil.copytree(model_dir, tmp_path / "promoted")  # another model id: another folder
+    runtime = _looping_line(model_dir, part_video, host_socket)
     runtime.start()
     try:
         wait_for(lambda: runtime.metrics.frames_processed >= 3)
@@ -170,10 +175,7 @@ def test_an_unusable_model_is_refused_by_the_host_not_retried_locally(tmp_path: 
 def test_a_line_outlives_its_model_host(model_dir: Path, part_video: Path, host_socket: Path) -> None:
     """The host is killed under a running line: the line skips the frames it held and reopens the model
     through a new host, without stopping."""
-    runtime = PipelineRuntime.from_config(
-        pipeline_id="p", active_pipeline_id="a", source_type="video_file", source_name="cam",
-        source_config={"path": str(part_video), "loop": True}, sinks=[], model_dir=model_dir,
-        config={"threshold": 0.5, "fps": 25}, model_host=host_socket)
+    runtime = _looping_line(model_dir, part_video, host_socket)
     runtime.start()
     try:
         wait_for(lambda: runtime.metrics.frames_processed >= 3)
