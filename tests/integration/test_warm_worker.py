@@ -6,6 +6,7 @@ Real Prefect server and worker (the session platform); the jobs are snapshots, t
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -105,5 +106,23 @@ def test_a_worker_shows_online_only_once_its_fork_server_has_imported(platform, 
         (server,) = engine_processes(worker.pid)
         assert any("libtorch" in region.path for region in server.memory_maps()), "online before its imports"
     finally:
-        worker.terminate()
-        worker.wait(30)
+        _stop_worker(worker)
+
+
+def _stop_worker(worker: subprocess.Popen) -> None:
+    """As the supervisor stops a worker (infra/supervisor/process.stop_processes): SIGTERM, SIGTERM again (a
+    Prefect worker sometimes waits for the second), then SIGKILL; its fork server goes with it."""
+    engines = engine_processes(worker.pid)
+    for _ in range(2):
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(15)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    else:
+        worker.kill()
+        worker.wait()
+    for engine in engines:
+        if engine.is_running():
+            engine.kill()
