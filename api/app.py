@@ -37,12 +37,14 @@ from api.routers import (
     webrtc,
 )
 from api.upload_limit import BodyLimitMiddleware
+from infra.credentials import ServiceAuth
 from infra.database.engine import session_factory
 from infra.database.leadership import Leadership
 from infra.database.migrate import upgrade
 from infra.images import ImageDecoder
-from infra.orchestration import Orchestrator
+from infra.orchestration import Orchestrator, prefect_api_url
 from infra.orchestration.job_poller import JobIndexPoller
+from infra.orchestration.run_events import RunEventsThread
 from infra.settings import Settings, get_settings
 from infra.storage import build_store
 
@@ -70,9 +72,14 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
         poller = None
         if settings.job_index_poll_s > 0:  # here, not in `serve`: any process serving the app keeps the index
             # Of several processes on one PostgreSQL, the lead's holder polls (docs/architecture.md, "Jobs index").
+            def events(on_event: Callable[[object], None]) -> RunEventsThread:
+                return RunEventsThread(on_event, api_url=prefect_api_url(settings), name="job-index-events",
+                                       auth_string=ServiceAuth.from_environ().prefect_auth_string)
+
             poller = JobIndexPoller(lambda: Orchestrator.from_settings(settings), app.state.sessionmaker,
                                     settings.job_index_poll_s,
-                                    Leadership(settings.resolved_database_url, "jobs-index"))
+                                    Leadership(settings.resolved_database_url, "jobs-index"), events=events,
+                                    idle_interval_s=settings.job_index_idle_poll_s)
             poller.start()
         app.state.job_index_poller = poller
         freeze_startup_heap()

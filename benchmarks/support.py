@@ -66,11 +66,11 @@ def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, int
     return value
 
 
-def start_process(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+def start_process(args: list[str], env: dict[str, str], log_path: Path, cwd: Path = REPO_ROOT) -> subprocess.Popen:
     """A child in its own process group, output to a log file; stop it with `stop_process`."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
-        return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
+        return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
                                 start_new_session=True)
 
 

@@ -64,10 +64,13 @@ class Settings(BaseSettings):
     prefect_ui_url: str | None = None
     mlflow_ui_url: str | None = None
     min_normal_images: int = 8
-    # The API's jobs index follows Prefect this often (seconds): how late a run made outside the API (a
-    # schedule, the Prefect UI) appears in a jobs list. 0 turns the poller off (lists then know only the
-    # jobs this API submitted or read).
+    # The API's jobs index follows Prefect this often (seconds) after a run's state event, or while Prefect's
+    # event stream is down: how late a run made outside the API (a schedule, the Prefect UI) appears in a jobs
+    # list. 0 turns the poller off (lists then know only the jobs this API submitted or read).
     job_index_poll_s: float = Field(default=1.0, ge=0)
+    # With the event stream up and no event, a pass this often (seconds): the safety net for what sends no
+    # event (a run deleted in Prefect). The idle API's Prefect reads (docs/architecture.md, "Jobs index").
+    job_index_idle_poll_s: float = Field(default=10.0, gt=0)
     # The API's Prefect client tries a refused connection again this many times (backoff 0.5 s, then 1 s: about
     # 1.5 s at Prefect's own default of 3) before a job route answers 503: a Prefect restart is ridden out.
     prefect_connect_retries: int = Field(default=3, ge=0)

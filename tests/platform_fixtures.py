@@ -28,8 +28,9 @@ from tests.machines import FAST_TRAINING
 from tests.network import free_port
 
 # Crash detection needs heartbeats (every 30 s at least); 60 s of silence keeps the crash test short.
-# Workers ask for runs every 0.5 s (the product's default is 1 s): a quarter of a second less per job.
-TEST_STACK = StackOptions(crash_after_s=60, worker_query_seconds=0.5)
+# Workers poll as in the product (woken by Prefect's run events, else every 10 s), so every job of the
+# session also tests that its worker is woken.
+TEST_STACK = StackOptions(crash_after_s=60)
 # A flow's MLflow calls ride out about 15 s of outage in the product (4 retries 2, 4 and 8 s apart: a supervisor
 # restart of MLflow). Nothing in the session rides out an MLflow restart, while the MLflow outage test waits out
 # every retry of two calls (registration, then the cleanup): 2 retries, about 2 s per call (the factor is an int).

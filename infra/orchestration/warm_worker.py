@@ -7,11 +7,19 @@ spare process) that has imported the modules of the pool's flows. Everything els
 machinery: the run executor, state proposals, cancellation (control channel + SIGTERM to the
 run's pid) and crash detection see an ordinary flow process.
 
+It also asks for runs when Prefect's event stream (run_events.py) announces a scheduled run, and
+when a run ends (a slot of `--limit` frees), besides Prefect's own poll every
+`PREFECT_WORKER_QUERY_SECONDS`: a job starts within a fraction of a second of its submission while
+an idle worker asks Prefect only every 10 s (`serve`'s default). While the stream is down it polls
+every `FAST_POLL_S`.
+
     python -m infra.orchestration.warm_worker worker start --pool training   # the `prefect` CLI
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import tempfile
@@ -30,13 +38,21 @@ from prefect.utilities.processutils import sanitize_subprocess_env
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
 from infra.orchestration.engine_launchers import EngineLauncher, ForkedEngines, SpareEngine
+from infra.orchestration.run_events import follow_run_events
 from infra.orchestration.setup import WARM_MODULES_ENV, WORKER_START_ENV
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
+    from prefect.events import Event
     from prefect.runner._control_channel import ControlChannel
 
 log = logging.getLogger(__name__)
+
+SCHEDULED_EVENT = "prefect.flow-run.Scheduled"  # a new run, or a retry: one to take
+FAST_POLL_S = 1.0  # while the event stream is down
+# The server emits a state event inside the transaction that makes the change: the poll it triggers can
+# come before the commit, so a second one follows this much later.
+REPOLL_AFTER_S = 1.0
 
 
 class WarmEngineStarter:
@@ -89,6 +105,10 @@ class WarmProcessWorker(ProcessWorker):
         super().__init__(*args, **kwargs)
         self._launcher = engine_launcher(os.environ.get(WORKER_START_ENV, "fork"),
                                          [name for name in os.environ.get(WARM_MODULES_ENV, "").split(",") if name])
+        self._poll_lock = asyncio.Lock()
+        self._polls_asked = 0  # polls asked for and not begun (at most one waits)
+        self._background: set[asyncio.Task[None]] = set()
+        self._events_connected = False
 
     async def setup(self) -> None:
         # Before Prefect's setup, whose first heartbeat shows the worker online: a job submitted as
@@ -96,11 +116,71 @@ class WarmProcessWorker(ProcessWorker):
         if self._launcher is not None:
             await self._launcher.start()
         await super().setup()
+        self._in_background(follow_run_events(self._on_run_event, self._on_stream,
+                                              name=f"worker {self._work_pool_name}"))
+        self._in_background(self._poll_while_stream_down())
 
     async def teardown(self, *exc_info: Any) -> None:
+        for task in list(self._background):
+            task.cancel()
+        for task in list(self._background):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if self._launcher is not None:
             await self._launcher.close()
         await super().teardown(*exc_info)
+
+    # -- polls beside Prefect's own loop ---------------------------------------------------------
+
+    def _in_background(self, work: Any) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        async with self._poll_lock:  # Prefect's loop and the extra polls never overlap
+            return await super().get_and_submit_flow_runs()
+
+    def poll_soon(self, delay_s: float = 0.0) -> None:
+        """Ask Prefect for runs now (or after `delay_s`); polls asked while one waits are one."""
+        async def poll() -> None:
+            if delay_s:
+                await asyncio.sleep(delay_s)
+            self._polls_asked += 1
+            if self._polls_asked > 1:
+                self._polls_asked -= 1
+                return
+            try:
+                async with self._poll_lock:
+                    self._polls_asked -= 1
+                    await super(WarmProcessWorker, self).get_and_submit_flow_runs()
+            except Exception:  # noqa: BLE001 - Prefect's own loop polls again anyway
+                log.warning("poll for flow runs failed", exc_info=True)
+
+        self._in_background(poll())
+
+    def _on_run_event(self, event: Event) -> None:
+        if event.event != SCHEDULED_EVENT:
+            return
+        pools = [resource.name for resource in event.related if resource.role == "work-pool"]
+        if pools and self._work_pool_name not in pools:
+            return
+        self.poll_soon()
+        self.poll_soon(REPOLL_AFTER_S)
+
+    def _on_stream(self, connected: bool) -> None:
+        self._events_connected = connected
+
+    async def _poll_while_stream_down(self) -> None:
+        while True:
+            await asyncio.sleep(FAST_POLL_S)
+            if not self._events_connected:
+                self.poll_soon()
+
+    def _release_limit_slot(self, flow_run_id: UUID) -> None:
+        super()._release_limit_slot(flow_run_id)
+        with contextlib.suppress(RuntimeError):  # no running loop: the worker is stopping
+            self.poll_soon()  # a run waiting for this slot starts now, not at the next poll
 
     async def _give_worker_labels_to_flow_run(self, flow_run_id: UUID) -> None:
         """Label the run with this worker (the Prefect UI shows them) without holding up its start.

@@ -40,6 +40,20 @@ def prefect_client_env(api_url: str) -> dict[str, str]:
     return {"PREFECT_API_URL": api_url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
 
+# Prefect server services the platform does not use, off unless the operator's environment says otherwise:
+# `late_runs` relabels runs that wait past their start as "Late" (every 5 s; jobs wait for a slot on purpose and
+# show `pending` either way), `pause_expirations` fails paused runs (every 5 s; no flow pauses), `repossessor`
+# frees expired concurrency-limit leases (every 15 s; no deployment has a concurrency limit). Kept: the scheduler
+# (retraining schedules), foreman (worker and pool health), cancellation cleanup (retraining's subflows), the
+# event persister, task run recorder (retraining's tasks) and triggers (the crash automation).
+UNUSED_PREFECT_SERVICES = ("LATE_RUNS", "PAUSE_EXPIRATIONS", "REPOSSESSOR")
+
+
+def prefect_server_env() -> dict[str, str]:
+    return {name: os.environ.get(name, "false")
+            for name in (f"PREFECT_SERVER_SERVICES_{service}_ENABLED" for service in UNUSED_PREFECT_SERVICES)}
+
+
 def worker_env(settings: Settings, api_url: str, tracking_uri: str, *, query_seconds: float = 2,
                heartbeat_seconds: int = 30) -> dict[str, str]:
     """A worker's environment is inherited by every flow process it starts."""

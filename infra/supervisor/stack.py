@@ -36,7 +36,7 @@ from infra.orchestration.setup import (
 )
 from infra.settings import Settings
 from infra.supervisor import mlflow_auth
-from infra.supervisor.environment import prefect_client_env, worker_env
+from infra.supervisor.environment import prefect_client_env, prefect_server_env, worker_env
 from infra.supervisor.orphans import STACK_ENV, end_processes, find_leftovers, stack_marker
 from infra.supervisor.process import ChildSpec, ManagedProcess, RestartPolicy, stop_processes
 from infra.tracking import tracking_uri
@@ -63,9 +63,10 @@ class StackOptions:
     # setting INSPECT_JOB_CRASH_AFTER_S).
     heartbeat_seconds: int = 30
     crash_after_s: float | None = None
-    # How often a worker asks Prefect for runs: half of it, on average, is every job's wait to be taken (1 s:
-    # about 0.5 s of it, for one light query per worker per second).
-    worker_query_seconds: float = 1.0
+    # How often a worker asks Prefect for runs besides the asks Prefect's event stream triggers (a run
+    # scheduled, a slot freed: warm_worker.py), which start a job within a fraction of a second. Each ask is a
+    # request plus two background writes in Prefect's server: at 1 s the two idle workers cost ~2 % of a core.
+    worker_query_seconds: float = 10.0
     start_timeout_s: float = 180.0
     restart_policy: RestartPolicy = RestartPolicy()
 
@@ -201,6 +202,7 @@ class Stack:
         env = {
             **os.environ,
             **prefect_client_env(self.prefect_api_url),
+            **prefect_server_env(),
             STACK_ENV: stack_marker(self.settings.resolved_data_dir),
             "PREFECT_HOME": str(home),
             "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
@@ -212,10 +214,11 @@ class Stack:
             # API address is relative, so the UI works from whatever host name a browser used.
             env |= {"PREFECT_SERVER_API_AUTH_STRING": self.credentials.prefect_auth_string,
                     "PREFECT_UI_API_URL": "/api", **self.auth.client_env()}
-        return ChildSpec("prefect-server", [sys.executable, "-m", "prefect", "server", "start",
-                                            "--host", self.settings.resolved_services_host,
+        # Prefect's CLI with a calmer background-task loop (infra/orchestration/prefect_server.py).
+        return ChildSpec("prefect-server", [sys.executable, "-m", "infra.orchestration.prefect_server", "server",
+                                            "start", "--host", self.settings.resolved_services_host,
                                             "--port", str(self.settings.prefect_port)],
-                         env, log_path=self._logs / "prefect-server.log", term_grace_s=10)
+                         env, cwd=REPO_ROOT, log_path=self._logs / "prefect-server.log", term_grace_s=10)
 
     def _mlflow_server_spec(self) -> ChildSpec:
         data = self.settings.resolved_data_dir

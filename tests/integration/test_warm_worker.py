@@ -126,3 +126,34 @@ def _stop_worker(worker: subprocess.Popen) -> None:
     for engine in engines:
         if engine.is_running():
             engine.kill()
+
+
+def test_a_worker_takes_a_new_run_when_prefect_announces_it_not_at_its_next_poll(platform, tmp_path) -> None:
+    """Its own poll comes once an hour here: only the event stream's `Scheduled` event can make it ask (a stream
+    that is down would make it poll every second, which its log would say)."""
+    from prefect.client.schemas.objects import StateType
+
+    from infra.orchestration.client import prefect_client
+
+    pool, api = "event-probe", platform.stack.prefect_api_url
+    env = {**os.environ, "PREFECT_API_URL": api, "PREFECT_WORKER_QUERY_SECONDS": "3600", WORKER_START_ENV: "cold",
+           "PREFECT_LOGGING_EXTRA_LOGGERS": "infra"}
+    with (tmp_path / "worker.log").open("wb") as log:
+        worker = subprocess.Popen([sys.executable, "-m", "infra.orchestration.warm_worker", "worker", "start",
+                                   "--pool", pool, "--type", "process", "--name", "event-probe"],
+                                  env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        with prefect_client(api) as client:
+            wait_for(lambda: "event-probe" in online_workers(api, pool), 180, interval=0.2, what="the worker online")
+            wait_for(lambda: all(queue.last_polled for queue in client.read_work_queues(work_pool_name=pool)), 60,
+                     what="the worker's first poll")
+            flow_id = client.create_flow_from_name("event-probe")
+            deployment = client.create_deployment(flow_id=flow_id, name="event-probe", work_pool_name=pool,
+                                                  entrypoint="no_such_module.py:no_flow")
+            run = client.create_flow_run_from_deployment(deployment)
+            taken = wait_for(lambda: client.read_flow_run(run.id).state.type is not StateType.SCHEDULED, 60,
+                             interval=0.2, what="the worker to take the run")
+        assert taken
+        assert "no Prefect event stream" not in (tmp_path / "worker.log").read_text()
+    finally:
+        _stop_worker(worker)

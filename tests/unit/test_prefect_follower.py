@@ -60,3 +60,23 @@ def test_stop_ends_the_thread_before_its_first_pass_when_that_waits() -> None:
     follower.start()
     follower.stop()
     assert follower.passes == 0 and follower.client.closed
+
+
+def test_wake_starts_the_next_pass_at_once() -> None:
+    follower = _Follower([None, None, None], interval_s=60.0)
+    follower.start()
+    try:
+        _wait(lambda: follower.passes == 1)  # the first pass runs at once; the next one would wait a minute
+        follower.wake()
+        _wait(lambda: follower.passes == 2)
+    finally:
+        follower.stop()
+
+
+def _wait(condition, timeout_s: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "not within the timeout"
+        time.sleep(0.01)

@@ -55,3 +55,49 @@ def test_serve_runs_the_workers_it_is_told_to(tmp_path):
     assert pools(serve_workers="none") == ()
     assert pools(serve_workers="inference") == ("inference",)
     assert pools(prefect_api_url="http://ops:4200/api") == (), "an external Prefect's workers are other hosts'"
+
+
+def test_prefect_runs_calm_with_the_services_the_platform_does_not_use_off(tmp_path, monkeypatch):
+    from infra.supervisor.stack import Stack
+
+    monkeypatch.setenv("PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED", "true")  # the operator's word wins
+    spec = Stack(Settings(data_dir=tmp_path))._prefect_server_spec()  # noqa: SLF001
+    assert spec.argv[1:5] == ["-m", "infra.orchestration.prefect_server", "server", "start"]
+    assert spec.env["PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED"] == "false"
+    assert spec.env["PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED"] == "false"
+    assert spec.env["PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED"] == "true"
+    assert "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED" not in spec.env, "retraining schedules need the scheduler"
+
+
+def test_the_calm_server_checks_its_task_queue_every_second():
+    import docket
+
+    from infra.orchestration.prefect_server import CHECK_INTERVAL, CalmDocketWorker
+
+    worker = CalmDocketWorker(docket.Docket(name="calm-test", url="memory://"))
+    assert worker.minimum_check_interval == worker.scheduling_resolution == CHECK_INTERVAL
+
+
+def test_the_calm_servers_pub_sub_still_delivers_and_still_times_out(monkeypatch):
+    """Longer waiting slices (infra/orchestration/prefect_server.py) change how often it looks, not what it returns."""
+    import asyncio
+
+    import burner_redis
+    from burner_redis.pubsub import PubSub
+
+    from infra.orchestration import prefect_server
+
+    monkeypatch.setattr(PubSub, "_queue_get", prefect_server._queue_get)  # noqa: SLF001
+
+    async def exchange() -> list:
+        redis = burner_redis.BurnerRedis()
+        pubsub = redis.pubsub()
+        await pubsub.psubscribe("cancel:*")
+        received = [await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)]  # nothing yet
+        await redis.publish("cancel:task-1", "now")
+        received.append(await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1))
+        return received
+
+    nothing, message = asyncio.run(exchange())
+    assert nothing is None
+    assert message["channel"] == b"cancel:task-1" and message["data"] == b"now"
