@@ -41,6 +41,7 @@ from api.services.pipelines import create_pipeline, project_pipelines, update_pi
 from infra.active_pipelines import ACTIVE
 from infra.configs import mask_config
 from infra.database.models import ActivePipeline, Capture, Model, Pipeline, Project, Sink, Source
+from infra.orchestration import Orchestrator
 from infra.settings import Settings
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(require_same_origin)])
@@ -139,16 +140,17 @@ def _submit(request: Request, session: Session, settings: Settings, project: Pro
 @router.get("/ui/projects/{project_id}/lines", response_class=HTMLResponse)
 def lines_page(request: Request, project_id: uuid.UUID, session: SessionDep,
                orchestrator: OrchestratorDep) -> HTMLResponse:
-    pipeline_ids = [line.id for line in project_pipelines(session, project_id)]
-    settle_silent(session, orchestrator, latest_runs(session, pipeline_ids).values())  # a dead line shows ended
-    return _lines_page(request, session, project_id)
+    return _lines_page(request, session, project_id, orchestrator=orchestrator)
 
 
 def _lines_page(request: Request, session: SessionDep, project_id: uuid.UUID, problem: str | None = None,
-                status_code: int = 200) -> HTMLResponse:
+                status_code: int = 200, orchestrator: Orchestrator | None = None) -> HTMLResponse:
+    """The lines list; with `orchestrator`, runs that stopped reporting are settled first (a dead line shows ended)."""
     project = get_or_404(session, Project, project_id)
     lines = project_pipelines(session, project_id)
     runs = latest_runs(session, [line.id for line in lines])
+    if orchestrator is not None:
+        settle_silent(session, orchestrator, runs.values())
     sources = {row.id: row for row in session.scalars(select(Source).where(Source.project_id == project_id))}
     sinks = {row.id: row for row in session.scalars(select(Sink).where(Sink.project_id == project_id))}
     models = {row.id: row.name for row in session.execute(select(Model.id, Model.name)
@@ -256,15 +258,17 @@ def score_points(scores: list[float], width: int = 300, height: int = 80) -> str
 @router.get("/ui/projects/{project_id}/lines/{pipeline_id}", response_class=HTMLResponse)
 def line_view(request: Request, project_id: uuid.UUID, pipeline_id: uuid.UUID, session: SessionDep,
               orchestrator: OrchestratorDep, capture: str | None = None) -> HTMLResponse:
-    settle_silent(session, orchestrator, latest_runs(session, [pipeline_id]).values())
-    return _line_page(request, session, project_id, pipeline_id, capture)
+    return _line_page(request, session, project_id, pipeline_id, capture, orchestrator=orchestrator)
 
 
 def _line_page(request: Request, session: SessionDep, project_id: uuid.UUID, pipeline_id: uuid.UUID,
-               capture: str | None = None, problem: str | None = None, status_code: int = 200) -> HTMLResponse:
+               capture: str | None = None, problem: str | None = None, status_code: int = 200,
+               orchestrator: Orchestrator | None = None) -> HTMLResponse:
     project = get_or_404(session, Project, project_id)
     pipeline = _line_of(session, project_id, pipeline_id)
     run = latest_runs(session, [pipeline.id]).get(pipeline.id)
+    if run is not None and orchestrator is not None:
+        settle_silent(session, orchestrator, [run])
     shot = session.get(Capture, _uuid(capture, "capture")) if capture else None
     threshold = pipeline.config.get("threshold", 0.5)
     metrics = dict(run.metrics or {}) if run is not None else {}
