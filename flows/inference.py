@@ -49,6 +49,9 @@ from pipelines.runtime import PipelineRuntime, SinkSpec
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 1.0
+# Imported lazily by a line (SQLAlchemy's SQLite driver, the local object store); the inference worker's
+# fork server imports them ahead (infra/orchestration/warm_engine.py), so that lines share them.
+WARM_START_IMPORTS = ("sqlite3", "infra.storage.local")
 
 
 class PipelineFlowError(RuntimeError):
@@ -285,7 +288,10 @@ def _serve(spec: PipelineSpec, live: LivePipeline, watcher: ConfigWatcher, datab
     return ("failed" if status["state"] == "failed" else "stopped"), status.get("message")
 
 
-@flow(name="run-pipeline", flow_run_name=pipeline_run_name, retries=0, persist_result=False)
+# validate_parameters=False: Prefect would build a pydantic model of this signature in every run (about 4 MiB
+# of a line's private memory) to check one string, which `uuid.UUID(active_pipeline_id)` checks anyway.
+@flow(name="run-pipeline", flow_run_name=pipeline_run_name, retries=0, persist_result=False,
+      validate_parameters=False)
 def run_pipeline(active_pipeline_id: str) -> str:
     """Run the active pipeline until it is cancelled, its source ends, or it fails."""
     settings = flow_settings()

@@ -244,3 +244,54 @@ def test_a_run_goes_on_while_the_suspension_observer_connects(monkeypatch: pytes
         assert observing.wait(10)
     assert left.wait(10)  # leaving the block stops the observer
     assert seen == [("run-1", "request", 10, "engine context")]  # same arguments, the engine's context
+
+
+def test_preload_imports_what_every_forked_run_would_import_after_the_fork() -> None:
+    """Prefect's engine modules (and an inference line's lazy imports) are imported before the fork, so
+    that runs share them: imported in the run, each is private to it (and copies the pages it touches)."""
+    import subprocess
+
+    script = """
+import json, sys
+from infra.orchestration.warm_engine import ENGINE_IMPORTS, preload
+wanted = [*ENGINE_IMPORTS, "sqlite3", "infra.storage.local"]
+before = [name for name in wanted if name in sys.modules]
+preload(["flows.inference"])
+print(json.dumps({"before": before, "missing": [name for name in wanted if name not in sys.modules]}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            cwd=Path(__file__).resolve().parents[2], check=True)
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["before"] == []  # not already imported by the module itself: the test can fail
+    assert report["missing"] == []
+
+
+def test_prefect_clients_of_a_run_share_one_verifying_tls_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each Prefect client would parse the CA bundle into a context of its own (~0.75 MiB each)."""
+    import ssl
+
+    from prefect.client import orchestration
+    from prefect.settings import PREFECT_API_TLS_INSECURE_SKIP_VERIFY, PREFECT_API_URL, temporary_settings
+
+    from infra.orchestration.warm_engine import share_client_tls_contexts
+
+    # Prefect's client builds the context this way (by module name): fail loudly if that changes.
+    assert "ctx = ssl.create_default_context(cafile=cert_file)" in Path(orchestration.__file__).read_text()
+    monkeypatch.setattr(orchestration, "ssl", ssl)  # put back after the test
+
+    def context_of(client: object) -> ssl.SSLContext:
+        return client._client._transport._pool._ssl_context  # type: ignore[attr-defined]  # httpx's own
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        before = [context_of(orchestration.get_client(sync_client=True)) for _ in range(2)]
+        assert before[0] is not before[1]
+        share_client_tls_contexts()
+        clients = [orchestration.get_client(sync_client=True), orchestration.get_client(), orchestration.get_client()]
+        shared = {id(context_of(client)) for client in clients}
+        assert len(shared) == 1
+        assert context_of(clients[0]).verify_mode == ssl.CERT_REQUIRED and context_of(clients[0]).check_hostname
+        with temporary_settings({PREFECT_API_TLS_INSECURE_SKIP_VERIFY: True}):
+            insecure = [context_of(orchestration.get_client()) for _ in range(2)]
+    assert insecure[0] is not insecure[1] and insecure[0].verify_mode == ssl.CERT_NONE  # changed per client: own
+    assert id(insecure[0]) not in shared
+    assert ssl.create_default_context() is not ssl.create_default_context()  # every other module: untouched
