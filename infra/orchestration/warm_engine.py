@@ -72,6 +72,7 @@ def preload(modules: list[str]) -> None:
         pending.extend(getattr(module, "WARM_START_IMPORTS", ()))
     _configure_orm_mappers()
     _build_prefect_settings()
+    share_client_tls_contexts()
 
 
 def _build_prefect_settings() -> None:
@@ -109,7 +110,6 @@ def run_engine(environment: dict[str, str], cwd: str, module: str = "prefect.eng
 
     skip_heartbeat_join()
     watch_suspension_in_background()
-    share_client_tls_contexts()
     # Prefect read its settings at import time, from the worker's environment: re-read them from
     # the run's, as Prefect's own subprocess launcher does.
     with SettingsContext(profile=get_settings_context().profile, settings=Settings()), warnings.catch_warnings():
@@ -137,14 +137,17 @@ def skip_heartbeat_join() -> None:
 
 
 def share_client_tls_contexts() -> None:
-    """Prefect's API clients in this run share one verifying TLS context instead of building one each.
+    """Prefect's API clients share one verifying TLS context per CA file instead of building one each.
 
     Each `PrefectClient`/`SyncPrefectClient` builds its own `ssl.create_default_context(cafile=...)`,
     which parses the whole CA bundle: about 0.75 MiB of private memory per client, and a live line holds
     four. A verifying context is never changed after it is built and may serve any number of
-    connections, so one per CA file is enough. Prefect's unverified context (`PREFECT_API_TLS_INSECURE_
-    SKIP_VERIFY`, built without arguments and then changed) is still built per client.
+    connections, so one per CA file is enough. Called by `preload`, the one for Prefect's default bundle
+    (certifi's) is built before the fork: every run then shares it. Prefect's unverified context
+    (`PREFECT_API_TLS_INSECURE_SKIP_VERIFY`, built without arguments and then changed) is still built per
+    client.
     """
+    import certifi
     from prefect.client import orchestration
 
     shared: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
@@ -163,6 +166,7 @@ def share_client_tls_contexts() -> None:
     module.__dict__.update(vars(ssl))
     module.create_default_context = create_default_context  # type: ignore[attr-defined]
     orchestration.ssl = module  # type: ignore[attr-defined]
+    create_default_context(cafile=certifi.where())
 
 
 def watch_suspension_in_background() -> None:

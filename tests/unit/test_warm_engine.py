@@ -34,7 +34,11 @@ def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         del sys.modules[name]
 
 
-def test_preload_follows_warm_start_imports_and_survives_a_broken_module(package, caplog) -> None:
+def test_preload_follows_warm_start_imports_and_survives_a_broken_module(package, caplog,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from prefect.client import orchestration
+
+    monkeypatch.setattr(orchestration, "ssl", orchestration.ssl)  # preload shares its TLS contexts: undone after
     preload([f"{package}.flow", f"{package}.missing"])
 
     assert f"{package}.heavy" in sys.modules
