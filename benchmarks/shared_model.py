@@ -16,7 +16,11 @@ With ``--platform`` the lines run through the real platform instead: a fresh sta
 workers; temporary data dir) per mode, ``INSPECT_SHARE_MODELS=0`` vs ``1``, lines started with
 ``POST /api/active-pipelines`` on a looping video at ``--fps`` (default there: 10, a camera's pace); PSS
 of every process of the stack (servers, workers, fork servers, line processes, model host), idle and
-with 1 and 3 lines; fps per line from the lines' own metrics.
+with 1 and 3 lines; fps per line from the lines' own metrics. The added-per-line column also gives the
+lines' own private memory (USS): PSS splits a page among every process that maps it, other programs'
+too, so the stack figure also moves with what else runs on the machine (library pages shared with it),
+while USS does not. ``--smaps`` adds one line's largest private mappings and the PSS of each part of the
+stack (a flow run forked for some other job while the figures are taken shows as ``forked_run``).
 
     .venv/bin/python benchmarks/shared_model.py --lines 1 3 --window 8
     .venv/bin/python benchmarks/shared_model.py --platform
@@ -167,7 +171,24 @@ def stack_pss(stack: object, data_dir: Path, lines: set[int]) -> dict[str, float
             figures["lines"] += pss if pid in lines else 0.0
             figures["host"] += pss if pid in hosts else 0.0
             figures["lines_uss"] += psutil.Process(pid).memory_full_info().uss / 2**20 if pid in lines else 0.0
+            role = "role:line" if pid in lines else f"role:{_role(pid)}"
+            figures[role] = figures.get(role, 0.0) + pss
     return figures
+
+
+ROLES = ("prefect_server", "mlflow", "uvicorn", "warm_worker", "warm_engine", "model_host")
+
+
+def _role(pid: int) -> str:
+    """Which part of the stack a process is (for --smaps's per-part figures); a flow run forked by a fork
+    server (not a line) is `forked_run`."""
+    import psutil
+
+    role = next((role for role in ROLES if role in " ".join(psutil.Process(pid).cmdline())), "other")
+    parent = psutil.Process(pid).parent()
+    if role == "warm_engine" and parent is not None and "warm_engine" in " ".join(parent.cmdline()):
+        return "forked_run"
+    return role
 
 
 def print_private(pid: int) -> None:
@@ -265,6 +286,9 @@ def platform_mode(share: bool, counts: list[int], model_dir: Path, args: argpars
                           f"fps {', '.join(f'{value:.1f}' for value in fps)}", flush=True)
                     if args.smaps:
                         print_private(max(lines))
+                        pss = rows[-1]["pss"]
+                        parts = sorted((key[5:], value) for key, value in pss.items() if key.startswith("role:"))
+                        print("    PSS by part: " + ", ".join(f"{name} {value:.0f}" for name, value in parts))
                 for active_id in actives:
                     client.delete(f"/api/active-pipelines/{active_id}")
         finally:
@@ -280,7 +304,7 @@ def platform_main(args: argparse.Namespace) -> None:
     print(f"\nWhole stack PSS in MiB (every process, model host included); lines at {args.fps:g} fps; "
           f"load {os.getloadavg()[0]:.1f}\n")
     print("INSPECT_SHARE_MODELS | lines | stack PSS | lines + host PSS | added per line over the first: stack "
-          "(lines + host) | fps per line")
+          "(lines + host; lines' USS) | fps per line")
     print("--- | --- | --- | --- | --- | ---")
     for row in rows:
         first = next(other for other in rows if other["share"] == row["share"] and other["count"] == min(args.lines))
@@ -289,7 +313,8 @@ def platform_main(args: argparse.Namespace) -> None:
         added = "-"
         if row["count"] > first["count"]:
             span = row["count"] - first["count"]
-            added = f"{(pss['total'] - base['total']) / span:.0f} ({(mine - theirs) / span:.0f})"
+            added = (f"{(pss['total'] - base['total']) / span:.0f} ({(mine - theirs) / span:.0f}; "
+                     f"{(pss['lines_uss'] - base['lines_uss']) / span:.0f})")
         print(f"{int(row['share'])} | {row['count']} | {pss['total']:.0f} | {mine:.0f} | {added} | "
               f"{', '.join(f'{fps:.1f}' for fps in row['fps']) or '-'}")
 
