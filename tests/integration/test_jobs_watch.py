@@ -54,7 +54,7 @@ def test_watch_exits_non_zero_with_the_reason_when_the_job_is_cancelled(platform
     assert accepted.status_code == 202, accepted.text
     job_id = accepted.json()["job_id"]
     assert platform_client.delete(f"/api/jobs/{job_id}").status_code == 204
-    wait_job(platform_client, job_id, {"cancelled", "failed"}, 60)
+    wait_job(platform_client, job_id, {"cancelled", "failed"}, 180)
 
     result = watch(job_id, api_url)
 
