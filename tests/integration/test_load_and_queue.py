@@ -61,7 +61,6 @@ class LoadRun:
     sent: dict[str, bytes]  # filename -> bytes
     statuses: Counter = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
-    queue_project_id: str = ""  # the project of the queued jobs
     queued: list[str] = field(default_factory=list)  # ids of the jobs submitted to the training pool
     jobs: dict[str, dict] = field(default_factory=dict)  # final job per id
     # Each poll of the queued jobs while they ran: {job id: (status, message)}.
@@ -82,13 +81,13 @@ def _client_uploads(url: str, project_id: str, client_index: int, run: LoadRun, 
 
 
 def _poll_jobs(http: httpx.Client, run: LoadRun) -> dict[str, dict]:
-    """The queued jobs as one read of the project's jobs list: one job read after another could see the first
-    still running and the next one just started, two running at once that never were."""
-    response = http.get(f"/api/projects/{run.queue_project_id}/jobs", params={"type": "snapshot", "limit": 100})
-    if response.status_code >= 500:
-        run.server_errors.append(f"job poll: {response.status_code} {response.text[:200]}")
-        return {}
-    jobs = {job["id"]: job for job in response.json() if job["id"] in run.queued}
+    jobs = {}
+    for job_id in list(run.queued):
+        response = http.get(f"/api/jobs/{job_id}")
+        if response.status_code >= 500:
+            run.server_errors.append(f"job poll: {response.status_code} {response.text[:200]}")
+            continue
+        jobs[job_id] = response.json()
     run.observed.append({job_id: (job["status"], job["message"]) for job_id, job in jobs.items()})
     return jobs
 
@@ -109,7 +108,7 @@ def load_run(api_url) -> LoadRun:
         project = http.post("/api/projects", json={"name": f"load {uuid.uuid4().hex[:6]}"}).json()
         sent = {f"c{client:02d}-{index:03d}.png": image_bytes((client, index))
                 for client in range(CLIENTS) for index in range(IMAGES_PER_CLIENT)}
-        run = LoadRun(url, project["id"], sent, queue_project_id=queue_project["id"])
+        run = LoadRun(url, project["id"], sent)
         lock = threading.Lock()
 
         def snapshot(index: int) -> None:
