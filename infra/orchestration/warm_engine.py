@@ -20,6 +20,7 @@ import argparse
 import atexit
 import contextlib
 import contextvars
+import functools
 import importlib
 import json
 import logging
@@ -32,7 +33,7 @@ import threading
 import types
 import warnings
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from infra.orchestration.fork_server import ForkServer
 
@@ -150,17 +151,13 @@ def share_client_tls_contexts() -> None:
     import certifi
     from prefect.client import orchestration
 
-    shared: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
-    lock = threading.Lock()
+    verifying = functools.cache(lambda cafile: ssl.create_default_context(cafile=cafile))
 
-    def create_default_context(purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH, *, cafile: str | None = None,
-                               capath: str | None = None, cadata: str | bytes | None = None) -> ssl.SSLContext:
-        if (cafile is None and capath is None) or cadata is not None or purpose != ssl.Purpose.SERVER_AUTH:
-            return ssl.create_default_context(purpose, cafile=cafile, capath=capath, cadata=cadata)
-        with lock:
-            if (cafile, capath) not in shared:
-                shared[(cafile, capath)] = ssl.create_default_context(purpose, cafile=cafile, capath=capath)
-            return shared[(cafile, capath)]
+    def create_default_context(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        # Prefect's verifying context is asked for with `cafile=` alone; any other call gets a context of its own.
+        if args or list(kwargs) != ["cafile"] or kwargs["cafile"] is None:
+            return ssl.create_default_context(*args, **kwargs)
+        return verifying(kwargs["cafile"])
 
     module = types.ModuleType("ssl")  # the client module's own view of `ssl`; every other module keeps the real one
     module.__dict__.update(vars(ssl))
