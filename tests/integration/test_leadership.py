@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 
 from infra.database.leadership import Leadership, lock_key, migration_lock
 from tests.integration.databases import fresh_postgres_database, sqlite_url
+from tests.platform_fixtures import wait_for
 
 
 def _libpq(url: str) -> str:
@@ -31,11 +32,14 @@ def test_exactly_one_leads_and_the_lead_passes_on_when_the_leader_goes():
             # The leader's connection is cut (killed process, database restart): it learns it at its next check.
             # Only this test's database: other API processes on the same server hold the same key in theirs.
             with psycopg.connect(_libpq(url), autocommit=True) as admin:
-                killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
-                                       "AND objid = %s AND database = (SELECT oid FROM pg_database "
+                killed = admin.execute("SELECT pid, pg_terminate_backend(pid) FROM pg_locks WHERE locktype = "
+                                       "'advisory' AND objid = %s AND database = (SELECT oid FROM pg_database "
                                        "WHERE datname = current_database())",
                                        [lock_key("jobs-index") & 0xFFFFFFFF]).fetchall()
-            assert killed == [(True,)]
+                assert [signalled for _, signalled in killed] == [True]
+                # pg_terminate_backend only signals: the lock goes when that backend has exited.
+                wait_for(lambda: not admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                                                   [killed[0][0]]).fetchall(), 10, what="the cut backend to exit")
             assert first.held(), "the lock went with the cut connection"
             assert not second.held() and not second.is_leader, "the cut leader learns it at its next check"
         finally:

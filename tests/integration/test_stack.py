@@ -105,8 +105,14 @@ def test_external_prefect_and_mlflow_start_nothing_locally(platform, tmp_path: P
     try:
         assert stack.processes() == [] and not stack.local_prefect and not stack.local_mlflow
         assert {child.pid for child in psutil.Process().children()} <= {child.pid for child in before}
-        health = {name: check() for name, check in stack.health_checks().items()}
-        assert all(ok for ok, _ in health.values()), health
+
+        def healthy() -> dict | None:
+            found = {name: check() for name, check in stack.health_checks().items()}
+            return found if all(ok for ok, _ in found.values()) else None
+
+        # The session platform's workers show online once their fork servers have imported: when this test is
+        # the first to use the platform, that is seconds after it started.
+        health = wait_for(healthy, 120, interval=1, what="every health check of the external stack to pass")
         assert "online worker" in health["worker:training"][1] and "external" in health["mlflow"][1]
     finally:
         stack.stop()
