@@ -22,6 +22,7 @@ from torch.export import Dim
 from flows.training.build import DEFAULT_IMAGE_SIZE, build_model, load_weights, read_weights
 from infra.anomaly import backbones
 from infra.anomaly.catalog import validate_parameters
+from infra.anomaly.telemetry import decline_openvino_telemetry
 
 FORMATS = ("openvino", "onnx", "pytorch")
 COMPRESSIONS = ("fp16", "int8")
@@ -124,6 +125,7 @@ def _export_files(
     image_size: tuple[int, int],
 ) -> Path:
     """The main file written (in a folder of its own under ``tmp``)."""
+    decline_openvino_telemetry()  # before the converter or NNCF first asks
     with torch.no_grad():
         if fmt == "pytorch":
             return model.to_torch(export_root=tmp, model_file_name=MODEL_NAME)
