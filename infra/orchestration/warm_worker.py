@@ -205,6 +205,27 @@ class WarmProcessWorker(ProcessWorker):
 
     async def run(self, flow_run: FlowRun, configuration: ProcessJobConfiguration,
                   task_status: anyio.abc.TaskStatus[int] | None = None) -> ProcessWorkerResult:
+        result = await self._run_process(flow_run, configuration, task_status)
+        await self._settle_cancelling(flow_run.id)
+        return result
+
+    async def _settle_cancelling(self, flow_run_id: UUID) -> None:
+        """A run whose process has ended is no longer cancelling: it is cancelled.
+
+        A cancel that lands after the run's process started but before its flow engine took the run (seconds on
+        a loaded machine) is seen by nobody: Prefect's watchers of this run had stopped, or not yet subscribed,
+        and the engine, finding the run Cancelling, exits without a final state. The job showed running for good.
+        """
+        try:
+            run = await self.client.read_flow_run(flow_run_id)
+            if run.state is not None and run.state.is_cancelling():
+                await self._mark_flow_run_as_cancelled(
+                    run, state_updates={"message": "Cancelled: its process ended while the run was being cancelled."})
+        except Exception:  # noqa: BLE001 - the run's own outcome is already decided; this only tidies its state
+            log.warning("could not settle cancelling flow run %s", flow_run_id, exc_info=True)
+
+    async def _run_process(self, flow_run: FlowRun, configuration: ProcessJobConfiguration,
+                           task_status: anyio.abc.TaskStatus[int] | None) -> ProcessWorkerResult:
         # A custom `command` job variable asks for a specific launcher: leave it to Prefect.
         if self._launcher is None or configuration._command_configured:  # noqa: SLF001
             return await super().run(flow_run, configuration, task_status)

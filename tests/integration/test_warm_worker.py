@@ -157,3 +157,38 @@ def test_a_worker_takes_a_new_run_when_prefect_announces_it_not_at_its_next_poll
         assert "no Prefect event stream" not in (tmp_path / "worker.log").read_text()
     finally:
         _stop_worker(worker)
+
+
+def test_a_run_cancelled_as_its_process_starts_ends_cancelled(platform, tmp_path) -> None:
+    """The cancel lands after the worker read the run (pending) and before the run's flow engine takes it: Prefect
+    has it cancelling while the worker starts its process with the run as it read it. Nothing of Prefect's watches
+    the run then; the engine finds it cancelling and exits. The run must end cancelled, not stay cancelling (the job
+    showed `running` for good: seen in a loaded full suite, then 6 of 16 cancels on a loaded machine)."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Cancelling, Pending
+
+    from infra.orchestration.warm_worker import WarmProcessWorker
+
+    (tmp_path / "probe_flow.py").write_text("from prefect import flow\n\n\n@flow\ndef probe() -> int:\n    return 1\n")
+
+    async def scenario() -> tuple[str, str | None]:
+        async with get_client() as client, WarmProcessWorker(work_pool_name="cancel-probe") as worker:
+            flow_id = await client.create_flow_from_name("probe")
+            deployment = await client.create_deployment(
+                flow_id=flow_id, name="cancel-probe", work_pool_name="cancel-probe", path=str(tmp_path),
+                entrypoint="probe_flow.py:probe", job_variables={"working_dir": str(tmp_path)})
+            as_read = await client.create_flow_run_from_deployment(deployment)
+            await client.set_flow_run_state(as_read.id, Pending(), force=True)
+            await client.set_flow_run_state(as_read.id, Cancelling(message="cancelled through the API"), force=True)
+            configuration = await worker.job_configuration.resolve_for_flow_run(  # as the worker's submission does
+                as_read, client=client, work_pool=worker.work_pool, worker_name=worker.name)
+            await worker.run(as_read, configuration)
+            final = (await client.read_flow_run(as_read.id)).state
+            return final.type.value, final.message
+
+    with temporary_settings(updates={PREFECT_API_URL: platform.stack.prefect_api_url}):
+        state, message = asyncio.run(scenario())
+    assert state == "CANCELLED", (state, message)
