@@ -55,8 +55,12 @@ run: install
 	$(VENV)/bin/geti-inspect serve
 
 # CI (.ci/run) sets INSPECT_TEST_REQUIRE_SERVICES=1: a test whose service is missing fails instead of skipping.
+# Two workers, each taking a whole test file at a time: many tests wait (a heartbeat timeout, a poller's
+# pass, a server's start) while the other worker computes. Each worker starts its own session platform.
+# Files in collection order, where tests/slow_first.py puts the long ones first (xdist would reorder by size).
+TEST_WORKERS ?= 2
 test: install-dev
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The accuracy check on the real MTD tiles (../shared/data/mtd or INSPECT_TEST_MTD_DIR): not in `make test`,
 # which a clone anywhere must pass without that data.

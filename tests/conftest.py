@@ -51,6 +51,7 @@ from tests.synthetic_parts import write_parts
 
 pytest_plugins = [
     "tests.fixture_scopes",  # refuses session fixtures defined in, or imported into, test modules
+    "tests.slow_first",  # files with a slow test run first (two workers overlap them)
     "tests.platform_fixtures",  # platform, platform_client, trained_model, request_export
     "tests.integration.api_server",  # keyed_server
     "tests.integration.databases",  # database (SQLite and PostgreSQL)

@@ -1,7 +1,8 @@
 """Fixtures for the pipeline runtime tests, a plugin registered once by ``tests/conftest.py``, so the
 session-scoped model and broker are shared by every module.
 The model is trained on first use and kept in pytest's cache folder (``.pytest_cache``), keyed by
-the training recipe and library versions, so later sessions reuse it.
+the training recipe and library versions, so later sessions reuse it; a file lock makes parallel
+test workers (``make test`` runs two) train it once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tests.integration.pipeline_helpers import (
     AmqttBroker,
@@ -33,7 +35,9 @@ def model_dir(part_images: Path, request: pytest.FixtureRequest, tmp_path_factor
     name = f"tiny-padim-{tiny_padim_key(synthetic_parts_key())}"
     cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     folder = cache.mkdir(name) if cache is not None else tmp_path_factory.getbasetemp() / name
-    return train_tiny_padim(part_images, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / ".lock"):
+        return train_tiny_padim(part_images, folder)
 
 
 @pytest.fixture
