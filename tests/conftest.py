@@ -8,7 +8,8 @@ Fast fixtures (all registered once for the whole session, here or through ``pyte
 - ``database`` (``tests/integration/databases.py``): an empty database at the newest schema, once on
   SQLite and once on PostgreSQL, each copied from a per-session migrated template.
 - ``platform``, ``platform_client`` (``tests/platform_fixtures.py``): one Prefect server, its workers and
-  an MLflow server for the session; tests that run jobs use these. ``trained_model``: a ready PaDiM
+  an MLflow server for the session (``make test`` runs two xdist workers: one each); tests that run jobs
+  use these. ``trained_model``: a ready PaDiM
   model on that platform (trained once per session on synthetic parts, with its training job and MLflow
   version) for any test that only needs a trained model; ``request_export`` asks for an archive of it.
 - ``keyed_server`` (``tests/integration/api_server.py``): one uvicorn API process with INSPECT_API_KEY set.
