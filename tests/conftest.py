@@ -68,6 +68,11 @@ MTD_DIR = Path(os.environ.get("INSPECT_TEST_MTD_DIR") or REPO_ROOT.parent / "sha
 # those for every Settings of this session (servers and workers inherit it). The confinement tests set
 # their own, narrower INSPECT_ALLOWED_PATHS.
 os.environ.setdefault("INSPECT_ALLOWED_PATHS", str(Path(tempfile.gettempdir()).resolve()))
+# OpenMP threads sleep at a barrier instead of spinning, as in the platform's flow processes
+# (infra.supervisor.environment.threading_env): the suite trains in its own processes too, on two workers at
+# once, and spinning threads burn the other worker's core (2 training files on 2 workers: 6-10 % more CPU and
+# 8-12 % more time with the spin). Set before anything imports torch; servers and workers inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
