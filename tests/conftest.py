@@ -9,9 +9,9 @@ Fast fixtures (all registered once for the whole session, here or through ``pyte
   SQLite and once on PostgreSQL, each copied from a per-session migrated template.
 - ``platform``, ``platform_client`` (``tests/platform_fixtures.py``): one Prefect server, its workers and
   an MLflow server for the session (``make test`` runs two xdist workers: one each); tests that run jobs
-  use these. ``trained_model``: a ready PaDiM
-  model on that platform (trained once per session on synthetic parts, with its training job and MLflow
-  version) for any test that only needs a trained model; ``request_export`` asks for an archive of it.
+  use these. ``trained_model``: a ready PaDiM model on that platform (trained once per session on synthetic
+  parts, with its training job and MLflow version) for any test that only needs a trained model;
+  ``request_export`` asks for an archive of it.
 - ``keyed_server`` (``tests/integration/api_server.py``): one uvicorn API process with INSPECT_API_KEY set.
 - ``model_dir``, ``part_video``, ``mjpeg_camera``, ``webhook_receiver``, ``mqtt_broker_port``
   (``tests/integration/pipeline_fixtures.py``): a tiny PaDiM OpenVINO model, a video, a camera, receivers.
@@ -45,6 +45,7 @@ from sqlalchemy.engine import make_url
 from api.app import create_app
 from infra.database.migrate import upgrade
 from infra.settings import Settings
+from infra.supervisor.environment import threading_env
 from tests.browser import chromium_available
 from tests.network import port_open
 from tests.services import REQUIRE_SERVICES_ENV, require_service, services_required  # noqa: F401 - re-exported
@@ -68,11 +69,10 @@ MTD_DIR = Path(os.environ.get("INSPECT_TEST_MTD_DIR") or REPO_ROOT.parent / "sha
 # those for every Settings of this session (servers and workers inherit it). The confinement tests set
 # their own, narrower INSPECT_ALLOWED_PATHS.
 os.environ.setdefault("INSPECT_ALLOWED_PATHS", str(Path(tempfile.gettempdir()).resolve()))
-# OpenMP threads sleep at a barrier instead of spinning, as in the platform's flow processes
-# (infra.supervisor.environment.threading_env): the suite trains in its own processes too, on two workers at
-# once, and spinning threads burn the other worker's core (2 training files on 2 workers: 6-10 % more CPU and
-# 8-12 % more time with the spin). Set before anything imports torch; servers and workers inherit it.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# The suite's own processes get the threading its flow processes get (OpenMP threads sleep at a barrier): it
+# trains in-process too, on two workers at once, where spinning threads burn the other worker's core (2 training
+# files on 2 workers: 6-10 % more CPU and 8-12 % more time with the spin). Before anything imports torch.
+os.environ.update(threading_env())
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
