@@ -43,6 +43,18 @@ class Leftovers:
     def pids(self) -> set[int]:
         return {process.pid for process in self.orphans}
 
+    def running(self, module: str) -> list[psutil.Process]:
+        """The orphans started as `python -m <module>`."""
+        found = []
+        for process in self.orphans:
+            try:
+                argv = process.cmdline()
+            except psutil.Error:
+                continue
+            if any(flag == "-m" and name == module for flag, name in zip(argv, argv[1:], strict=False)):
+                found.append(process)
+        return found
+
 
 def find_leftovers(data_dir: Path) -> Leftovers:
     """Processes marked with this data dir whose supervisor is gone (a live one's children are left alone)."""

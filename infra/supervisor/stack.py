@@ -48,6 +48,8 @@ HealthCheck = Callable[[], tuple[bool, str]]
 ORPHANED_RUN_MESSAGE = "The platform was stopped abruptly (serve killed) while this job ran; it ended at the restart"
 TRAINING_POOL = "training"  # snapshot, training and export flows (prefect.yaml); live pipelines use "inference"
 INFERENCE_POOL = "inference"
+# Prefect's CLI with a calmer background-task loop; the old one is the first leftover a restart ends.
+PREFECT_SERVER_MODULE = "infra.orchestration.prefect_server"
 POOLS = (TRAINING_POOL, INFERENCE_POOL)
 # `serve --workers`: the pools that get a worker on the serving machine itself.
 LOCAL_WORKERS = {"all": POOLS, "training": (TRAINING_POOL,), "inference": (INFERENCE_POOL,), "none": ()}
@@ -104,6 +106,9 @@ class Stack:
         data.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         leftovers = find_leftovers(data)  # of a supervisor killed before it could stop its children
+        # Their Prefect server first: a flow process ended while it still answers records its own "aborted by a
+        # termination signal", where the crash marking below tells the user the platform stopped abruptly.
+        end_processes(leftovers.running(PREFECT_SERVER_MODULE))
         end_processes(leftovers.orphans)
         try:
             if self.local_prefect:
@@ -215,8 +220,7 @@ class Stack:
             # API address is relative, so the UI works from whatever host name a browser used.
             env |= {"PREFECT_SERVER_API_AUTH_STRING": self.credentials.prefect_auth_string,
                     "PREFECT_UI_API_URL": "/api", **self.auth.client_env()}
-        # Prefect's CLI with a calmer background-task loop (infra/orchestration/prefect_server.py).
-        return ChildSpec("prefect-server", [sys.executable, "-m", "infra.orchestration.prefect_server", "server",
+        return ChildSpec("prefect-server", [sys.executable, "-m", PREFECT_SERVER_MODULE, "server",
                                             "start", "--host", self.settings.resolved_services_host,
                                             "--port", str(self.settings.prefect_port)],
                          env, cwd=REPO_ROOT, log_path=self._logs / "prefect-server.log", term_grace_s=10)

@@ -42,3 +42,23 @@ def test_children_of_a_dead_supervisor_are_found_and_ended(tmp_path: Path):
         for process in (alive_supervisor, orphan_flow, orphan_server, owned, elsewhere):
             process.kill()
             process.wait()
+
+
+def test_leftovers_running_a_module_are_told_apart(tmp_path: Path):
+    """A restart ends the old Prefect server (`python -m <its module>`) before the flows it recorded."""
+    data_dir = tmp_path / "data"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead_marker = _marker(data_dir, dead)
+    dead.wait()
+    flow = _sleeper(dead_marker)
+    server = subprocess.Popen([sys.executable, "-m", "timeit", "-n", "1", "-r", "1", "import time; time.sleep(60)"],
+                              env={STACK_ENV: dead_marker})
+    try:
+        found = find_leftovers(data_dir)
+        assert found.pids == {flow.pid, server.pid}
+        assert [process.pid for process in found.running("timeit")] == [server.pid]
+        assert found.running("time") == [] and found.running("infra.orchestration.prefect_server") == []
+    finally:
+        for process in (flow, server):
+            process.kill()
+            process.wait()
