@@ -135,7 +135,7 @@ def _export(model: Any, bank: Any, raw_scores: Any, out_dir: Path) -> Path:
         getattr(processor, f"{prefix}_min").fill_(0.0)
         getattr(processor, f"{prefix}_max").fill_(top)
         getattr(processor, f"_{prefix}_threshold").copy_(torch.tensor(top / 2))
-    return export(model, "patchcore", {}, "openvino", None, out_dir)
+    return export(model, "patchcore", {}, "openvino", out_dir)
 
 
 def cap_case(caps: list[int], data_dir: Path, tmp: Path, tiles: Any, embed: Any, parameters: dict,

@@ -43,7 +43,7 @@ def _download_ir(store: ObjectStore, model_id: str, out_dir: Path) -> Path:
 
 
 def _reexport(store: ObjectStore, model_id: str, architecture: str, parameters: dict, format: str,  # noqa: A002
-              compression: str | None, work: Path, data_dir: Path) -> Path:
+              work: Path, data_dir: Path) -> Path:
     from flows.training.build import UnsafeCheckpoint  # torch and anomalib: only when re-exporting
     from flows.training.export import export
     from infra.anomaly.backbones import hub_cache_dir
@@ -53,9 +53,15 @@ def _reexport(store: ObjectStore, model_id: str, architecture: str, parameters: 
     key = checkpoint_key(model_id)
     checkpoint = store.get_file(key, work / "model.ckpt")
     try:
-        return export(checkpoint, architecture, parameters, format, compression, work / "out", data_dir=data_dir)
+        return export(checkpoint, architecture, parameters, format, work / "out", data_dir=data_dir)
     except UnsafeCheckpoint as error:  # the job fails naming the stored file, so an operator can look at it
         raise ExportFlowError(f"refused to load checkpoint {key} of model {model_id}: {error}") from None
+
+
+def _compress(ir_dir: Path, compression: str, out_dir: Path) -> Path:
+    from flows.training.export import compress_ir  # openvino (and NNCF for int8): only when compressing
+
+    return compress_ir(ir_dir / "model.xml", compression, out_dir)
 
 
 def _upload_archive(store: ObjectStore, key: str, out_dir: Path, archive: Path) -> None:
@@ -64,7 +70,10 @@ def _upload_archive(store: ObjectStore, key: str, out_dir: Path, archive: Path) 
 
 @flow(name="export-model", flow_run_name=export_run_name, log_prints=True)
 def export_model(model_id: str, format: str, compression: str | None = None) -> str:  # noqa: A002 - API name
-    """Build `models/{id}/exports/<format>[-<compression>].zip` from the stored IR and checkpoint."""
+    """Build `models/{id}/exports/<format>[-<compression>].zip`: OpenVINO from the stored IR (its weights
+    compressed on request), ONNX and PyTorch re-exported from the checkpoint."""
+    if compression is not None and format != "openvino":
+        raise ExportFlowError(f"compression {compression!r} applies to the openvino format only, not {format!r}")
     settings = flow_settings()
     store = build_store(settings)
     key = archive_key(model_id, format, compression)
@@ -80,13 +89,17 @@ def export_model(model_id: str, format: str, compression: str | None = None) -> 
     with scratch(settings, "export-") as tmp:
         work = Path(tmp)
         progress.update(0.05, stage="download")
-        if format == "openvino" and compression is None:
-            # Training stored this very IR (batch 1, verified): package it as it is.
-            out_dir = step("download IR", _download_ir, store, model_id, work / "out")
+        if format == "openvino":
+            # Training stored this very IR (batch 1, verified): package it as it is, or compress its weights.
+            out_dir = step("download IR", _download_ir, store, model_id, work / "ir")
+            if compression is not None:
+                progress.update(0.2, stage="export")
+                out_dir = step(f"export {export_name(format, compression)}", _compress, out_dir, compression,
+                               work / "out")
         else:
             progress.update(0.2, stage="export")
             out_dir = step(f"export {export_name(format, compression)}", _reexport, store, model_id, architecture,
-                           parameters, format, compression, work, settings.resolved_data_dir)
+                           parameters, format, work, settings.resolved_data_dir)
         progress.update(0.9, stage="upload")
         step("upload files", _upload_archive, store, key, out_dir, work / "archive.zip")
     with session_scope(settings.resolved_database_url) as session:

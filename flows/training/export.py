@@ -44,13 +44,9 @@ def _dynamic_image_shape() -> tuple[dict[int, Any]]:
     return ({2: Dim("height", min=32, max=4096), 3: Dim("width", min=32, max=4096)},)
 
 
-def _compression_type(fmt: str, compression: str | None) -> CompressionType | None:
-    if compression is None:
-        return None
+def _compression_type(compression: str) -> CompressionType:
     if compression not in COMPRESSIONS:
         raise ExportError(f"unknown compression {compression!r}; expected one of {', '.join(COMPRESSIONS)}")
-    if fmt != "openvino":
-        raise ExportError(f"compression {compression!r} applies to the openvino format only, not {fmt!r}")
     if compression == "int8":
         import importlib.util
 
@@ -83,7 +79,6 @@ def export(
     architecture: str,
     parameters: dict[str, Any],
     fmt: str,
-    compression: str | None,
     out_dir: Path,
     *,
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
@@ -91,13 +86,13 @@ def export(
 ) -> Path:
     """Write the files of one format into ``out_dir`` (created, must not hold older files) and return it.
 
-    ``source`` is a trained model or its Lightning checkpoint. openvino: ``model.xml`` + ``model.bin``
-    (optionally fp16 / int8-weight compressed); onnx: ``model.onnx``; pytorch: ``model.pt`` (anomalib's
-    torch export, for ``TorchInferencer``) + ``model.ckpt`` (the Lightning checkpoint) when known.
+    ``source`` is a trained model or its Lightning checkpoint. openvino: ``model.xml`` + ``model.bin`` in
+    f32 (:func:`compress_ir` makes the fp16 and int8 variants of it); onnx: ``model.onnx``; pytorch:
+    ``model.pt`` (anomalib's torch export, for ``TorchInferencer``) + ``model.ckpt`` (the Lightning
+    checkpoint) when known.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    compression_type = _compression_type(fmt, compression)
     checkpoint = None if isinstance(source, AnomalibModule) else Path(source)
     model = source if checkpoint is None else load_model(checkpoint, architecture, parameters, image_size, data_dir)
     model = model.eval()
@@ -105,7 +100,7 @@ def export(
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         try:
-            produced = _export_files(model, fmt, compression_type, Path(tmp), tuple(image_size))
+            produced = _export_files(model, fmt, Path(tmp), tuple(image_size))
         except Exception as error:  # noqa: BLE001 - anomalib/torch/openvino raise many kinds
             raise ExportError(f"{fmt} export of {architecture} failed: {error}") from error
         # Everything next to the produced file belongs to it (ONNX keeps large weights in model.onnx.data).
@@ -120,12 +115,11 @@ def export(
 def _export_files(
     model: AnomalibModule,
     fmt: str,
-    compression_type: CompressionType | None,
     tmp: Path,
     image_size: tuple[int, int],
 ) -> Path:
     """The main file written (in a folder of its own under ``tmp``)."""
-    decline_openvino_telemetry()  # before the converter or NNCF first asks
+    decline_openvino_telemetry()  # before the converter first asks
     with torch.no_grad():
         if fmt == "pytorch":
             return model.to_torch(export_root=tmp, model_file_name=MODEL_NAME)
@@ -141,9 +135,33 @@ def _export_files(
             export_root=tmp,
             model_file_name=MODEL_NAME,
             input_size=image_size,
-            compression_type=compression_type,
             onnx_kwargs={"dynamic_shapes": _dynamic_image_shape(), "opset_version": ONNX_OPSET},
         )
+
+
+def compress_ir(xml: Path, compression: str, out_dir: Path) -> Path:
+    """The IR at ``xml`` with its weights compressed into ``out_dir`` (created): ``model.xml`` + ``model.bin``.
+
+    The same transforms anomalib applies after converting (fp16 weights on save, NNCF's int8 weight
+    compression), applied to an IR that is already there: no checkpoint, no torch, and the very graph
+    training verified.
+    """
+    compression_type = _compression_type(compression)
+    import openvino as ov
+
+    decline_openvino_telemetry()  # before NNCF first asks
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        model = ov.Core().read_model(str(xml))
+        if compression_type == CompressionType.INT8:
+            import nncf
+
+            model = nncf.compress_weights(model)
+        ov.save_model(model, out_dir / f"{MODEL_NAME}.xml", compress_to_fp16=compression_type == CompressionType.FP16)
+    except Exception as error:  # noqa: BLE001 - openvino's and NNCF's own errors
+        raise ExportError(f"openvino {compression} compression of {xml.name} failed: {error}") from error
+    return out_dir
 
 
 def load_image(path: Path, image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE) -> np.ndarray:

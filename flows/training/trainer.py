@@ -411,7 +411,7 @@ class TrainingSteps:
     def export_ir(self) -> Path:
         self._speedups.close()
         started = time.perf_counter()
-        self.openvino_dir = export(self.model, self.architecture, self.parameters, "openvino", None,
+        self.openvino_dir = export(self.model, self.architecture, self.parameters, "openvino",
                                    self.work_dir / "openvino", image_size=self.image_size)
         self.timings["export_s"] = round(time.perf_counter() - started, 3)
         self.report("exporting", 0.7)
