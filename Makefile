@@ -55,10 +55,11 @@ run: install
 	$(VENV)/bin/geti-inspect serve
 
 # CI (.ci/run) sets INSPECT_TEST_REQUIRE_SERVICES=1: a test whose service is missing fails instead of skipping.
-# Two workers, each taking a whole test file at a time: many tests wait (a heartbeat timeout, a poller's
-# pass, a server's start) while the other worker computes. Each worker starts its own session platform.
-# Files in collection order, where tests/slow_first.py puts the long ones first (xdist would reorder by size).
-TEST_WORKERS ?= 2
+# Three workers on two cores, each taking a whole test file at a time: many tests wait (a heartbeat timeout, a
+# poller's pass, a server's start), and a third worker keeps both cores busy meanwhile (two left them 14 % idle).
+# Each worker starts its own session platform. Files in collection order, where tests/slow_first.py puts the
+# long ones first (xdist would reorder by size).
+TEST_WORKERS ?= 3
 test: install-dev
 	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 

@@ -8,7 +8,7 @@ Fast fixtures (all registered once for the whole session, here or through ``pyte
 - ``database`` (``tests/integration/databases.py``): an empty database at the newest schema, once on
   SQLite and once on PostgreSQL, each copied from a per-session migrated template.
 - ``platform``, ``platform_client`` (``tests/platform_fixtures.py``): one Prefect server, its workers and
-  an MLflow server for the session (``make test`` runs two xdist workers: one each); tests that run jobs
+  an MLflow server for the session (``make test`` runs three xdist workers: one each); tests that run jobs
   use these. ``trained_model``: a ready PaDiM model on that platform (trained once per session on synthetic
   parts, with its training job and MLflow version) for any test that only needs a trained model;
   ``request_export`` asks for an archive of it.
@@ -53,7 +53,7 @@ from tests.synthetic_parts import write_parts
 
 pytest_plugins = [
     "tests.fixture_scopes",  # refuses session fixtures defined in, or imported into, test modules
-    "tests.slow_first",  # files with a slow test run first (two workers overlap them)
+    "tests.slow_first",  # files with a slow test run first (the workers overlap them)
     "tests.platform_fixtures",  # platform, platform_client, trained_model, request_export
     "tests.integration.api_server",  # keyed_server
     "tests.integration.databases",  # database (SQLite and PostgreSQL)
@@ -70,7 +70,7 @@ MTD_DIR = Path(os.environ.get("INSPECT_TEST_MTD_DIR") or REPO_ROOT.parent / "sha
 # their own, narrower INSPECT_ALLOWED_PATHS.
 os.environ.setdefault("INSPECT_ALLOWED_PATHS", str(Path(tempfile.gettempdir()).resolve()))
 # The suite's own processes get the threading its flow processes get (OpenMP threads sleep at a barrier): it
-# trains in-process too, on two workers at once, where spinning threads burn the other worker's core (2 training
+# trains in-process too, on several workers at once, where spinning threads burn another worker's core (2 training
 # files on 2 workers: 6-10 % more CPU and 8-12 % more time with the spin). Before anything imports torch.
 os.environ.update(threading_env())
 
