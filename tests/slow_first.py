@@ -1,9 +1,9 @@
 """A pytest plugin (registered by ``tests/conftest.py``) that runs the test files holding a ``slow`` test first.
 
-``make test`` hands whole files to two workers (pytest-xdist, ``--dist loadfile --no-loadscope-reorder``).
+``make test`` hands whole files to three workers (pytest-xdist, ``--dist loadfile --no-loadscope-reorder``).
 The files marked ``slow`` (a platform's start, a heartbeat timeout, a training) take most of the time, the
 rest are seconds each: started first, the long files overlap one another and the short ones fill the gaps
-at the end, instead of a multi-minute file starting last with the other worker idle. Items of one file stay
+at the end, instead of a multi-minute file starting last with the other workers idle. Items of one file stay
 together and in order, so module fixtures still set up once.
 """
 
