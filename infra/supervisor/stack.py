@@ -108,8 +108,9 @@ class Stack:
         leftovers = find_leftovers(data)  # of a supervisor killed before it could stop its children
         # Their Prefect server first: a flow process ended while it still answers records its own "aborted by a
         # termination signal", where the crash marking below tells the user the platform stopped abruptly.
-        end_processes(leftovers.running(PREFECT_SERVER_MODULE))
-        end_processes(leftovers.orphans)
+        prefect = leftovers.running(PREFECT_SERVER_MODULE)
+        end_processes(prefect)
+        end_processes([process for process in leftovers.orphans if process not in prefect])
         try:
             if self.local_prefect:
                 self.servers["prefect"] = ManagedProcess(self._prefect_server_spec(), self.options.restart_policy)

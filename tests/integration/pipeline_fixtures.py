@@ -2,7 +2,7 @@
 session-scoped model and broker are shared by every module.
 The model is trained on first use and kept in pytest's cache folder (``.pytest_cache``), keyed by
 the training recipe and library versions, so later sessions reuse it; a file lock makes parallel
-test workers (``make test`` runs two) train it once.
+test workers (``make test`` runs several) train it once.
 """
 
 from __future__ import annotations
