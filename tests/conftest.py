@@ -47,7 +47,7 @@ from infra.database.migrate import upgrade
 from infra.settings import Settings
 from infra.supervisor.environment import threading_env
 from tests.browser import chromium_available
-from tests.network import port_open
+from tests.network import port_open, share_tls_contexts
 from tests.services import REQUIRE_SERVICES_ENV, require_service, services_required  # noqa: F401 - re-exported
 from tests.synthetic_parts import write_parts
 
@@ -73,6 +73,10 @@ os.environ.setdefault("INSPECT_ALLOWED_PATHS", str(Path(tempfile.gettempdir()).r
 # trains in-process too, on several workers at once, where spinning threads burn another worker's core (2 training
 # files on 2 workers: 6-10 % more CPU and 8-12 % more time with the spin). Before anything imports torch.
 os.environ.update(threading_env())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    share_tls_contexts()  # the suite's processes poll servers with a client per call: one TLS context for all
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:

@@ -35,6 +35,9 @@ TEST_STACK = StackOptions(crash_after_s=60)
 # restart of MLflow). Nothing in the session rides out an MLflow restart, while the MLflow outage test waits out
 # every retry of two calls (registration, then the cleanup): 2 retries, about 2 s per call (the factor is an int).
 TEST_WORKER_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"}
+# A job's status is read every half second: each read is a request to the API and, for an unfinished job, to
+# Prefect, which share two cores with the job itself.
+JOB_POLL_S = 0.5
 
 
 @dataclass
@@ -94,7 +97,7 @@ def wait_job(client: TestClient, job_id: str, statuses: set[str], timeout: float
         job = client.get(f"/api/jobs/{job_id}").json()
         return job if job.get("status") in statuses else None
 
-    return wait_for(finished, timeout, what=f"job {job_id} to reach {sorted(statuses)}")  # type: ignore[return-value]
+    return wait_for(finished, timeout, JOB_POLL_S, what=f"job {job_id} to reach {sorted(statuses)}")  # type: ignore[return-value]
 
 
 def wait_epoch(client: TestClient, job_id: str, timeout: float = 120) -> dict:
@@ -104,7 +107,7 @@ def wait_epoch(client: TestClient, job_id: str, timeout: float = 120) -> dict:
         assert job["status"] in ("pending", "running"), job
         return job if job["status"] == "running" and "epoch" in job["metrics"] else None
 
-    return wait_for(training, timeout, what="training to report an epoch")  # type: ignore[return-value]
+    return wait_for(training, timeout, JOB_POLL_S, what="training to report an epoch")  # type: ignore[return-value]
 
 
 # -- one trained model for the session ---------------------------------------------------------------
@@ -181,7 +184,7 @@ def follow_job(client: TestClient, job_id: str, timeout: float = 300) -> tuple[d
         seen.append(job["progress"])
         return job if job["status"] in FINISHED else None
 
-    return wait_for(finished, timeout, what=f"job {job_id}"), seen  # type: ignore[return-value]
+    return wait_for(finished, timeout, JOB_POLL_S, what=f"job {job_id}"), seen  # type: ignore[return-value]
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,7 @@ test workers (``make test`` runs several) train it once.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +35,9 @@ def model_dir(part_images: Path, request: pytest.FixtureRequest, tmp_path_factor
     """A real anomalib PaDiM OpenVINO export, trained on synthetic parts (first use: ~20-40 s on 2 cores)."""
     name = f"tiny-padim-{tiny_padim_key(synthetic_parts_key())}"
     cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
-    folder = cache.mkdir(name) if cache is not None else tmp_path_factory.getbasetemp() / name
+    # Without the cache: the folder above each xdist worker's own temp folder, which the workers share.
+    shared_temp = tmp_path_factory.getbasetemp().parent if "PYTEST_XDIST_WORKER" in os.environ else None
+    folder = cache.mkdir(name) if cache is not None else (shared_temp or tmp_path_factory.getbasetemp()) / name
     folder.mkdir(parents=True, exist_ok=True)
     with FileLock(folder / ".lock"):
         return train_tiny_padim(part_images, folder)
