@@ -8,10 +8,11 @@ Fast fixtures (all registered once for the whole session, here or through ``pyte
 - ``database`` (``tests/integration/databases.py``): an empty database at the newest schema, once on
   SQLite and once on PostgreSQL, each copied from a per-session migrated template.
 - ``platform``, ``platform_client`` (``tests/platform_fixtures.py``): one Prefect server, its workers and
-  an MLflow server for the session (``make test`` runs three xdist workers: one each); tests that run jobs
-  use these. ``trained_model``: a ready PaDiM model on that platform (trained once per session on synthetic
-  parts, with its training job and MLflow version) for any test that only needs a trained model;
-  ``request_export`` asks for an archive of it.
+  an MLflow server for the session (``make test`` runs four xdist workers: the first two start one each, the
+  others run no file that uses it, ``tests/platform_workers.py``); tests that run jobs use these.
+  ``trained_model``: a ready PaDiM model on that platform (trained once per session on synthetic parts, with
+  its training job and MLflow version) for any test that only needs a trained model; ``request_export`` asks
+  for an archive of it.
 - ``keyed_server`` (``tests/integration/api_server.py``): one uvicorn API process with INSPECT_API_KEY set.
 - ``model_dir``, ``part_video``, ``mjpeg_camera``, ``webhook_receiver``, ``mqtt_broker_port``
   (``tests/integration/pipeline_fixtures.py``): a tiny PaDiM OpenVINO model, a video, a camera, receivers.

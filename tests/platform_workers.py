@@ -1,10 +1,10 @@
-"""A pytest plugin (registered by ``tests/conftest.py``): with three xdist workers or more, the last one runs no
-test that needs the session platform, so the suite starts one platform fewer.
+"""A pytest plugin (registered by ``tests/conftest.py``): with three xdist workers or more, only the first two run
+tests that need the session platform, so the suite starts two platforms however many workers it has.
 
 Every worker that runs a test using ``platform`` starts its own (``tests/platform_fixtures.py``: a Prefect server,
 an MLflow server, two Prefect workers with their fork servers, the session's trained model): about 75 s of CPU
-on this 2-core machine, a twentieth of the whole suite. The other files (unit tests, API processes of their own,
-the multi-host and ``serve`` scenarios) keep that worker busy meanwhile.
+on this 2-core machine, a fifteenth of the whole suite. The other files (unit tests, API processes of their own,
+the multi-host and ``serve`` scenarios) keep the other workers busy meanwhile.
 
 The workers find which files need the platform (an item's fixture closure) and write them where the controller
 said (``pytest_configure_node``); the controller's scheduler reads them before it hands out the first file. It is
@@ -23,19 +23,29 @@ from typing import Any
 import pytest
 from xdist.scheduler import LoadFileScheduling
 
+from tests.slow_first import package_of
+
 PLATFORM_FIXTURE = "platform"
 FILES_INPUT = "platform_files_path"  # the key of the workers' input that names the file
 _FOLDER = pytest.StashKey[Path]()
-MIN_WORKERS = 3  # with fewer, every worker may need the platform to keep the cores busy
+PLATFORM_WORKERS = 2  # gw0 and gw1 may run platform files; the others, when there are three or more, do not
 
 
 def platform_files(items: list[pytest.Item]) -> list[str]:
-    """The files (node id prefixes) holding a test that uses the platform, directly or through other fixtures."""
-    return sorted({item.nodeid.split("::", 1)[0] for item in items if PLATFORM_FIXTURE in item.fixturenames})
+    """The files (node id prefixes) holding a test that uses the platform, directly or through other fixtures, and
+    the other files of their package where it has package-scoped fixtures (``tests/console``: a Chromium, an API
+    process), which a worker would otherwise start again for the files it is given."""
+    def file_of(item: pytest.Item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
+    files = {file_of(item) for item in items if PLATFORM_FIXTURE in item.fixturenames}
+    packages = {package_of(item) for item in items if file_of(item) in files} - {None}
+    return sorted(files | {file_of(item) for item in items if package_of(item) in packages})
 
 
 class PlatformAwareScheduling(LoadFileScheduling):
-    """`loadfile` scheduling where the last of three or more workers is given no file that needs the platform."""
+    """`loadfile` scheduling where, of three workers or more, only gw0 and gw1 are given files that need the
+    platform."""
 
     def __init__(self, config: pytest.Config, log: Any = None, files_path: Path | None = None) -> None:
         super().__init__(config, log)
@@ -43,7 +53,8 @@ class PlatformAwareScheduling(LoadFileScheduling):
         self._platform_files: set[str] = set()
 
     def _platform_free(self, node: Any) -> bool:
-        return self.numnodes >= MIN_WORKERS and node.gateway.id == f"gw{self.numnodes - 1}"
+        return self.numnodes > PLATFORM_WORKERS and node.gateway.id not in {f"gw{index}" for index in
+                                                                            range(PLATFORM_WORKERS)}
 
     def _may_run(self, node: Any, scope: str) -> bool:
         return scope not in self._platform_files or not self._platform_free(node)

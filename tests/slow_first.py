@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 
-def _package_of(item: pytest.Item) -> str | None:
+def package_of(item: pytest.Item) -> str | None:
     """The package (node id) whose package-scoped fixtures `item` uses, if any."""
     info = getattr(item, "_fixtureinfo", None)  # pytest's own record of the item's fixtures (not public API)
     for definitions in getattr(info, "name2fixturedefs", {}).values():
@@ -33,7 +33,7 @@ def slow_files_first(items: list[pytest.Item]) -> list[pytest.Item]:
     of a package with package-scoped fixtures stay together (slow if one of them is)."""
     block: dict[Path, str] = {}
     for item in items:
-        package = _package_of(item)
+        package = package_of(item)
         if package is not None or item.path not in block:
             block[item.path] = package if package is not None else str(item.path)
     slow_blocks = {block[item.path] for item in items if item.get_closest_marker("slow") is not None}
