@@ -59,9 +59,9 @@ run: install
 # poller's pass, a server's start), and the other workers keep the cores busy meanwhile (98 %; three 94 %). Only
 # the first two run the files that need the session platform, so two platforms start (tests/platform_workers.py).
 # Files in collection order, where tests/slow_first.py puts the long ones first (xdist would reorder by size).
-# Bytecode is cached even where the environment says PYTHONDONTWRITEBYTECODE (this machine and its CI do): the suite
-# starts some 250 Python processes (servers, workers, APIs), and each compiled the project's modules again (0.14
-# CPU-s per process) and each xdist worker pytest's rewritten test modules (6.5 CPU-s).
+# Bytecode is cached even where the environment sets PYTHONDONTWRITEBYTECODE (this machine and its CI do): the suite
+# starts some 250 Python processes (servers, workers, APIs), each of which compiled the project's modules again
+# (0.14 CPU-s a process), and every pytest a test starts rewrote the test modules again (6.5 CPU-s).
 TEST_WORKERS ?= 4
 test: install-dev
 	PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
