@@ -55,7 +55,7 @@ from tests.synthetic_parts import write_parts
 pytest_plugins = [
     "tests.fixture_scopes",  # refuses session fixtures defined in, or imported into, test modules
     "tests.slow_first",  # files with a slow test run first (the workers overlap them)
-    "tests.platform_workers",  # of three workers or more, the last runs no test that needs the platform
+    "tests.platform_workers",  # of three workers or more, only the first two run tests that need the platform
     "tests.platform_fixtures",  # platform, platform_client, trained_model, request_export
     "tests.integration.api_server",  # keyed_server
     "tests.integration.databases",  # database (SQLite and PostgreSQL)

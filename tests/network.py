@@ -22,7 +22,7 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def share_tls_contexts() -> None:
-    """Every HTTP client this process builds shares one verifying TLS context: for test and benchmark processes.
+    """Every HTTP client this process builds shares one verifying TLS context: for the suite's processes.
 
     Tests poll servers with `httpx.get(...)` and Prefect clients (a client each call), and every client built its
     own context from certifi's CA bundle, about 20 ms of CPU each: the suite's own processes spent a tenth of
@@ -36,8 +36,6 @@ def share_tls_contexts() -> None:
 
     share_client_tls_contexts()  # Prefect's clients, as a warm flow process shares them
     build = transports.create_ssl_context
-    if getattr(build, "shared", False):
-        return
     shared = build()
 
     def create_ssl_context(verify: ssl.SSLContext | str | bool = True, cert: Any = None,
@@ -46,5 +44,4 @@ def share_tls_contexts() -> None:
             return shared
         return build(verify=verify, cert=cert, trust_env=trust_env)
 
-    create_ssl_context.shared = True  # type: ignore[attr-defined]
     transports.create_ssl_context = create_ssl_context  # type: ignore[assignment]

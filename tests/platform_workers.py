@@ -51,10 +51,12 @@ class PlatformAwareScheduling(LoadFileScheduling):
         super().__init__(config, log)
         self._files_path = files_path
         self._platform_files: set[str] = set()
+        # With fewer workers than three, every worker may run them.
+        self._platform_free_workers = {f"gw{index}" for index in range(PLATFORM_WORKERS, self.numnodes)
+                                       } if self.numnodes > PLATFORM_WORKERS else set()
 
     def _platform_free(self, node: Any) -> bool:
-        return self.numnodes > PLATFORM_WORKERS and node.gateway.id not in {f"gw{index}" for index in
-                                                                            range(PLATFORM_WORKERS)}
+        return node.gateway.id in self._platform_free_workers
 
     def _may_run(self, node: Any, scope: str) -> bool:
         return scope not in self._platform_files or not self._platform_free(node)

@@ -1,6 +1,6 @@
 """A pytest plugin (registered by ``tests/conftest.py``) that runs the test files holding a ``slow`` test first.
 
-``make test`` hands whole files to three workers (pytest-xdist, ``--dist loadfile --no-loadscope-reorder``).
+``make test`` hands whole files to four workers (pytest-xdist, ``--dist loadfile --no-loadscope-reorder``).
 The files marked ``slow`` (a platform's start, a heartbeat timeout, a training) take most of the time, the
 rest are seconds each: started first, the long files overlap one another and the short ones fill the gaps
 at the end, instead of a multi-minute file starting last with the other workers idle. Items of one file stay
