@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 # Every host name but loopback resolves to nothing and every non-loopback connection goes to a dead
 # proxy: the page sees a network without internet, as on a factory floor.
 OFFLINE_ARGS = ("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--proxy-server=http://127.0.0.1:9")
+# The page answers an evaluation between its own scripts: ReDoc rendering the whole API kept one waiting past 10 s
+# on a slow, busy 2-core host.
+EVALUATE_TIMEOUT_S = 30.0
 
 
 def chromium_available() -> bool:
@@ -72,7 +75,7 @@ class HeadlessChromium:
         with connect(self.socket_url, max_size=None) as socket:
             socket.send(json.dumps({"id": self._id, "method": "Runtime.evaluate", "params": params}))
             while True:
-                message = json.loads(socket.recv(timeout=10))
+                message = json.loads(socket.recv(timeout=EVALUATE_TIMEOUT_S))
                 if message.get("id") == self._id:
                     return message["result"]["result"].get("value")
 

@@ -59,6 +59,7 @@ class LoadRun:
     url: str
     project_id: str
     sent: dict[str, bytes]  # filename -> bytes
+    queue_project_id: str  # the project whose snapshots are the queued jobs
     statuses: Counter = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)  # ids of the jobs submitted to the training pool
@@ -81,13 +82,13 @@ def _client_uploads(url: str, project_id: str, client_index: int, run: LoadRun, 
 
 
 def _poll_jobs(http: httpx.Client, run: LoadRun) -> dict[str, dict]:
-    jobs = {}
-    for job_id in list(run.queued):
-        response = http.get(f"/api/jobs/{job_id}")
-        if response.status_code >= 500:
-            run.server_errors.append(f"job poll: {response.status_code} {response.text[:200]}")
-            continue
-        jobs[job_id] = response.json()
+    """The queued jobs as one answer reads them: the project's jobs list asks Prefect for every unfinished one at
+    once, so two of them are never caught mid-handover (one read running, the next read running after it ended)."""
+    response = http.get(f"/api/projects/{run.queue_project_id}/jobs", params={"limit": 200})
+    if response.status_code >= 500:
+        run.server_errors.append(f"job poll: {response.status_code} {response.text[:200]}")
+        return {}
+    jobs = {job["id"]: job for job in response.json() if job["id"] in run.queued}
     run.observed.append({job_id: (job["status"], job["message"]) for job_id, job in jobs.items()})
     return jobs
 
@@ -108,7 +109,7 @@ def load_run(api_url) -> LoadRun:
         project = http.post("/api/projects", json={"name": f"load {uuid.uuid4().hex[:6]}"}).json()
         sent = {f"c{client:02d}-{index:03d}.png": image_bytes((client, index))
                 for client in range(CLIENTS) for index in range(IMAGES_PER_CLIENT)}
-        run = LoadRun(url, project["id"], sent)
+        run = LoadRun(url, project["id"], sent, queue_project["id"])
         lock = threading.Lock()
 
         def snapshot(index: int) -> None:
