@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
@@ -36,6 +36,7 @@ from api.routers import (
     training_schedule,
     webrtc,
 )
+from api.routing import API_PREFIX, serve_router
 from api.upload_limit import BodyLimitMiddleware
 from infra.credentials import ServiceAuth
 from infra.database.engine import session_factory
@@ -120,9 +121,7 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
 
     checks.setdefault("jobs-index", jobs_index)
 
-    api = APIRouter(prefix="/api")
-
-    @api.get("/health", tags=["health"])
+    @app.get(f"{API_PREFIX}/health", tags=["health"])
     def health() -> JSONResponse:
         components: dict[str, dict[str, object]] = {}
         try:
@@ -143,6 +142,5 @@ def create_app(settings: Settings | None = None, health_checks: dict[str, Health
 
     for module in (projects, media, predictions, datasets, snapshots, models, trainable_models, backbones, training,
                    jobs, sources, sinks, pipelines, devices, active_pipelines, webrtc, training_schedule, cluster):
-        api.include_router(module.router)
-    app.include_router(api)
+        serve_router(app, module.router)
     return app

@@ -18,6 +18,7 @@ from api.access import CONSOLE_PREFIX
 from api.console import auth, dataset, jobs, lines, model_views, models, projects, review, schedule, training
 from api.console.forms import detail_text
 from api.console.templating import STATIC_DIR, STATIC_PATH, ConsoleStaticFiles, render, root
+from api.routing import serve_router
 
 ROUTERS = (auth.router, projects.router, dataset.router, review.router, jobs.router, models.router, model_views.router,
            training.router, lines.router, schedule.router)
@@ -27,7 +28,7 @@ def install_console(app: FastAPI) -> None:
     """Serve the console under /ui/ (static files under /ui/static/); `/` leads to it."""
     app.mount(STATIC_PATH, ConsoleStaticFiles(directory=STATIC_DIR), name="console-static")
     for router in ROUTERS:
-        app.include_router(router)
+        serve_router(app, router)
 
     # Browsers ask every origin for /favicon.ico, also on pages without an icon link (a JSON answer).
     @app.get("/favicon.ico", include_in_schema=False)

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 
 from api.deps import DecoderDep, SessionDep, StoreDep, get_or_404
+from api.routing import API_PREFIX
 from api.schemas.active_pipelines import (
     ActivePipelineCreate,
     ActivePipelineOut,
@@ -36,7 +37,7 @@ from infra.storage import blob_key
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["active-pipelines"])
+router = APIRouter(prefix=API_PREFIX, tags=["active-pipelines"])
 
 # The browser page that plays an active pipeline's WebRTC stream through this API's signalling routes.
 # It ships as a static file of the runtime package; only the file is read, no runtime code is run.

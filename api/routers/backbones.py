@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, UploadFile
 
 from api.deps import SettingsDep, StoreDep
+from api.routing import API_PREFIX
 from api.schemas.backbones import BackboneOut, ImportedWeights
 from api.schemas.common import ErrorResponse
 from api.services.training import clear_catalog
@@ -30,7 +31,7 @@ from infra.anomaly.imported_weights import (
 from infra.anomaly.weights_check import SUFFIXES
 from infra.storage import ObjectStore
 
-router = APIRouter(tags=["backbones"])
+router = APIRouter(prefix=API_PREFIX, tags=["backbones"])
 
 
 def _describe(store: ObjectStore, cache_dir: Path) -> list[BackboneOut]:

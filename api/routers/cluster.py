@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from api.deps import SettingsDep
+from api.routing import API_PREFIX
 from api.schemas.cluster import WorkerConfigOut
 from api.schemas.common import ErrorResponse
 from api.services.worker_config import NotJoinable, worker_config
 from infra.credentials import ServiceAuth
 
-router = APIRouter(tags=["cluster"])
+router = APIRouter(prefix=API_PREFIX, tags=["cluster"])
 
 
 @router.get("/cluster/worker-config", response_model=WorkerConfigOut, responses={

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
+from api.routing import API_PREFIX
 from api.schemas.jobs import JobAccepted
 from api.services.jobs import OrchestratorDep, submit_job
 from infra.configs.confinement import Confinement
@@ -41,7 +42,7 @@ from infra.storage import ObjectStore, blob_key
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["datasets"])
+router = APIRouter(prefix=API_PREFIX, tags=["datasets"])
 
 
 class ImportFromPath(BaseModel):

@@ -6,10 +6,11 @@ from dataclasses import asdict
 
 from fastapi import APIRouter
 
+from api.routing import API_PREFIX
 from api.schemas.devices import DevicesOut
 from infra.devices import list_cameras, list_compute
 
-router = APIRouter(tags=["devices"])
+router = APIRouter(prefix=API_PREFIX, tags=["devices"])
 
 
 @router.get("/devices", response_model=DevicesOut)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import SessionDep, get_or_404
 from api.links import UiLinksDep, job_out
+from api.routing import API_PREFIX
 from api.schemas.jobs import JobOut
 from api.services.jobs import OrchestratorDep, jobs_page, orchestration_errors
 from api.services.jobs import cancel_job as cancel_job_and_rows
@@ -19,7 +20,7 @@ from infra.orchestration import JobStatus, JobType
 from infra.orchestration.job_index import record_jobs
 from infra.orchestration.reconcile import settle_rows
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(prefix=API_PREFIX, tags=["jobs"])
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 
 from api.deps import DecoderDep, SessionDep, StoreDep, get_or_404
+from api.routing import API_PREFIX
 from api.schemas.media import (
     MediaLabel,
     MediaOrigin,
@@ -35,7 +36,7 @@ from infra.storage import ObjectStore, blob_key
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["media"])
+router = APIRouter(prefix=API_PREFIX, tags=["media"])
 
 # Served bytes never change for a given media id (the blob is content-addressed).
 _BLOB_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=3600"}

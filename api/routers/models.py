@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
 from api.links import UiLinksDep, model_out
+from api.routing import API_PREFIX
 from api.schemas.common import ErrorResponse
 from api.schemas.evaluation import ModelEvaluation
 from api.schemas.jobs import JobAccepted
@@ -20,7 +21,7 @@ from api.services.jobs import OrchestratorDep
 from infra.database.models import Model, Project
 from infra.model_files import COMPRESSIONS, EXPORT_FORMATS
 
-router = APIRouter(tags=["models"])
+router = APIRouter(prefix=API_PREFIX, tags=["models"])
 
 
 @router.get("/projects/{project_id}/models", response_model=list[ModelOut])

@@ -11,6 +11,7 @@ import uuid
 from fastapi import APIRouter, Response
 
 from api.deps import SessionDep, StoreDep, get_or_404
+from api.routing import API_PREFIX
 from api.schemas.pipelines import PipelineCreate, PipelineOut, PipelinePatch
 from api.services import pipelines
 from api.services.active_runs import ensure_idle
@@ -19,7 +20,7 @@ from api.services.pipelines import project_pipelines
 from infra.blob_gc import capture_hashes, delete_unreferenced_blobs
 from infra.database.models import Pipeline
 
-router = APIRouter(tags=["pipelines"])
+router = APIRouter(prefix=API_PREFIX, tags=["pipelines"])
 
 
 @router.get("/projects/{project_id}/pipelines", response_model=list[PipelineOut])

@@ -8,12 +8,13 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from api.deps import SessionDep, get_or_404
+from api.routing import API_PREFIX
 from api.schemas.common import ErrorResponse
 from api.schemas.predictions import PredictionOut
 from api.services.predictions import THRESHOLD, PredictorDep, model_for
 from infra.database.models import Media
 
-router = APIRouter(tags=["media"])
+router = APIRouter(prefix=API_PREFIX, tags=["media"])
 
 ModelQuery = Annotated[uuid.UUID | None, Query(description="the model to ask; default: the project's champion")]
 _ERRORS = {404: {"model": ErrorResponse, "description": "No media (or model) has this id"},

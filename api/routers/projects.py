@@ -6,6 +6,7 @@ from fastapi import APIRouter, BackgroundTasks, Response
 from sqlalchemy import select
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
+from api.routing import API_PREFIX
 from api.schemas.projects import ProjectCreate, ProjectOut, ProjectUpdate
 from api.services.jobs import OrchestratorDep
 from api.services.projects import create_project as create_project_row
@@ -13,7 +14,7 @@ from api.services.projects import delete_project as delete_project_everything
 from api.services.projects import rename_project
 from infra.database.models import Project
 
-router = APIRouter(tags=["projects"])
+router = APIRouter(prefix=API_PREFIX, tags=["projects"])
 
 
 @router.get("/projects", response_model=list[ProjectOut])

@@ -8,12 +8,13 @@ from fastapi import APIRouter
 from sqlalchemy import select
 
 from api.deps import SessionDep, get_or_404
+from api.routing import API_PREFIX
 from api.schemas.snapshots import SnapshotCreate, SnapshotOut
 from api.services.jobs import OrchestratorDep, submit_or_withdraw
 from infra.database.models import Project, Snapshot
 from infra.orchestration import JobType
 
-router = APIRouter(tags=["snapshots"])
+router = APIRouter(prefix=API_PREFIX, tags=["snapshots"])
 
 
 @router.get("/projects/{project_id}/snapshots", response_model=list[SnapshotOut])

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import SettingsDep, StoreDep
+from api.routing import API_PREFIX
 from api.schemas.trainable_models import TrainableModel
 from api.services.training import trainable_models
 
-router = APIRouter(tags=["trainable_models"])
+router = APIRouter(prefix=API_PREFIX, tags=["trainable_models"])
 
 
 @router.get("/trainable-models", response_model=list[TrainableModel])

@@ -7,11 +7,12 @@ import uuid
 from fastapi import APIRouter
 
 from api.deps import SessionDep, SettingsDep, StoreDep
+from api.routing import API_PREFIX
 from api.schemas.training import TrainAccepted, TrainRequest
 from api.services import training
 from api.services.jobs import OrchestratorDep
 
-router = APIRouter(tags=["training"])
+router = APIRouter(prefix=API_PREFIX, tags=["training"])
 
 
 @router.post("/projects/{project_id}/train", status_code=202, response_model=TrainAccepted)

@@ -12,6 +12,7 @@ import uuid
 from fastapi import APIRouter, HTTPException, Response
 
 from api.deps import SessionDep, SettingsDep, StoreDep, get_or_404
+from api.routing import API_PREFIX
 from api.schemas.jobs import JobAccepted
 from api.schemas.training_schedule import TrainingScheduleIn, TrainingScheduleOut
 from api.services.jobs import OrchestratorDep, orchestration_errors
@@ -19,7 +20,7 @@ from api.services.training_schedules import forget, run_now, schedule_or_404, sc
 from infra.database.models import Project
 from infra.orchestration.schedules import delete_schedule
 
-router = APIRouter(tags=["training-schedule"])
+router = APIRouter(prefix=API_PREFIX, tags=["training-schedule"])
 
 PATH = "/projects/{project_id}/training-schedule"
 

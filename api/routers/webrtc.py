@@ -11,13 +11,14 @@ from typing import Any
 from fastapi import APIRouter
 
 from api.deps import SessionDep
+from api.routing import API_PREFIX
 from api.schemas.common import ErrorResponse
 from api.schemas.webrtc import WebRtcAnswer, WebRtcCandidate, WebRtcOffer
 from api.services.active_runs import control_call, running_row
 from api.services.jobs import OrchestratorDep
 
 # The active pipeline named in the body may not exist (404); the pipeline may answer nonsense (502).
-router = APIRouter(tags=["webrtc"], responses={
+router = APIRouter(prefix=API_PREFIX, tags=["webrtc"], responses={
     404: {"model": ErrorResponse, "description": "No active pipeline has this id"},
     502: {"model": ErrorResponse, "description": "The pipeline's control endpoint answered with an error"},
 })

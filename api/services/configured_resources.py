@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from api.deps import SessionDep, SettingsDep, get_or_404
+from api.routing import API_PREFIX
 from api.schemas.configured import ConfiguredPatch
 from api.schemas.sinks import SinkCreate, SinkOut, SinkPatch
 from api.schemas.sources import SourceCreate, SourceOut, SourcePatch
@@ -82,7 +83,7 @@ def build_router(resource: ConfiguredResource) -> APIRouter:
     plural = f"{resource.singular}s"
     what = resource.singular.capitalize()
     row_type = resource.row
-    router = APIRouter(tags=[plural])
+    router = APIRouter(prefix=API_PREFIX, tags=[plural])
     # The path says {source_id} / {sink_id}; the handlers below share one parameter name.
     RowId = Annotated[uuid.UUID, Path(alias=f"{resource.singular}_id")]
     item = f"/{plural}/{{{resource.singular}_id}}"
