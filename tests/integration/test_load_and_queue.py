@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import os
 import threading
 import time
@@ -59,7 +60,6 @@ class LoadRun:
     url: str
     project_id: str
     sent: dict[str, bytes]  # filename -> bytes
-    queue_project_id: str  # the project whose snapshots are the queued jobs
     statuses: Counter = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)  # ids of the jobs submitted to the training pool
@@ -82,13 +82,14 @@ def _client_uploads(url: str, project_id: str, client_index: int, run: LoadRun, 
 
 
 def _poll_jobs(http: httpx.Client, run: LoadRun) -> dict[str, dict]:
-    """The queued jobs as one answer reads them: the project's jobs list asks Prefect for every unfinished one at
-    once, so two of them are never caught mid-handover (one read running, the next read running after it ended)."""
-    response = http.get(f"/api/projects/{run.queue_project_id}/jobs", params={"limit": 200})
-    if response.status_code >= 500:
-        run.server_errors.append(f"job poll: {response.status_code} {response.text[:200]}")
-        return {}
-    jobs = {job["id"]: job for job in response.json() if job["id"] in run.queued}
+    """Each queued job as Prefect has it now (GET /api/jobs/{id}), one after the other, always in the same order."""
+    jobs = {}
+    for job_id in list(run.queued):
+        response = http.get(f"/api/jobs/{job_id}")
+        if response.status_code >= 500:
+            run.server_errors.append(f"job poll: {response.status_code} {response.text[:200]}")
+            continue
+        jobs[job_id] = response.json()
     run.observed.append({job_id: (job["status"], job["message"]) for job_id, job in jobs.items()})
     return jobs
 
@@ -109,7 +110,7 @@ def load_run(api_url) -> LoadRun:
         project = http.post("/api/projects", json={"name": f"load {uuid.uuid4().hex[:6]}"}).json()
         sent = {f"c{client:02d}-{index:03d}.png": image_bytes((client, index))
                 for client in range(CLIENTS) for index in range(IMAGES_PER_CLIENT)}
-        run = LoadRun(url, project["id"], sent, queue_project["id"])
+        run = LoadRun(url, project["id"], sent)
         lock = threading.Lock()
 
         def snapshot(index: int) -> None:
@@ -170,9 +171,15 @@ def test_training_pool_jobs_run_one_at_a_time_and_all_complete(load_run):
     assert len(run.jobs) == QUEUED_JOBS
     for job in run.jobs.values():
         assert job["status"] == "completed" and job["type"] == "snapshot", job
-    # Never two running at once, and a waiting one says why it waits.
-    for poll in run.observed:
-        assert [status for status, _ in poll.values()].count("running") <= 1, poll
+    # Never two running at once. One poll reads the jobs one after the other, so it can catch a handover as two
+    # running (the first read just before it ended, the next just after it started). Two jobs read running in two
+    # polls in a row were both running at once: the first stayed running from its first read to its second, and
+    # the other's first read fell in between (a job does not return to running).
+    for poll, next_poll in itertools.pairwise(run.observed):
+        running_through = [job_id for job_id, (status, _) in poll.items()
+                           if status == "running" and next_poll.get(job_id, ("", None))[0] == "running"]
+        assert len(running_through) <= 1, (poll, next_poll)
+    # And a waiting one says why it waits.
     waiting = [message for poll in run.observed for status, message in poll.values() if status == "pending"]
     assert waiting, "no job was ever seen waiting"
     assert all(message and "waiting for a worker" in message for message in waiting), set(waiting)
