@@ -153,8 +153,11 @@ class ManagedProcess:
             children = psutil.Process(self._popen.pid).children(recursive=True)  # type: ignore[union-attr]
         except psutil.Error:
             return []
-        self._seen.update((child.pid, child) for child in children)
+        self.remember(children)
         return children
+
+    def remember(self, descendants: Iterable[psutil.Process]) -> None:
+        self._seen.update((child.pid, child) for child in descendants)
 
     def known_descendants(self) -> list[psutil.Process]:
         """Every descendant ever seen that still runs (psutil checks it is the same process, not a reused pid)."""
@@ -208,3 +211,27 @@ def _kill_strays(strays: list[psutil.Process], grace_s: float = 10.0) -> None:
         with contextlib.suppress(psutil.Error):
             child.kill()
     psutil.wait_procs(still, timeout=3)
+
+
+def remember_descendants(processes: Iterable[ManagedProcess]) -> None:
+    """What `ManagedProcess.descendants` remembers, for every process of this supervisor at once: psutil reads the
+    whole process table for each `children(recursive=True)`, here it is read once (with hundreds of processes on a
+    machine, a few milliseconds per read)."""
+    owners = {process.pid: process for process in processes if process.alive}
+    try:
+        ours = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    parents: dict[int, int] = {}
+    for child in ours:
+        with contextlib.suppress(psutil.Error):
+            parents[child.pid] = child.ppid()
+    found: dict[int, list[psutil.Process]] = {pid: [] for pid in owners}
+    for child in ours:
+        pid = parents.get(child.pid)
+        while pid is not None and pid not in owners:
+            pid = parents.get(pid)  # up the tree, until a supervised process or the supervisor itself
+        if pid is not None and child.pid not in owners:
+            found[pid].append(child)
+    for pid, descendants in found.items():
+        owners[pid].remember(descendants)

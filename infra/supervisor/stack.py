@@ -39,7 +39,7 @@ from infra.settings import Settings
 from infra.supervisor import mlflow_auth
 from infra.supervisor.environment import prefect_client_env, prefect_server_env, worker_env
 from infra.supervisor.orphans import STACK_ENV, end_processes, find_leftovers, stack_marker
-from infra.supervisor.process import ChildSpec, ManagedProcess, RestartPolicy, stop_processes
+from infra.supervisor.process import ChildSpec, ManagedProcess, RestartPolicy, remember_descendants, stop_processes
 from infra.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
@@ -153,8 +153,8 @@ class Stack:
             rounds += 1
             for process in self.processes():
                 process.check()
-                if rounds % 10 == 0:
-                    process.descendants()  # remembered, so stop() also ends flows of a crashed worker
+            if rounds % 10 == 0:
+                remember_descendants(self.processes())  # so stop() also ends flows of a crashed worker
 
     def _wait_healthy(self, checks: dict[str, HealthCheck]) -> None:
         deadline = time.monotonic() + self.options.start_timeout_s

@@ -13,6 +13,7 @@ import pytest
 from infra.settings import Settings
 from infra.supervisor import ChildSpec, ManagedProcess, RestartPolicy, stop_processes
 from infra.supervisor.environment import allocator_env, settings_env, threading_env, worker_env
+from infra.supervisor.process import remember_descendants
 
 # Ignores the first SIGTERM (like `prefect worker`), starts a grandchild in its own session.
 STUBBORN = """
@@ -80,6 +81,38 @@ def test_stop_escalates_and_kills_strays(tmp_path):
     assert not process.alive and process._popen.returncode == 0, "the second SIGTERM must end it"
     assert 0.4 < time.monotonic() - started < 5
     assert not stray.is_running() or stray.status() == psutil.STATUS_ZOMBIE
+
+
+# Starts a grandchild in its own session (as a worker's flow run outlives it), then waits.
+PARENT_OF_A_FLOW = """
+import subprocess, sys, time
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def test_descendants_remembered_in_one_pass_outlive_their_crashed_parent(tmp_path):
+    """The supervisor's watch remembers every child's descendants from one read of the process table; a crashed
+    child's flow is still known (and so stopped), and no child is given another's."""
+    a = ManagedProcess(ChildSpec("a", [sys.executable, "-c", PARENT_OF_A_FLOW], dict(os.environ),
+                                 log_path=tmp_path / "a.log"), RestartPolicy(max_restarts=0))
+    b = ManagedProcess(ChildSpec("b", [sys.executable, "-c", PARENT_OF_A_FLOW], dict(os.environ),
+                                 log_path=tmp_path / "b.log"))
+    for process, log in ((a, "a.log"), (b, "b.log")):
+        process.start()
+        _drive(process, lambda log=log: "ready" in (tmp_path / log).read_text())
+    try:
+        flow_of_a = psutil.Process(a.pid).children()[0]
+        flow_of_b = psutil.Process(b.pid).children()[0]
+        remember_descendants([a, b])
+        psutil.Process(a.pid).kill()  # the crash: its flow, in a session of its own, lives on
+        _drive(a, lambda: not a.alive)
+        assert [child.pid for child in a.known_descendants()] == [flow_of_a.pid]
+        assert [child.pid for child in b.known_descendants()] == [flow_of_b.pid]
+    finally:
+        stop_processes([a, b])
+    assert not flow_of_a.is_running() or flow_of_a.status() == psutil.STATUS_ZOMBIE
 
 
 def test_settings_travel_through_the_environment(tmp_path, monkeypatch):
