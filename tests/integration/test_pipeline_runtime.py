@@ -181,14 +181,15 @@ def _processed_per_second(runtime: PipelineRuntime, seconds: float) -> float:
 
 
 def test_fps_pacing_and_hot_model_swap(make_runtime, part_video: Path, model_dir: Path, tmp_path: Path) -> None:
-    # Rates well below what the model manages even on a busy 2-core machine, so only pacing limits them.
-    runtime = make_runtime("video_file", {"path": str(part_video)}, config={"threshold": 0.5, "fps": 4})
+    # Rates well below what the model manages even on a slow 2-core machine with both cores busy (about 3 fps
+    # there; at 4-5 fps a backlog built and drained as extra frames), so only pacing limits them.
+    runtime = make_runtime("video_file", {"path": str(part_video)}, config={"threshold": 0.5, "fps": 2})
     runtime.start()
     wait_for(lambda: runtime.metrics.frames_processed >= 2, what="the first frames")
-    assert 3.0 <= _processed_per_second(runtime, 4) <= 4.5
-    runtime.update_config(fps=1.5)
+    assert 1.5 <= _processed_per_second(runtime, 6) <= 2.5
+    runtime.update_config(fps=1)
     time.sleep(1)  # the frame read at the old rate and queued is processed
-    assert 1.0 <= _processed_per_second(runtime, 4) <= 2.0
+    assert 0.67 <= _processed_per_second(runtime, 6) <= 1.33
     runtime.update_config(fps=25)
 
     copy = shutil.copytree(model_dir, tmp_path / "model-v2")
@@ -265,11 +266,11 @@ def test_a_failing_sink_is_counted_and_never_stalls_inference(make_runtime, part
         [
             SinkSpec("webhook", "dead", {"url": "http://127.0.0.1:1/x", "retries": 0, "cooldown_s": 0}),
         ],
-        config={"threshold": 0.0, "fps": 5},
+        config={"threshold": 0.0, "fps": 2},  # a pace a slow, busy 2-core machine keeps (not 5 fps there)
     )
     runtime.start()
     wait_for(lambda: runtime.status()["metrics"]["sink_errors"] >= 5, what="sink errors")
-    assert runtime.metrics.fps() >= 3.5  # frames keep flowing at the paced rate
+    assert runtime.metrics.fps() >= 1.4  # frames keep flowing at the paced rate
 
 
 def test_a_camera_drop_out_shows_in_status_and_recovers(make_runtime, mjpeg_camera: MjpegCamera) -> None:
