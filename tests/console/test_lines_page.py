@@ -113,7 +113,8 @@ def test_a_line_is_made_started_watched_tuned_captured_and_stopped(
         plain.page.locator("#threshold").fill("0.35")
         plain.page.get_by_role("button", name="Apply").click()
         assert client.get(f"/api/pipelines/{line['id']}").json()["config"]["threshold"] == 0.35
-        plain.page.get_by_role("button", name="Capture the current frame").click()
+        with plain.page.expect_navigation():  # to the page's load event: the shot has loaded by then
+            plain.page.get_by_role("button", name="Capture the current frame").click()
         assert "?capture=" in plain.page.url
         assert plain.page.locator("#capture-shot img").evaluate("image => image.naturalWidth") > 0
 
