@@ -11,14 +11,17 @@ import pytest
 import torch
 from huggingface_hub import constants
 
+from flows.training import export as export_module
 from flows.training.dataset import DatasetError, DatasetItem, materialise
 from flows.training.export import (
+    CONVERSION_KEY,
     ExportError,
     compress_ir,
     export,
     load_image,
     load_model,
     torch_score,
+    traced_ir,
     verify_openvino,
 )
 from flows.training.trainer import (
@@ -129,6 +132,48 @@ def test_openvino_ir_scores_a_single_image(
     # The graph resizes by itself: a raw-sized tile goes in as it is.
     raw = load_image(sorted((part_images / "MT_Crack" / "Imgs").glob("*.jpg"))[-1], image_size=(180, 300))
     assert np.isfinite(_run(xml, raw)["pred_score"]).all()
+
+
+def _model_outputs(model: torch.nn.Module, image: np.ndarray) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        output = model(torch.from_numpy(image))
+    return {"pred_score": output.pred_score.numpy(), "anomaly_map": output.anomaly_map.numpy()}
+
+
+def _assert_scores_as_the_model(xml: Path, model: torch.nn.Module, crack: Path) -> None:
+    """On a tile at the training size and at two raw sizes, the IR gives the model's own score and map."""
+    for size in ((256, 256), (180, 300), (400, 220)):
+        image = load_image(crack, image_size=size)
+        got, expected = _run(xml, image), _model_outputs(model, image)
+        assert abs(got["pred_score"].item() - expected["pred_score"].item()) < 1e-3, size
+        assert np.allclose(got["anomaly_map"], expected["anomaly_map"], atol=1e-3), size
+
+
+def test_the_ir_is_converted_from_a_trace_that_scores_as_the_model_at_any_size(
+    padim: tuple[TrainingResult, list[ProgressEvent]], data_dir: Path, part_images: Path
+) -> None:
+    """The training's IR came the quick way (OpenVINO's conversion of a TorchScript trace), and it is the model."""
+    result, _ = padim
+    xml = result.openvino_dir / "model.xml"
+    assert ov.Core().read_model(str(xml)).get_rt_info(list(CONVERSION_KEY)).astype(str) == "torchscript"
+    model = load_model(result.checkpoint, "padim", result.parameters, data_dir=data_dir).eval()
+    _assert_scores_as_the_model(xml, model, sorted((part_images / "MT_Crack" / "Imgs").glob("*.jpg"))[-1])
+
+
+def test_a_trace_that_does_not_generalise_is_refused_and_the_ir_comes_through_onnx(
+    padim: tuple[TrainingResult, list[ProgressEvent]], tmp_path: Path, data_dir: Path, part_images: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result, _ = padim
+    model = load_model(result.checkpoint, "padim", result.parameters, data_dir=data_dir).eval()
+    # Traced on the training size, the model's resize is recorded as doing nothing: the other check size fails.
+    assert traced_ir(model, tmp_path / "same-size", (256, 256), trace_size=(256, 256)) is None
+    assert not (tmp_path / "same-size").exists()
+    # With no usable trace, the IR comes through torch.export and ONNX, and it is the model too.
+    monkeypatch.setattr(export_module, "traced_ir", lambda *_args, **_kwargs: None)
+    xml = export(model, "padim", result.parameters, "openvino", tmp_path / "onnx-route") / "model.xml"
+    assert not ov.Core().read_model(str(xml)).has_rt_info(list(CONVERSION_KEY))
+    _assert_scores_as_the_model(xml, model, sorted((part_images / "MT_Crack" / "Imgs").glob("*.jpg"))[-1])
 
 
 def test_every_format_exports_from_the_checkpoint(
