@@ -144,9 +144,12 @@ def _export_files(
                 dynamic_shapes=_dynamic_image_shape(),
                 opset_version=ONNX_OPSET,
             )
-        traced = traced_ir(model, tmp / "traced", image_size)
-        if traced is not None:
-            return traced
+        return traced_ir(model, tmp / "traced", image_size) or onnx_route_ir(model, tmp, image_size)
+
+
+def onnx_route_ir(model: AnomalibModule, tmp: Path, image_size: tuple[int, int]) -> Path:
+    """The IR through torch.export, ONNX and OpenVINO's ONNX conversion (anomalib's ``to_openvino``)."""
+    with torch.no_grad():
         return model.to_openvino(
             export_root=tmp,
             model_file_name=MODEL_NAME,
