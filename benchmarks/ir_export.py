@@ -28,7 +28,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.support import load  # noqa: E402
+from benchmarks.support import load, materialise_mtd_slice  # noqa: E402
 
 MTD = REPO_ROOT.parent / "shared" / "data" / "mtd"
 PARAMETERS = {"padim": {"backbone": "mobilenetv2_100", "layers": ["blocks.2", "blocks.4"], "n_features": 32},
@@ -44,18 +44,6 @@ def _images(root: Path) -> Path:
     from tests.synthetic_parts import write_parts
 
     return write_parts(root / "parts")
-
-
-def _dataset(images: Path, root: Path) -> Path:
-    from flows.training.dataset import DatasetItem, materialise
-
-    items = [DatasetItem(path.name, "normal", str(path))
-             for path in sorted((images / "MT_Free" / "Imgs").glob("*.jpg"))[:24]]
-    for defect in ("MT_Blowhole", "MT_Crack"):
-        for path in sorted((images / defect / "Imgs").glob("*.jpg"))[:3]:
-            items.append(DatasetItem(path.name, "anomalous", str(path), str(path.with_suffix(".png"))))
-    materialise(items, lambda ref: Path(ref).read_bytes(), root / "dataset")
-    return root / "dataset"
 
 
 def _ways(model: Any) -> dict[str, Callable[[Path], Path]]:
@@ -89,7 +77,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        dataset = _dataset(_images(root), root)
+        dataset = materialise_mtd_slice(_images(root), root / "dataset", normal=24, defects=3)
         steps = TrainingSteps(dataset, args.architecture, PARAMETERS[args.architecture], root / "work",
                               data_dir=root / "data")
         steps.fit()

@@ -37,6 +37,20 @@ def percentile_or_max(values: Sequence[float], share: float) -> tuple[str, float
     return "max", max(values)
 
 
+def materialise_mtd_slice(images: Path, root: Path, normal: int, defects: int) -> Path:
+    """A training dataset at ``root``: the first ``normal`` good tiles and ``defects`` of each defect class (with
+    their masks) of an MTD-layout folder; returns ``root``."""
+    from flows.training.dataset import DatasetItem, materialise
+
+    items = [DatasetItem(path.name, "normal", str(path))
+             for path in sorted((images / "MT_Free" / "Imgs").glob("*.jpg"))[:normal]]
+    for defect in ("MT_Blowhole", "MT_Crack"):
+        for path in sorted((images / defect / "Imgs").glob("*.jpg"))[:defects]:
+            items.append(DatasetItem(path.name, "anomalous", str(path), str(path.with_suffix(".png"))))
+    materialise(items, lambda ref: Path(ref).read_bytes(), root)
+    return root
+
+
 def load() -> str:
     """The 1-minute load average, printed beside every figure (the machine is shared)."""
     return f"{os.getloadavg()[0]:.2f}"

@@ -21,17 +21,10 @@ import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 MTD = REPO.parent / "shared" / "data" / "mtd"
 
-
-def _materialise(root: Path, normal: int, defects: int) -> None:
-    from flows.training.dataset import DatasetItem, materialise
-
-    items = [DatasetItem(p.name, "normal", str(p)) for p in sorted((MTD / "MT_Free" / "Imgs").glob("*.jpg"))[:normal]]
-    for defect in ("MT_Blowhole", "MT_Crack"):
-        for path in sorted((MTD / defect / "Imgs").glob("*.jpg"))[:defects]:
-            items.append(DatasetItem(path.name, "anomalous", str(path), str(path.with_suffix(".png"))))
-    materialise(items, lambda ref: Path(ref).read_bytes(), root)
+from benchmarks.support import materialise_mtd_slice  # noqa: E402
 
 
 def _run_variant(variant: str, arch: str, root: Path, work: Path, params: dict) -> dict:
@@ -90,7 +83,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-training-") as tmp:
         root, work = Path(tmp) / "dataset", Path(tmp) / "work"
-        _materialise(root, args.normal, args.defects)
+        materialise_mtd_slice(MTD, root, args.normal, args.defects)
         rows = []
         for variant in args.variants.split(","):
             command = [sys.executable, __file__, "--arch", args.arch, "--backbone", args.backbone,
